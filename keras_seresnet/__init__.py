@@ -1,0 +1,27 @@
+"""keras-seresnet: the lightweight SE-ResNet CIFAR-10 recipe in Keras 3.
+
+The data pipeline and the SavedModel export use TensorFlow, so the Keras
+backend defaults to "tensorflow" when the package is imported first.
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig  # noqa: E402
+from keras_seresnet.model import (  # noqa: E402
+    PARAMETER_BUDGET,
+    build_from_config,
+    build_seresnet,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "PARAMETER_BUDGET",
+    "TrainConfig",
+    "build_from_config",
+    "build_seresnet",
+]

@@ -1,0 +1,263 @@
+"""The SE-ResNet of the recipe as a Keras functional model.
+
+Built from built-in Keras layers only, so a saved `.keras` file loads back with
+plain `keras.models.load_model` and no custom objects. The graph is the
+reference PyTorch model layer for layer (`SPEC.md`, "Model"):
+
+    raw pixels [0, 255] -> Normalization(mean, std)
+    stem: Conv3x3(3 -> 32, bias) -> BN -> ReLU
+    stage s = 1..4, block b = 1..2:
+        [ZeroPadding2D(1)] Conv3x3(stride) -> BN -> ReLU -> Conv3x3 -> BN
+        -> [SE: GAP -> Dense(C/16) -> ReLU -> Dense(C) -> sigmoid -> scale]
+        -> add shortcut (identity, or Conv1x1(stride) -> BN) -> ReLU
+    head: GAP -> Dropout(0.2) -> Dense(10) logits
+
+Stride-2 convolutions pad one pixel on every side explicitly, as PyTorch's
+`padding=1` does; Keras's `padding="same"` would pad only bottom and right and
+be a different function (it matters for importing the reference's weights).
+
+Weights are initialised as PyTorch initialises `Conv2d` and `Linear`: uniform
+in +-1/sqrt(fan_in) for kernels and biases (SPEC allows either convention; this
+one keeps the starting point of the reference).
+"""
+
+import keras
+from keras import layers
+
+from keras_seresnet.config import TrainConfig
+
+PARAMETER_BUDGET = 5_000_000  # the paper's limit on the parameter count
+
+
+def _torch_kernel_init():
+    # PyTorch's kaiming_uniform_(a=sqrt(5)): bound = 1 / sqrt(fan_in).
+    return keras.initializers.VarianceScaling(
+        scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
+    )
+
+
+def _torch_bias_init(fan_in):
+    bound = fan_in**-0.5
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+def _batch_norm(x, momentum, epsilon, name):
+    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)(x)
+
+
+def _conv(x, filters, kernel_size, strides, name):
+    """A bias-free convolution padded like PyTorch's `padding=kernel_size // 2`."""
+    pad = kernel_size // 2
+    padding = "same"
+    if strides != 1 and pad:
+        x = layers.ZeroPadding2D(pad, name=name + "_pad")(x)
+        padding = "valid"
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer=_torch_kernel_init(),
+        name=name,
+    )(x)
+
+
+def squeeze_excite(x, reduction, name):
+    """Squeeze-and-excitation from built-in layers.
+
+    Args:
+        x: feature map, [N, H, W, C].
+        reduction: the bottleneck is `C // reduction` units.
+        name: prefix of every layer name (`..._se`).
+
+    Returns:
+        `x` scaled channel-wise by sigmoid gates in (0, 1), [N, H, W, C].
+    """
+    channels = x.shape[-1]
+    s = layers.GlobalAveragePooling2D(keepdims=True, name=name + "_pool")(x)
+    s = layers.Dense(
+        channels // reduction,
+        activation="relu",
+        use_bias=False,
+        kernel_initializer=_torch_kernel_init(),
+        name=name + "_squeeze",
+    )(s)
+    s = layers.Dense(
+        channels,
+        activation="sigmoid",
+        use_bias=False,
+        kernel_initializer=_torch_kernel_init(),
+        name=name + "_excite",
+    )(s)
+    return layers.Multiply(name=name + "_scale")([x, s])
+
+
+def residual_block(x, filters, strides, use_se, se_reduction, bn_momentum, bn_epsilon, name):
+    """One basic residual block: two 3x3 convolutions, optional SE, shortcut.
+
+    Args:
+        x: input feature map, [N, H, W, C_in].
+        filters: output channels C.
+        strides: stride of the first convolution and of the shortcut.
+        use_se: apply squeeze-and-excitation after the second BatchNorm.
+        se_reduction: SE bottleneck ratio.
+        bn_momentum, bn_epsilon: BatchNormalization settings.
+        name: prefix of every layer name (`stage3_block1`).
+
+    Returns:
+        Feature map [N, H / strides, W / strides, C].
+    """
+    shortcut = x
+    y = _conv(x, filters, 3, strides, name + "_conv1")
+    y = _batch_norm(y, bn_momentum, bn_epsilon, name + "_bn1")
+    y = layers.ReLU(name=name + "_relu1")(y)
+    y = _conv(y, filters, 3, 1, name + "_conv2")
+    y = _batch_norm(y, bn_momentum, bn_epsilon, name + "_bn2")
+    if use_se:
+        y = squeeze_excite(y, se_reduction, name + "_se")
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv(x, filters, 1, strides, name + "_shortcut_conv")
+        shortcut = _batch_norm(shortcut, bn_momentum, bn_epsilon, name + "_shortcut_bn")
+    y = layers.Add(name=name + "_add")([y, shortcut])
+    return layers.ReLU(name=name + "_out")(y)
+
+
+def build_seresnet(
+    *,
+    num_classes=10,
+    widths=(32, 64, 128, 256),
+    blocks=(2, 2, 2, 2),
+    use_se=True,
+    se_stages=(3, 4),
+    se_reduction=16,
+    dropout=0.2,
+    bn_momentum=0.9,
+    bn_epsilon=1e-5,
+    mean=(0.4914, 0.4822, 0.4465),
+    std=(0.35, 0.35, 0.35),
+    max_params=PARAMETER_BUDGET,
+    name="seresnet",
+):
+    """Builds the recipe's SE-ResNet as a functional `keras.Model`.
+
+    The defaults are the paper's model: 2,818,122 trainable parameters,
+    2,822,922 counting BatchNorm moving statistics.
+
+    Args:
+        num_classes: number of output logits. Default 10.
+        widths: channels of each stage. Default (32, 64, 128, 256); the stem
+            has `widths[0]` channels.
+        blocks: residual blocks per stage. Default (2, 2, 2, 2). Each stage
+            but the first starts with a stride-2 block.
+        use_se: squeeze-and-excitation in the stages `se_stages`. Default
+            True; False is the ablation's Model 5.
+        se_stages: 1-based stages whose blocks carry SE. Default (3, 4).
+        se_reduction: SE bottleneck ratio. Default 16.
+        dropout: dropout rate before the classifier. Default 0.2.
+        bn_momentum: BatchNormalization moving-average momentum in Keras's
+            convention. Default 0.9 (PyTorch's 0.1).
+        bn_epsilon: BatchNormalization epsilon. Default 1e-5 (PyTorch's).
+        mean: per-channel mean in [0, 1] removed inside the model.
+        std: per-channel standard deviation in [0, 1] divided out inside.
+        max_params: refuse a model with more parameters than this (counting
+            BatchNorm statistics). Default 5,000,000, the paper's budget;
+            pass a larger number (or None) to lift it deliberately.
+        name: the model's name. Default "seresnet".
+
+    Returns:
+        A `keras.Model` mapping float32 raw pixels [N, 32, 32, 3] in [0, 255]
+        (NHWC, RGB) to float32 logits [N, num_classes]. It normalises
+        internally, so callers never preprocess.
+
+    Raises:
+        ValueError: for an inconsistent architecture, or a parameter count
+            above `max_params` (the message gives both numbers).
+    """
+    TrainConfig(
+        num_classes=num_classes,
+        widths=tuple(widths),
+        blocks=tuple(blocks),
+        use_se=use_se,
+        se_stages=tuple(se_stages),
+        se_reduction=se_reduction,
+        dropout=dropout,
+        bn_momentum=bn_momentum,
+        bn_epsilon=bn_epsilon,
+        mean=tuple(mean),
+        std=tuple(std),
+    ).validate()
+    for stage, width in enumerate(widths, start=1):
+        if use_se and stage in se_stages and width // se_reduction < 1:
+            raise ValueError(
+                f"Argument `se_reduction` leaves no SE units in stage {stage} "
+                f"({width} channels). Received: se_reduction={se_reduction}"
+            )
+
+    inputs = keras.Input(shape=(32, 32, 3), dtype="float32", name="image")
+    x = layers.Normalization(
+        mean=[255.0 * m for m in mean],
+        variance=[(255.0 * s) ** 2 for s in std],
+        name="normalize",
+    )(inputs)
+    x = layers.Conv2D(
+        widths[0],
+        3,
+        padding="same",
+        use_bias=True,
+        kernel_initializer=_torch_kernel_init(),
+        bias_initializer=_torch_bias_init(3 * 3 * 3),
+        name="stem_conv",
+    )(x)
+    x = _batch_norm(x, bn_momentum, bn_epsilon, "stem_bn")
+    x = layers.ReLU(name="stem_relu")(x)
+    for stage, (width, num_blocks) in enumerate(zip(widths, blocks), start=1):
+        for block in range(1, num_blocks + 1):
+            x = residual_block(
+                x,
+                width,
+                strides=2 if stage > 1 and block == 1 else 1,
+                use_se=use_se and stage in se_stages,
+                se_reduction=se_reduction,
+                bn_momentum=bn_momentum,
+                bn_epsilon=bn_epsilon,
+                name=f"stage{stage}_block{block}",
+            )
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    fan_in = widths[-1]
+    outputs = layers.Dense(
+        num_classes,
+        kernel_initializer=_torch_kernel_init(),
+        bias_initializer=_torch_bias_init(fan_in),
+        name="logits",
+    )(x)
+    model = keras.Model(inputs, outputs, name=name)
+
+    count = model.count_params()
+    if max_params is not None and count > max_params:
+        raise ValueError(
+            f"The model has {count:,} parameters, above the budget of "
+            f"{max_params:,}. Shrink `widths`/`blocks`, or pass a larger "
+            "`max_params` to lift the budget deliberately."
+        )
+    return model
+
+
+def build_from_config(config: TrainConfig, **kwargs):
+    """Builds the model a `TrainConfig` describes; kwargs override (e.g. name)."""
+    arguments = dict(
+        num_classes=config.num_classes,
+        widths=config.widths,
+        blocks=config.blocks,
+        use_se=config.use_se,
+        se_stages=config.se_stages,
+        se_reduction=config.se_reduction,
+        dropout=config.dropout,
+        bn_momentum=config.bn_momentum,
+        bn_epsilon=config.bn_epsilon,
+        mean=config.mean,
+        std=config.std,
+    )
+    arguments.update(kwargs)
+    return build_seresnet(**arguments)

@@ -1,0 +1,62 @@
+"""SGD with PyTorch's semantics: heavy-ball momentum and coupled weight decay."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_seresnet")
+class TorchSGD(keras.optimizers.Optimizer):
+    """`torch.optim.SGD(momentum=m, weight_decay=wd)` as a Keras optimizer.
+
+    For every trainable variable `w` with gradient `g`, each step does what
+    PyTorch does (dampening 0, no Nesterov):
+
+        g = g + weight_decay * w          # coupled L2, on every parameter
+        buf = momentum * buf + g          # buf starts at zero, so buf_1 = g_1
+        w = w - learning_rate * buf
+
+    This differs from `keras.optimizers.SGD(weight_decay=...)` in two ways:
+    Keras decays the weights outside the gradient (decoupled, without
+    momentum), and Keras's velocity holds `learning_rate * g`, so a change of
+    learning rate reaches the old momentum one step late. Here the learning
+    rate multiplies the whole buffer, as in PyTorch.
+
+    Args:
+        learning_rate: float or schedule. Default 0.1 (the recipe's peak).
+        momentum: momentum factor in [0, 1). Default 0.9.
+        weight_decay: coupled L2 factor >= 0. Default 5e-4.
+        name: optimizer name. Default "torch_sgd".
+        **kwargs: other `keras.optimizers.Optimizer` arguments (clipnorm,
+            loss_scale_factor, ...); Keras's decoupled `weight_decay` is not
+            accepted here, as it would be applied in addition.
+    """
+
+    def __init__(self, learning_rate=0.1, momentum=0.9, weight_decay=5e-4, name="torch_sgd", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"Argument `momentum` must be in [0, 1). Received: momentum={momentum}")
+        if weight_decay < 0:
+            raise ValueError(f"Argument `weight_decay` must be >= 0. Received: weight_decay={weight_decay}")
+        self.momentum = float(momentum)
+        self.coupled_weight_decay = float(weight_decay)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.coupled_weight_decay:
+            gradient = ops.add(gradient, ops.multiply(variable, self.coupled_weight_decay))
+        buf = self.momentums[self._get_variable_index(variable)]
+        self.assign(buf, ops.add(ops.multiply(buf, self.momentum), gradient))
+        self.assign_sub(variable, ops.multiply(buf, learning_rate))
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("weight_decay", None)
+        config.update({"momentum": self.momentum, "weight_decay": self.coupled_weight_decay})
+        return config

@@ -15,6 +15,7 @@ from keras_seresnet.model import (  # noqa: E402
     build_from_config,
     build_seresnet,
 )
+from keras_seresnet.torch_import import load_torch_weights  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "TrainConfig",
     "build_from_config",
     "build_seresnet",
+    "load_torch_weights",
 ]

@@ -10,11 +10,14 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig  # noqa: E402
+from keras_seresnet.export import export_savedmodel  # noqa: E402
+from keras_seresnet.loading import load_model  # noqa: E402
 from keras_seresnet.model import (  # noqa: E402
     PARAMETER_BUDGET,
     build_from_config,
     build_seresnet,
 )
+from keras_seresnet.predict import predict_dir  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -24,4 +27,7 @@ __all__ = [
     "TrainConfig",
     "build_from_config",
     "build_seresnet",
+    "export_savedmodel",
+    "load_model",
+    "predict_dir",
 ]

@@ -1,8 +1,11 @@
+import json
+
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
-from keras_seresnet import build_seresnet
+from keras_seresnet import CIFAR10_CLASSES, build_seresnet
 from keras_seresnet.evaluate import (
     confusion_matrix,
     evaluate_model,
@@ -12,6 +15,7 @@ from keras_seresnet.evaluate import (
 )
 from keras_seresnet.loading import softmax
 from keras_seresnet.plots import plot_confusion_matrix
+from tests.test_predict import load_script
 
 NAMES = ("a", "b", "c")
 
@@ -90,3 +94,27 @@ def test_plot_confusion_matrix_writes_png(tmp_path):
     assert "71.43%" in figure.axes[0].get_title()  # 10 of 14 on the diagonal
     with pytest.raises(ValueError, match="square"):
         plot_confusion_matrix(np.zeros((3, 2)), NAMES)
+
+
+def test_evaluate_script_on_an_image_tree(tiny_model, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    for split, count in (("train", 1), ("test", 6)):
+        for i in range(count):
+            name = CIFAR10_CLASSES[i % 3]
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                folder / f"{i}.png")
+    model_path = str(tmp_path / "tiny.keras")
+    tiny_model.save(model_path)
+    output = tmp_path / "report"
+    assert load_script("evaluate").main(
+        [model_path, "--data-dir", str(tmp_path / "data"), "--limit-test", "4", "--tta",
+         "--output-dir", str(output)]
+    ) == 0
+    results = json.loads((output / "evaluation.json").read_text())
+    assert results["num_images"] == 4 and 0.0 <= results["tta"]["accuracy"] <= 1.0
+    assert sum(map(sum, results["confusion_matrix"])) == 4
+    for png in ("confusion_matrix.png", "confusion_matrix_tta.png"):
+        assert (output / png).read_bytes()[:4] == b"\x89PNG"
+    assert "loss (CE, smooth 0.08)" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 import csv
 import importlib.util
 import os
+import pickle
 import warnings
 
 import keras
@@ -256,3 +257,16 @@ def test_labels_csv_is_the_course_format(tmp_path):
     path = tmp_path / "labels.csv"
     assert write_labels_csv(np.array([3, 0, 9]), path) == 3
     assert path.read_text().splitlines() == ["ID,Labels", "0,3", "1,0", "2,9"]
+
+
+def test_predict_script_unlabelled_pickle_csv(tiny_model, tiny_keras_file, tmp_path):
+    images = np.stack([pixels(i) for i in range(5)])
+    (tmp_path / "unlabelled.pkl").write_bytes(pickle.dumps({b"data": images}))
+    output = tmp_path / "labels.csv"
+    assert load_script("predict").main(
+        [tiny_keras_file, str(tmp_path / "unlabelled.pkl"), "--output", str(output)]
+    ) == 0
+    expected = softmax(tiny_model(images.astype("float32"), training=False)).argmax(axis=1)
+    assert output.read_text().splitlines() == ["ID,Labels"] + [
+        f"{i},{label}" for i, label in enumerate(expected)
+    ]

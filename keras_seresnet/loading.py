@@ -23,6 +23,11 @@ import os
 import keras
 import numpy as np
 
+# Keras lets a process-wide `keras.config.enable_unsafe_deserialization()`
+# override an explicit `load_model(..., safe_mode=True)`. Its scope (pinned
+# keras 3.15.1; no public equivalent) lets this module's `safe_mode` win.
+from keras.src.saving.serialization_lib import SafeModeScope
+
 KERAS_SUFFIX = ".keras"
 SAVEDMODEL_FILE = "saved_model.pb"
 
@@ -41,7 +46,9 @@ def load_model(path, *, safe_mode=True):
         safe_mode: for `.keras` files, Keras's safe mode. Default True: a file
             that holds a `Lambda` layer or other serialized Python code is
             refused with a `ValueError`, because loading it would run that
-            code. Pass `safe_mode=False` only for a file you trust. Ignored
+            code. Pass `safe_mode=False` only for a file you trust. This holds
+            even if `keras.config.enable_unsafe_deserialization()` was called
+            elsewhere in the process. Ignored
             for SavedModels, which hold TensorFlow graphs, not Python code
             (see the module docstring for their trust rule).
 
@@ -78,7 +85,8 @@ def load_model(path, *, safe_mode=True):
             "SavedModel folder (legacy .h5 and weights-only files are not accepted)."
         )
     try:
-        return keras.models.load_model(path, safe_mode=safe_mode)
+        with SafeModeScope(safe_mode):
+            return keras.models.load_model(path, safe_mode=safe_mode)
     except ValueError as e:
         if "safe_mode" in str(e):
             raise ValueError(

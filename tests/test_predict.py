@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras.src.saving.serialization_lib import SafeModeScope
+
 from keras_seresnet import CIFAR10_CLASSES, build_seresnet, predict_dir
 from keras_seresnet.loading import ProbabilityModel, load_model, softmax
 from keras_seresnet.predict import iter_predict_dir, predict_images, write_labels_csv
@@ -181,6 +183,11 @@ def test_lambda_keras_file_refused_unless_opted_in(tmp_path):
     write(tmp_path / "images" / "a.png", Image.fromarray(pixels(0)))
     with pytest.raises(ValueError, match="Refused to load"):
         predict_dir(tmp_path / "images", path)
+    # A process-wide keras.config.enable_unsafe_deserialization() does not
+    # override the explicit default (simulated by Keras's own scope).
+    with SafeModeScope(False):
+        with pytest.raises(ValueError, match="Refused to load"):
+            load_model(path)
     assert isinstance(load_model(path, safe_mode=False), keras.Model)
     assert len(predict_dir(tmp_path / "images", path, safe_mode=False, verbose=0)) == 1
 

@@ -92,7 +92,7 @@ def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_nam
                 decoding = prefetch.submit(read_images, chunks[k + 1], workers=workers)
             for error in errors:
                 if on_error == "skip":
-                    warnings.warn(f"Skipping broken image {error}", stacklevel=3)
+                    warnings.warn(f"Skipping broken image {error}", stacklevel=2)
             broken.extend(errors)
             if len(kept) and not (on_error == "raise" and broken):
                 probabilities = classifier(images)

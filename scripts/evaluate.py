@@ -41,6 +41,7 @@ def main(argv=None):
     from keras_seresnet.evaluate import evaluate_model, format_results, write_results_json
     from keras_seresnet.plots import plot_confusion_matrix
 
+    # limit_train=1: only the test split is needed; read one training image, not 50,000.
     _, (x_test, y_test) = load_cifar10(args.data_dir, limit_train=1, limit_test=args.limit_test)
     results = evaluate_model(
         args.model, x_test, y_test, batch_size=args.batch_size, tta=args.tta,

@@ -5,7 +5,9 @@ warms up before timing, so tracing and first-call costs are excluded.
 `scripts/benchmark.py` is the command-line front end.
 """
 
+import argparse
 import os
+import tempfile
 import time
 
 import numpy as np
@@ -108,3 +110,49 @@ def measure_inference(model, *, batch_size=256, steps=10, seed=0):
     result = _rate(steps * batch_size, time.perf_counter() - start)
     result["batch_size"] = batch_size
     return result
+
+
+def run_predict_dir(args):
+    """The `predict-dir` subcommand: decode-only and end-to-end speed on written JPEGs."""
+    model = _model(args)
+    with tempfile.TemporaryDirectory() as folder:
+        write_jpeg_folder(folder, args.images, seed=args.seed)
+        decode = measure_decode(folder, batch_size=args.batch_size, workers=args.workers)
+        end_to_end = measure_predict_dir(folder, model, batch_size=args.batch_size,
+                                         workers=args.workers)
+    return {"decode": decode, "predict_dir": end_to_end}
+
+
+def run_inference(args):
+    """The `inference` subcommand: bare model speed on random batches."""
+    return {"inference": measure_inference(_model(args), batch_size=args.batch_size,
+                                           steps=args.steps, seed=args.seed)}
+
+
+def _model(args):
+    if args.model:
+        return args.model
+    from keras_seresnet.model import build_seresnet
+
+    return build_seresnet()  # untrained weights time the same as trained ones
+
+
+def add_subcommands(subparsers):
+    """Registers `predict-dir` and `inference` on an argparse subparsers object."""
+    common = dict(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    predict = subparsers.add_parser(
+        "predict-dir", help="predict_dir img/s (decode + inference) and decode-only img/s",
+        **common)
+    predict.add_argument("--images", type=int, default=2048, help="32x32 JPEGs to write")
+    predict.add_argument("--workers", type=int, default=None,
+                         help="decoding threads; None: min(8, cores)")
+    inference = subparsers.add_parser(
+        "inference", help="bare model img/s on random batches", **common)
+    inference.add_argument("--steps", type=int, default=10, help="timed batches")
+    for parser, run in ((predict, run_predict_dir), (inference, run_inference)):
+        parser.add_argument("--model", default=None,
+                            help=".keras file or SavedModel folder; None: an untrained "
+                                 "recipe model")
+        parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the pixels")
+        parser.set_defaults(run=run)

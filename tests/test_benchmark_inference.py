@@ -1,4 +1,7 @@
+import json
+
 import keras
+import pytest
 from PIL import Image
 
 from keras_seresnet import build_seresnet
@@ -8,6 +11,7 @@ from keras_seresnet.benchmark import (
     measure_predict_dir,
     write_jpeg_folder,
 )
+from tests.test_predict import load_script
 
 
 def test_inference_measurements_count_every_image(tmp_path):
@@ -22,3 +26,16 @@ def test_inference_measurements_count_every_image(tmp_path):
     assert decode["images"] == end_to_end["images"] == 9 and bare["images"] == 8
     for result in (decode, end_to_end, bare):
         assert result["seconds"] > 0 and result["images_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_benchmark_script_subcommands(tmp_path, capsys):
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path / "tiny.keras")
+    build_seresnet(widths=(8, 16, 16, 16)).save(path)
+    script = load_script("benchmark")
+    assert script.main(["predict-dir", "--images", "5", "--batch-size", "2", "--model", path]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["decode"]["images"] == result["predict_dir"]["images"] == 5
+    assert script.main(["inference", "--steps", "1", "--batch-size", "3", "--model", path]) == 0
+    assert json.loads(capsys.readouterr().out)["inference"]["images"] == 3

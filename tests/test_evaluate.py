@@ -1,0 +1,120 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_seresnet import CIFAR10_CLASSES, build_seresnet
+from keras_seresnet.evaluate import (
+    confusion_matrix,
+    evaluate_model,
+    format_results,
+    scores,
+    write_results_json,
+)
+from keras_seresnet.loading import softmax
+from keras_seresnet.plots import plot_confusion_matrix
+from tests.test_predict import load_script
+
+NAMES = ("a", "b", "c")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    return build_seresnet(widths=(8, 16, 16, 16))
+
+
+def test_scores_match_keras_losses_and_hand_counts():
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.3, 0.2], [0.2, 0.2, 0.6]], np.float32)
+    y = np.array([0, 1, 1, 0])
+    result = scores(p, y, label_smoothing=0.08, class_names=NAMES)
+    assert result["accuracy"] == 0.5
+    np.testing.assert_allclose(result["loss"], -np.mean(np.log([0.7, 0.8, 0.3, 0.2])), rtol=1e-6)
+    onehot = keras.ops.one_hot(y, 3)
+    smoothed = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.08)
+    np.testing.assert_allclose(result["loss_smoothed"], float(smoothed(onehot, np.log(p))),
+                               rtol=1e-5)
+    assert result["confusion_matrix"] == [[1, 0, 1], [1, 1, 0], [0, 0, 0]]
+    assert result["per_class_accuracy"] == {"a": 0.5, "b": 0.5, "c": None}
+
+
+def test_zero_probability_gives_a_finite_loss():
+    result = scores(np.array([[1.0, 0.0, 0.0]], np.float32), np.array([1]), class_names=NAMES)
+    assert np.isfinite(result["loss"]) and result["loss"] > 80
+
+
+def test_confusion_matrix_counts_pairs():
+    matrix = confusion_matrix([0, 0, 2, 2, 2], [0, 1, 2, 2, 0], 3)
+    np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 0, 0], [1, 0, 2]])
+
+
+def test_evaluate_model_plain_and_flip_tta(tiny_model, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, 6)
+    results = evaluate_model(tiny_model, x, y, batch_size=4, tta=True, verbose=0)
+    plain = softmax(tiny_model(x.astype("float32"), training=False))
+    mirror = softmax(tiny_model(x[:, :, ::-1].astype("float32"), training=False))
+    expected_plain = scores(plain, y)
+    expected_tta = scores((plain + mirror) / 2, y)
+    assert results["num_images"] == 6 and results["label_smoothing"] == 0.08
+    for key in ("accuracy", "loss", "loss_smoothed"):
+        np.testing.assert_allclose(results[key], expected_plain[key], rtol=1e-5)
+        np.testing.assert_allclose(results["tta"][key], expected_tta[key], rtol=1e-5)
+    assert results["tta"]["loss"] != results["loss"]  # the mirror really was evaluated
+    text = format_results(results)
+    assert "flip TTA" in text and "loss (CE, smooth 0.08)" in text and "airplane" in text
+    write_results_json(results, tmp_path / "r.json")
+    assert '"tta"' in (tmp_path / "r.json").read_text()
+
+
+def test_symmetric_images_give_identical_tta(tiny_model):
+    half = np.random.default_rng(1).integers(0, 256, (3, 32, 16, 3), dtype=np.uint8)
+    x = np.concatenate([half, half[:, :, ::-1]], axis=2)  # mirror-symmetric
+    results = evaluate_model(tiny_model, x, np.array([0, 1, 2]), tta=True, verbose=0)
+    np.testing.assert_allclose(results["tta"]["loss"], results["loss"], rtol=1e-5)
+
+
+def test_evaluate_model_rejects_bad_inputs(tiny_model):
+    x = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="same number"):
+        evaluate_model(tiny_model, x, np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"`labels`.*\[0, 10\)"):
+        evaluate_model(tiny_model, x, np.array([1, 10]))
+    with pytest.raises(ValueError, match="`label_smoothing`"):
+        evaluate_model(tiny_model, x, np.array([1, 2]), label_smoothing=1.0)
+
+
+def test_plot_confusion_matrix_writes_png(tmp_path):
+    path = tmp_path / "cm.png"
+    figure = plot_confusion_matrix([[3, 1, 0], [0, 2, 2], [1, 0, 5]], NAMES, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "71.43%" in figure.axes[0].get_title()  # 10 of 14 on the diagonal
+    with pytest.raises(ValueError, match="square"):
+        plot_confusion_matrix(np.zeros((3, 2)), NAMES)
+
+
+def test_evaluate_script_on_an_image_tree(tiny_model, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    for split, count in (("train", 1), ("test", 6)):
+        for i in range(count):
+            name = CIFAR10_CLASSES[i % 3]
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                folder / f"{i}.png")
+    model_path = str(tmp_path / "tiny.keras")
+    tiny_model.save(model_path)
+    output = tmp_path / "report"
+    assert load_script("evaluate").main(
+        [model_path, "--data-dir", str(tmp_path / "data"), "--limit-test", "4", "--tta",
+         "--output-dir", str(output)]
+    ) == 0
+    results = json.loads((output / "evaluation.json").read_text())
+    assert results["num_images"] == 4 and 0.0 <= results["tta"]["accuracy"] <= 1.0
+    assert sum(map(sum, results["confusion_matrix"])) == 4
+    for png in ("confusion_matrix.png", "confusion_matrix_tta.png"):
+        assert (output / png).read_bytes()[:4] == b"\x89PNG"
+    assert "loss (CE, smooth 0.08)" in capsys.readouterr().out

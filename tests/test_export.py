@@ -1,0 +1,97 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from keras_seresnet import build_seresnet, export_savedmodel, load_model
+from keras_seresnet.export import verify_savedmodel
+from keras_seresnet.loading import ProbabilityModel, softmax
+from tests.test_predict import load_script
+
+# Runs in a fresh interpreter: nothing of the exporting process (Keras
+# objects, traced functions) can leak into what the SavedModel gives.
+FRESH_LOAD = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    path, inputs, outputs = sys.argv[1:4]
+    loaded = tf.saved_model.load(path)
+    x = np.load(inputs)
+    served = {str(n): loaded.serve(tf.constant(x[:n])).numpy() for n in (1, 5)}
+    signature = loaded.signatures["serving_default"]
+    by_signature = signature(image=tf.constant(x[:3]))
+    np.savez(outputs, **served, signature=by_signature["output_0"].numpy())
+    print(json.dumps({
+        "inputs": {k: [v.shape.as_list(), v.dtype.name]
+                   for k, v in signature.structured_input_signature[1].items()},
+        "outputs": sorted(signature.structured_outputs),
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = build_seresnet(widths=(8, 16, 16, 16))
+    path, keras_path = export_savedmodel(model, tmp_path_factory.mktemp("export") / "seresnet" / "1")
+    return model, path, keras_path
+
+
+@pytest.mark.slow
+def test_savedmodel_serves_the_softmax_in_a_fresh_process(exported, tmp_path):
+    model, path, _ = exported
+    x = np.random.default_rng(0).uniform(0, 255, (5, 32, 32, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_LOAD, path, str(tmp_path / "x.npy"), str(tmp_path / "y.npz")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = softmax(model(x, training=False))
+    served = np.load(tmp_path / "y.npz")
+    for n in (1, 5):
+        assert served[str(n)].shape == (n, 10) and served[str(n)].dtype == np.float32
+        np.testing.assert_allclose(served[str(n)], expected[:n], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(served["signature"], expected[:3], atol=1e-5, rtol=0)
+    signature = json.loads(result.stdout.strip().splitlines()[-1])
+    assert signature == {"inputs": {"image": [[None, 32, 32, 3], "float32"]},
+                         "outputs": ["output_0"]}
+
+
+@pytest.mark.slow
+def test_keras_file_beside_and_verify(exported):
+    model, path, keras_path = exported
+    assert keras_path == path + ".keras" and os.path.isfile(keras_path)
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(load_model(keras_path)(x, training=False),
+                               model(x, training=False), atol=1e-6)
+    assert verify_savedmodel(path, model) <= 1e-5
+    probabilities = ProbabilityModel(path)(x)  # a SavedModel path is accepted everywhere
+    np.testing.assert_allclose(probabilities, softmax(model(x, training=False)), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_export_refuses_to_overwrite_unless_asked(exported):
+    model, path, _ = exported
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_savedmodel(model, path)
+    with pytest.raises(ValueError, match="`model`"):
+        export_savedmodel(42, path + "_other")
+
+
+@pytest.mark.slow
+def test_export_script(exported, tmp_path, capsys):
+    _, _, keras_path = exported
+    output = tmp_path / "served" / "1"
+    assert load_script("export").main([keras_path, str(output), "--no-keras-file"]) == 0
+    assert os.path.isfile(output / "saved_model.pb")
+    assert not os.path.exists(str(output) + ".keras")
+    assert "matches the Keras softmax" in capsys.readouterr().out

@@ -1,0 +1,279 @@
+import csv
+import importlib.util
+import os
+import pickle
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras.src.saving.serialization_lib import SafeModeScope
+
+from keras_seresnet import CIFAR10_CLASSES, build_seresnet, predict_dir
+from keras_seresnet.loading import ProbabilityModel, load_model, softmax
+from keras_seresnet.predict import iter_predict_dir, predict_images, write_labels_csv
+from tests.test_images import png_bomb
+
+SCRIPTS = os.path.join(os.path.dirname(__file__), os.pardir, "scripts")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    return build_seresnet(widths=(8, 16, 16, 16))
+
+
+@pytest.fixture(scope="module")
+def tiny_keras_file(tiny_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_model.save(path)
+    return str(path)
+
+
+def pixels(seed, shape=(32, 32, 3)):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def write(path, image, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **kwargs)
+    return str(path)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    """Good, odd and broken image files, plus files that are not images."""
+    folder = tmp_path / "images"
+    good = {
+        "a.png": write(folder / "a.png", Image.fromarray(pixels(1))),
+        "B.JPG": write(folder / "B.JPG", Image.fromarray(pixels(2)), quality=95),
+        "grey.png": write(folder / "grey.png", Image.fromarray(pixels(3, (40, 50)), "L")),
+        "rgba.PNG": write(folder / "rgba.PNG", Image.fromarray(pixels(4, (32, 32, 4)), "RGBA")),
+        "palette.gif": write(folder / "palette.gif", Image.fromarray(pixels(5)).convert("P")),
+        "large.jpeg": write(folder / "large.jpeg", Image.fromarray(pixels(6, (600, 900, 3)))),
+        "sub/deep/c.bmp": write(folder / "sub" / "deep" / "c.bmp", Image.fromarray(pixels(7))),
+        "sub/d.WebP": write(folder / "sub" / "d.WebP", Image.fromarray(pixels(8))),
+    }
+    (folder / "empty.jpg").write_bytes(b"")
+    jpeg = (folder / "B.JPG").read_bytes()
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (folder / "text.jpg").write_text("I am a text file, renamed.")
+    # 100 megapixels declared by a 1x1 PNG: under Pillow's own bomb limit,
+    # above MAX_PIXELS, so the package's check is what refuses it.
+    png_bomb(folder / "sub" / "bomb.png", 10_000, 10_000)
+    (folder / "notes.txt").write_text("not an image, ignored")
+    broken = [str(folder / n) for n in ("empty.jpg", "sub/bomb.png", "text.jpg", "truncated.jpg")]
+    return folder, good, broken
+
+
+def test_predict_dir_skips_each_broken_file_with_a_warning(tiny_model, mixed_folder):
+    folder, good, broken = mixed_folder
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = predict_dir(folder, tiny_model, batch_size=3, verbose=0)
+    assert [r["path"] for r in records] == sorted(good.values())
+    messages = [str(w.message) for w in caught]
+    for path in broken:
+        assert sum(path in m for m in messages) == 1, (path, messages)
+    assert any("exceeds the limit" in m for m in messages)  # the bomb, refused before decoding
+    for record in records:
+        assert set(record) == {"path", "label", "class_name", "confidence"}
+        assert 0 <= record["label"] < 10
+        assert record["class_name"] == CIFAR10_CLASSES[record["label"]]
+        assert 0.1 <= record["confidence"] <= 1.0  # the top of 10 probabilities
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_predict_dir_raise_names_every_broken_file(tiny_model, mixed_folder):
+    folder, _, broken = mixed_folder
+    with pytest.raises(ValueError, match="4 broken image file") as info:
+        predict_dir(folder, tiny_model, on_error="raise", batch_size=2, verbose=0)
+    for path in broken:
+        assert path in str(info.value)
+
+
+def test_confidence_is_the_models_softmax_of_the_pixels(tiny_model, tmp_path):
+    images = np.stack([pixels(i) for i in range(5)])
+    for i, image in enumerate(images):
+        write(tmp_path / f"{i}.png", Image.fromarray(image))
+    records = predict_dir(tmp_path, tiny_model, batch_size=2, top_k=3, verbose=0)
+    expected = softmax(tiny_model(images.astype("float32"), training=False))
+    for record, p in zip(records, expected):
+        assert record["label"] == int(p.argmax())
+        np.testing.assert_allclose(record["confidence"], p.max(), rtol=1e-5)
+        top = record["top_k"]
+        assert [t["label"] for t in top] == list(np.argsort(-p, kind="stable")[:3])
+        assert top[0]["label"] == record["label"]
+        assert [t["confidence"] for t in top] == sorted((t["confidence"] for t in top), reverse=True)
+        assert [t["class_name"] for t in top] == [CIFAR10_CLASSES[t["label"]] for t in top]
+
+
+def test_keras_file_path_gives_the_same_predictions(tiny_model, tiny_keras_file, tmp_path):
+    for i in range(3):
+        write(tmp_path / f"{i}.png", Image.fromarray(pixels(i)))
+    from_model = predict_dir(tmp_path, tiny_model, verbose=0)
+    from_file = predict_dir(tmp_path, tiny_keras_file, verbose=0)
+    assert [r["label"] for r in from_file] == [r["label"] for r in from_model]
+    np.testing.assert_allclose([r["confidence"] for r in from_file],
+                               [r["confidence"] for r in from_model], rtol=1e-5)
+
+
+def test_non_recursive_and_symlink_rule(tiny_model, tmp_path):
+    inside, outside = tmp_path / "in", tmp_path / "out"
+    top = write(inside / "top.png", Image.fromarray(pixels(0)))
+    write(inside / "sub" / "nested.png", Image.fromarray(pixels(1)))
+    write(outside / "secret.png", Image.fromarray(pixels(2)))
+    (inside / "leak.png").symlink_to(outside / "secret.png")
+    with pytest.warns(UserWarning, match="outside the folder"):
+        records = predict_dir(inside, tiny_model, recursive=False, verbose=0)
+    assert [r["path"] for r in records] == [top]
+
+
+def test_missing_folder_empty_folder_and_bad_arguments(tiny_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        predict_dir(tmp_path / "nowhere", tiny_model)
+    (tmp_path / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="No image files"):
+        predict_dir(tmp_path, tiny_model)
+    write(tmp_path / "a.png", Image.fromarray(pixels(0)))
+    with pytest.raises(ValueError, match=r"`on_error`.*'ignore'"):
+        predict_dir(tmp_path, tiny_model, on_error="ignore")
+    with pytest.raises(ValueError, match=r"`top_k`.*11"):
+        predict_dir(tmp_path, tiny_model, top_k=11)
+    with pytest.raises(ValueError, match=r"`batch_size`.*0"):
+        predict_dir(tmp_path, tiny_model, batch_size=0)
+    with pytest.raises(ValueError, match="`model`"):
+        predict_dir(tmp_path, object())
+
+
+def test_iter_predict_dir_streams_in_batches(tiny_model, tmp_path):
+    for i in range(5):
+        write(tmp_path / f"{i}.png", Image.fromarray(pixels(i)))
+    stream = iter_predict_dir(tmp_path, tiny_model, batch_size=2, verbose=0)
+    first = next(stream)
+    assert first["path"].endswith("0.png")
+    assert len([first, *stream]) == 5
+
+
+def test_all_broken_folder_returns_no_records_with_warnings(tiny_model, tmp_path):
+    (tmp_path / "x.png").write_bytes(b"")
+    with pytest.warns(UserWarning, match="x.png"):
+        assert predict_dir(tmp_path, tiny_model, verbose=0) == []
+
+
+# --- model loading and safe mode ---
+
+
+def lambda_model_file(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    path = str(tmp_path / "lambda.keras")
+    model.save(path)
+    return path
+
+
+def test_lambda_keras_file_refused_unless_opted_in(tmp_path):
+    path = lambda_model_file(tmp_path)
+    with pytest.raises(ValueError, match=r"Refused to load .*lambda\.keras.*safe_mode=False"):
+        load_model(path)
+    write(tmp_path / "images" / "a.png", Image.fromarray(pixels(0)))
+    with pytest.raises(ValueError, match="Refused to load"):
+        predict_dir(tmp_path / "images", path)
+    # A process-wide keras.config.enable_unsafe_deserialization() does not
+    # override the explicit default (simulated by Keras's own scope).
+    with SafeModeScope(False):
+        with pytest.raises(ValueError, match="Refused to load"):
+            load_model(path)
+    assert isinstance(load_model(path, safe_mode=False), keras.Model)
+    assert len(predict_dir(tmp_path / "images", path, safe_mode=False, verbose=0)) == 1
+
+
+def test_load_model_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        load_model(tmp_path / "missing.keras")
+    (tmp_path / "weights.h5").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"Unsupported model file .*weights\.h5"):
+        load_model(tmp_path / "weights.h5")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match="not a TensorFlow SavedModel"):
+        load_model(tmp_path / "folder")
+    (tmp_path / "corrupt.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="corrupt.keras"):
+        load_model(tmp_path / "corrupt.keras")
+    with pytest.raises(ValueError, match="`safe_mode`"):
+        load_model(tmp_path / "corrupt.keras", safe_mode="no")
+
+
+def test_softmax_output_model_is_not_softmaxed_twice():
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    x = pixels(0)[None].astype("float32")
+    np.testing.assert_allclose(ProbabilityModel(model)(x), model(x), rtol=1e-6)
+
+
+def test_savedmodel_whose_serve_returns_logits_is_refused():
+    class Logits:
+        def serve(self, x):
+            return np.full((len(x), 10), 3.0, np.float32)
+
+    with pytest.raises(ValueError, match="does not return class probabilities"):
+        ProbabilityModel(Logits())(np.zeros((2, 32, 32, 3), np.float32))
+
+
+def test_predict_images_checks_shape(tiny_model):
+    probabilities = predict_images(np.stack([pixels(i) for i in range(3)]), tiny_model,
+                                   batch_size=2, verbose=0)
+    assert probabilities.shape == (3, 10) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"\[N, 32, 32, 3\].*\(3, 28, 28, 3\)"):
+        predict_images(np.zeros((3, 28, 28, 3)), tiny_model)
+
+
+# --- scripts/predict.py ---
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(SCRIPTS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_predict_script_folder_csv(tiny_keras_file, mixed_folder, tmp_path):
+    folder, good, _ = mixed_folder
+    output = tmp_path / "out.csv"
+    with pytest.warns(UserWarning, match="Skipping broken image"):
+        assert load_script("predict").main(
+            [tiny_keras_file, str(folder), "--output", str(output), "--batch-size", "4"]
+        ) == 0
+    with open(output, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["path", "label", "class_name", "confidence"]
+    assert [r[0] for r in rows[1:]] == sorted(good.values())
+    for path, label, name, confidence in rows[1:]:
+        assert CIFAR10_CLASSES[int(label)] == name and 0.1 <= float(confidence) <= 1.0
+
+
+def test_labels_csv_is_the_course_format(tmp_path):
+    path = tmp_path / "labels.csv"
+    assert write_labels_csv(np.array([3, 0, 9]), path) == 3
+    assert path.read_text().splitlines() == ["ID,Labels", "0,3", "1,0", "2,9"]
+
+
+def test_predict_script_unlabelled_pickle_csv(tiny_model, tiny_keras_file, tmp_path):
+    images = np.stack([pixels(i) for i in range(5)])
+    (tmp_path / "unlabelled.pkl").write_bytes(pickle.dumps({b"data": images}))
+    output = tmp_path / "labels.csv"
+    assert load_script("predict").main(
+        [tiny_keras_file, str(tmp_path / "unlabelled.pkl"), "--output", str(output)]
+    ) == 0
+    expected = softmax(tiny_model(images.astype("float32"), training=False)).argmax(axis=1)
+    assert output.read_text().splitlines() == ["ID,Labels"] + [
+        f"{i},{label}" for i, label in enumerate(expected)
+    ]

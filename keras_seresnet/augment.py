@@ -35,9 +35,6 @@ import keras
 import keras_cv
 import tensorflow as tf
 
-# torchvision's (and tf.image's) luma weights for RGB -> grey.
-_GREY_WEIGHTS = (0.2989, 0.587, 0.114)
-
 
 def _check_range(name, value, low, high):
     if not low <= value <= high:

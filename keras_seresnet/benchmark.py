@@ -1,19 +1,190 @@
-"""Speed measurements: predict_dir (decode + inference), decode alone, bare inference.
+"""Throughput benchmarks: images per second of training and of inference.
 
-Each `measure_*` function returns a dict of plain numbers (JSON-ready) and
-warms up before timing, so tracing and first-call costs are excluded.
-`scripts/benchmark.py` is the command-line front end.
+Training side: the augmented input pipeline and the model's training step.
+Inference side: decoding a folder of JPEGs, the bare model, and
+`predict_dir` end to end (decode + inference).
+
+Each benchmark warms up first (tracing, XLA compilation), then times several
+runs and reports the median, so one slow run on a shared machine does not
+decide the figure. All inputs are synthetic and seeded: throughput does not
+depend on pixel values. `scripts/benchmark.py` is the command line.
+
+To add a benchmark: write a function here that returns a `Result`, and a
+subcommand for it in `scripts/benchmark.py`.
 """
 
-import argparse
+import dataclasses
 import os
+import statistics
 import tempfile
 import time
+from typing import Callable, List, Optional
 
 import numpy as np
-from PIL import Image
 
+from keras_seresnet.config import TrainConfig
 from keras_seresnet.images import list_images, read_images
+
+
+@dataclasses.dataclass
+class Result:
+    """One benchmark's outcome.
+
+    Attributes:
+        name: what was measured ("pipeline", "train-step", ...).
+        images_per_second: median over the timed runs.
+        runs: images per second of each timed run.
+        details: settings that produced the figure (batch size, XLA, ...).
+    """
+
+    name: str
+    images_per_second: float
+    runs: List[float]
+    details: dict
+
+    def summary(self) -> str:
+        runs = ", ".join(f"{r:,.0f}" for r in self.runs)
+        settings = ", ".join(f"{k}={v}" for k, v in self.details.items())
+        return (f"{self.name}: {self.images_per_second:,.1f} img/s "
+                f"(median of {len(self.runs)} runs: {runs}; {settings})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def time_runs(run: Callable[[], int], repeats: int, progress: Optional[Callable[[str], None]] = None,
+              label: str = "run") -> List[float]:
+    """Calls `run()` `repeats` times; returns images per second of each call.
+
+    Args:
+        run: does the work and returns the number of images it processed.
+        repeats: number of timed calls, >= 1.
+        progress: called with a line after each call (e.g. `print`); None: quiet.
+        label: names the calls in the progress lines.
+    """
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"Argument `repeats` must be a positive integer. Received: repeats={repeats}")
+    rates = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        images = run()
+        seconds = time.perf_counter() - start
+        rates.append(images / seconds)
+        if progress:
+            progress(f"  {label} {i + 1}/{repeats}: {images:,} images in {seconds:.2f} s "
+                     f"= {rates[-1]:,.1f} img/s")
+    return rates
+
+
+def synthetic_cifar(num_images, seed=0, num_classes=10):
+    """Seeded random uint8 images [N, 32, 32, 3] and int64 labels [N]."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8)
+    return images, rng.integers(0, num_classes, num_images).astype(np.int64)
+
+
+def pipeline_throughput(config: Optional[TrainConfig] = None, *, num_images=10_000, repeats=3,
+                        jit_compile=True, progress=None) -> Result:
+    """Images per second of the full augmented training pipeline.
+
+    Builds `make_train_dataset` on `num_images` synthetic images and times
+    whole epochs, iterator creation included (as Keras sees it: it starts a
+    new iterator every epoch), after one warm-up epoch that traces and
+    compiles.
+
+    Args:
+        config: the run's settings (batch size, augmentation switches).
+            Default: the recipe, `TrainConfig()`.
+        num_images: images per epoch. Default 10,000.
+        repeats: timed epochs. Default 3.
+        jit_compile: XLA for the augmentations, as in `make_train_dataset`.
+        progress: callable for progress lines, or None.
+
+    Returns:
+        A `Result` named "pipeline".
+    """
+    from keras_seresnet.pipeline import make_train_dataset
+
+    config = config or TrainConfig()
+    images, labels = synthetic_cifar(num_images, config.seed, config.num_classes)
+    dataset = make_train_dataset(images, labels, config, jit_compile=jit_compile)
+
+    def epoch():
+        count = 0
+        for batch, _ in dataset:
+            count += int(batch.shape[0])
+        return count
+
+    if progress:
+        progress(f"pipeline: warm-up epoch of {num_images:,} images (tracing, XLA compilation)")
+    epoch()
+    rates = time_runs(epoch, repeats, progress, "epoch")
+    return Result("pipeline", statistics.median(rates), rates, {
+        "batch_size": config.batch_size, "images": num_images, "xla": jit_compile,
+        "color_jitter": config.color_jitter, "mixup_cutout": config.mixup_cutout,
+        "cpus": _cpus()})
+
+
+def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, repeats=3,
+                          jit_compile="auto", progress=None) -> Result:
+    """Images per second of the model's compiled training step on cached tensors.
+
+    The recipe's model, `TorchSGD` and `CategoricalCrossentropy(from_logits=
+    True, label_smoothing)`, trained with `model.fit` on one batch of
+    synthetic images and mixed targets repeated from memory, so the input
+    pipeline costs nothing. A warm-up fit of 2 steps traces and compiles;
+    each timed run is a fit of `steps` steps.
+
+    Args:
+        config: model, optimiser and batch size. Default `TrainConfig()`
+            (batch 128).
+        steps: training steps per timed run. Default 10.
+        repeats: timed runs. Default 3.
+        jit_compile: passed to `model.compile`. Default "auto" (Keras's).
+        progress: callable for progress lines, or None.
+
+    Returns:
+        A `Result` named "train-step".
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_seresnet.model import build_from_config
+    from keras_seresnet.optimizers import TorchSGD
+
+    config = config or TrainConfig()
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"Argument `steps` must be a positive integer. Received: steps={steps}")
+    keras.utils.set_random_seed(config.seed)
+    model = build_from_config(config)
+    model.compile(
+        optimizer=TorchSGD(config.base_lr, config.momentum, config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                  label_smoothing=config.label_smoothing),
+        jit_compile=jit_compile,
+    )
+    images, labels = synthetic_cifar(config.batch_size, config.seed, config.num_classes)
+    targets = 0.7 * np.eye(config.num_classes)[labels] + 0.3 * np.eye(config.num_classes)[labels[::-1]]
+    batch = (tf.constant(images, tf.float32), tf.constant(targets, tf.float32))
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+
+    def fit(n):
+        model.fit(dataset, steps_per_epoch=n, epochs=1, shuffle=False, verbose=0)
+        return n * config.batch_size
+
+    if progress:
+        progress("train-step: warm-up fit of 2 steps (tracing, compilation)")
+    fit(2)
+    rates = time_runs(lambda: fit(steps), repeats, progress, "run")
+    return Result("train-step", statistics.median(rates), rates, {
+        "batch_size": config.batch_size, "steps": steps, "xla": model.jit_compile,
+        "cpus": _cpus()})
+
+
+def _cpus():
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
 
 
 def write_jpeg_folder(folder, count, *, seed=0, quality=90):
@@ -25,134 +196,105 @@ def write_jpeg_folder(folder, count, *, seed=0, quality=90):
     Returns:
         The folder (str).
     """
+    from PIL import Image
+
     os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    images, _ = synthetic_cifar(count, seed)
+    for i, pixels in enumerate(images):
         Image.fromarray(pixels).save(os.path.join(folder, f"{i:05d}.jpg"), quality=quality)
     return os.fspath(folder)
 
 
-def _rate(count, seconds):
-    return {"images": int(count), "seconds": round(seconds, 4),
-            "images_per_second": round(count / seconds, 1)}
+def _default_model(model, config):
+    if model is not None:
+        return model
+    from keras_seresnet.model import build_from_config
+
+    # Untrained weights time the same as trained ones.
+    return build_from_config(config or TrainConfig())
 
 
-def measure_decode(folder, *, batch_size=256, workers=None):
-    """Decode-only speed: list the folder and read every image, batch by batch.
-
-    This is exactly the decoding `predict_dir` does (same listing, same
-    `read_images` calls and thread pool), without the model.
-
-    Returns:
-        dict: images, seconds, images_per_second, workers.
-    """
-    paths = list_images(folder)
-    read_images(paths[:batch_size], workers=workers)  # warm the file cache
-    start = time.perf_counter()
-    paths = list_images(folder)
-    count = 0
-    for i in range(0, len(paths), batch_size):
-        images, _, _ = read_images(paths[i:i + batch_size], workers=workers)
-        count += len(images)
-    result = _rate(count, time.perf_counter() - start)
-    result["workers"] = workers or min(8, os.cpu_count() or 1)
-    return result
-
-
-def measure_predict_dir(folder, model, *, batch_size=256, workers=None):
-    """End-to-end `predict_dir` speed (listing, decoding, inference, records).
+def inference_throughput(model=None, *, config=None, batch_size=256, steps=10, repeats=3,
+                         seed=0, progress=None) -> Result:
+    """Images per second of the bare model: probabilities of random raw-pixel batches.
 
     Args:
-        folder: a folder of images (e.g. from `write_jpeg_folder`).
-        model: anything `predict_dir` accepts.
-        batch_size: images per batch. Default 256.
-        workers: decoding threads; default as in `predict_dir`.
+        model: a `keras.Model`, `.keras` path or SavedModel folder; None: an
+            untrained model built from `config`.
+        config: the architecture when `model` is None. Default `TrainConfig()`.
+        batch_size: images per call. Default 256.
+        steps: calls per timed run. Default 10 (after 2 warm-up calls).
+        repeats: timed runs. Default 3.
+        seed: seed of the random pixels.
+        progress: callable for progress lines, or None.
 
     Returns:
-        dict: images, seconds, images_per_second.
+        A `Result` named "inference".
+    """
+    from keras_seresnet.loading import ProbabilityModel
+
+    classifier = ProbabilityModel(_default_model(model, config))
+    x = np.random.default_rng(seed).uniform(0, 255, (batch_size, 32, 32, 3)).astype(np.float32)
+    for _ in range(2):
+        classifier(x)
+
+    def run():
+        for _ in range(steps):
+            classifier(x)
+        return steps * batch_size
+
+    rates = time_runs(run, repeats, progress, "run")
+    return Result("inference", statistics.median(rates), rates, {
+        "batch_size": batch_size, "steps": steps, "cpus": _cpus()})
+
+
+def predict_dir_throughput(model=None, *, config=None, num_images=2048, batch_size=256,
+                           workers=None, repeats=3, seed=0, progress=None) -> list:
+    """Images per second of decoding a JPEG folder, and of `predict_dir` on it.
+
+    Writes `num_images` random 32x32 JPEGs to a temporary folder, then times
+    (1) decoding alone, exactly as `predict_dir` decodes (same listing, same
+    `read_images` calls and threads), and (2) `predict_dir` end to end
+    (listing, decoding one batch ahead of the model, inference, records).
+    The model is traced at both batch shapes before timing.
+
+    Args:
+        model, config: as in `inference_throughput`.
+        num_images: JPEGs to write. Default 2048.
+        batch_size: images per batch. Default 256.
+        workers: decoding threads; default as in `read_images`.
+        repeats: timed runs of each. Default 3.
+        seed: seed of the pixels.
+        progress: callable for progress lines, or None.
+
+    Returns:
+        Two `Result`s, named "decode" and "predict-dir".
     """
     from keras_seresnet.loading import ProbabilityModel
     from keras_seresnet.predict import predict_dir
 
-    classifier = ProbabilityModel(model)
-    # Trace the model at the shapes the timed run will use: full batches and
-    # the last, partial one.
-    count = len(list_images(folder))
-    for n in {min(batch_size, count), count % batch_size or batch_size}:
+    classifier = ProbabilityModel(_default_model(model, config))
+    for n in {min(batch_size, num_images), num_images % batch_size or batch_size}:
         classifier(np.zeros((n, 32, 32, 3), np.float32))
-    start = time.perf_counter()
-    records = predict_dir(folder, classifier, batch_size=batch_size, workers=workers, verbose=0)
-    return _rate(len(records), time.perf_counter() - start)
-
-
-def measure_inference(model, *, batch_size=256, steps=10, seed=0):
-    """Bare model speed: probabilities of random raw-pixel batches, no decoding.
-
-    Args:
-        model: anything `ProbabilityModel` accepts.
-        batch_size: images per call. Default 256.
-        steps: timed calls. Default 10 (after 2 warm-up calls).
-        seed: seed of the random pixels.
-
-    Returns:
-        dict: images, seconds, images_per_second, batch_size.
-    """
-    from keras_seresnet.loading import ProbabilityModel
-
-    classifier = ProbabilityModel(model)
-    x = np.random.default_rng(seed).uniform(0, 255, (batch_size, 32, 32, 3)).astype(np.float32)
-    for _ in range(2):
-        classifier(x)
-    start = time.perf_counter()
-    for _ in range(steps):
-        classifier(x)
-    result = _rate(steps * batch_size, time.perf_counter() - start)
-    result["batch_size"] = batch_size
-    return result
-
-
-def run_predict_dir(args):
-    """The `predict-dir` subcommand: decode-only and end-to-end speed on written JPEGs."""
-    model = _model(args)
+    details = {"batch_size": batch_size, "images": num_images,
+               "workers": workers or min(8, os.cpu_count() or 1), "cpus": _cpus()}
     with tempfile.TemporaryDirectory() as folder:
-        write_jpeg_folder(folder, args.images, seed=args.seed)
-        decode = measure_decode(folder, batch_size=args.batch_size, workers=args.workers)
-        end_to_end = measure_predict_dir(folder, model, batch_size=args.batch_size,
-                                         workers=args.workers)
-    return {"decode": decode, "predict_dir": end_to_end}
+        write_jpeg_folder(folder, num_images, seed=seed)
 
+        def decode():
+            paths = list_images(folder)
+            count = 0
+            for i in range(0, len(paths), batch_size):
+                count += len(read_images(paths[i:i + batch_size], workers=workers)[0])
+            return count
 
-def run_inference(args):
-    """The `inference` subcommand: bare model speed on random batches."""
-    return {"inference": measure_inference(_model(args), batch_size=args.batch_size,
-                                           steps=args.steps, seed=args.seed)}
+        def predict():
+            return len(predict_dir(folder, classifier, batch_size=batch_size, workers=workers,
+                                   verbose=0))
 
+        decode()  # warm the file cache
+        decode_rates = time_runs(decode, repeats, progress, "decode")
+        predict_rates = time_runs(predict, repeats, progress, "predict_dir")
+    return [Result("decode", statistics.median(decode_rates), decode_rates, details),
+            Result("predict-dir", statistics.median(predict_rates), predict_rates, details)]
 
-def _model(args):
-    if args.model:
-        return args.model
-    from keras_seresnet.model import build_seresnet
-
-    return build_seresnet()  # untrained weights time the same as trained ones
-
-
-def add_subcommands(subparsers):
-    """Registers `predict-dir` and `inference` on an argparse subparsers object."""
-    common = dict(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    predict = subparsers.add_parser(
-        "predict-dir", help="predict_dir img/s (decode + inference) and decode-only img/s",
-        **common)
-    predict.add_argument("--images", type=int, default=2048, help="32x32 JPEGs to write")
-    predict.add_argument("--workers", type=int, default=None,
-                         help="decoding threads; None: min(8, cores)")
-    inference = subparsers.add_parser(
-        "inference", help="bare model img/s on random batches", **common)
-    inference.add_argument("--steps", type=int, default=10, help="timed batches")
-    for parser, run in ((predict, run_predict_dir), (inference, run_inference)):
-        parser.add_argument("--model", default=None,
-                            help=".keras file or SavedModel folder; None: an untrained "
-                                 "recipe model")
-        parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
-        parser.add_argument("--seed", type=int, default=0, help="seed of the pixels")
-        parser.set_defaults(run=run)

@@ -10,6 +10,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig  # noqa: E402
+from keras_seresnet.data import (  # noqa: E402
+    DataError,
+    load_cifar10,
+    load_unlabelled_pickle,
+)
 from keras_seresnet.model import (  # noqa: E402
     PARAMETER_BUDGET,
     build_from_config,
@@ -20,8 +25,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "DataError",
     "PARAMETER_BUDGET",
     "TrainConfig",
     "build_from_config",
     "build_seresnet",
+    "load_cifar10",
+    "load_unlabelled_pickle",
 ]

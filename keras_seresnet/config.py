@@ -83,6 +83,7 @@ class TrainConfig:
     mixup_alpha: float = 0.4  # Beta(alpha, alpha) at epoch 0
     mixup_alpha_min: float = 0.1  # floor of the linear alpha decay
     grayscale: bool = False  # True: the ablation's greyscale arm
+    grayscale_rate: float = 0.1  # per-image probability when on (torchvision's default)
 
     # --- run ---
     seed: int = 0  # the one seed for weights, shuffling and augmentation
@@ -142,6 +143,8 @@ class TrainConfig:
                 fail(name, "in [0, 1]")
         if not 0.0 <= self.hue <= 0.5:
             fail("hue", "in [0, 0.5]")
+        if not 0.0 <= self.grayscale_rate <= 1.0:
+            fail("grayscale_rate", "in [0, 1]")
         for name in ("bn_epsilon", "base_lr"):
             if not getattr(self, name) > 0:
                 fail(name, "positive")

@@ -1,0 +1,132 @@
+"""The tf.data pipelines: structure, switches, reproducibility, the live mixup alpha."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from keras_seresnet.augment import make_mixup_alpha
+from keras_seresnet.config import TrainConfig
+from keras_seresnet.pipeline import make_eval_dataset, make_train_dataset
+
+N = 20
+IMAGES = np.random.default_rng(0).integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)
+LABELS = np.arange(N) % 10
+
+# Most tests run op by op (jit_compile=False): an XLA compilation costs seconds.
+QUICK = dict(jit_compile=False)
+
+
+def config(**changes):
+    return dataclasses.replace(TrainConfig(batch_size=8), **changes)
+
+
+def batches(dataset):
+    return [(x.numpy(), t.numpy()) for x, t in dataset]
+
+
+def test_train_batches_shapes_ranges_and_remainder():
+    out = batches(make_train_dataset(IMAGES, LABELS, config(), **QUICK))
+    assert [len(x) for x, _ in out] == [8, 8, 4]  # the remainder is kept
+    for x, t in out:
+        assert x.dtype == np.float32 and x.shape[1:] == (32, 32, 3)
+        assert x.min() >= 0.0 and x.max() <= 255.0 + 1e-3
+        assert t.dtype == np.float32 and t.shape[1:] == (10,)
+        np.testing.assert_allclose(t.sum(1), 1.0, rtol=1e-6)
+    assert not np.array_equal(out[0][0], IMAGES[:8].astype(np.float32))
+
+
+def test_everything_off_is_a_pure_shuffle_with_one_hot_labels():
+    off = config(color_jitter=False, mixup_cutout=False, horizontal_flip=False, crop_padding=0)
+    out = batches(make_train_dataset(IMAGES, LABELS, off, **QUICK))
+    x = np.concatenate([b[0] for b in out])
+    t = np.concatenate([b[1] for b in out])
+    order = [int(np.flatnonzero((IMAGES == image).all((1, 2, 3)))[0]) for image in x.astype(np.uint8)]
+    assert sorted(order) == list(range(N)) and order != list(range(N))
+    np.testing.assert_array_equal(x, IMAGES[order].astype(np.float32))
+    np.testing.assert_array_equal(t, np.eye(10, dtype=np.float32)[LABELS[order]])
+
+
+def test_switches_reach_the_pipeline():
+    greyscale = config(grayscale=True, grayscale_rate=1.0, mixup_cutout=False)
+    x, t = batches(make_train_dataset(IMAGES, LABELS, greyscale, **QUICK))[0]
+    np.testing.assert_allclose(x[..., 0], x[..., 1], atol=1e-3)
+    assert set(np.unique(t)) == {0.0, 1.0}  # mixup off: plain one-hot
+    x, t = batches(make_train_dataset(IMAGES, LABELS, config(), **QUICK))[0]
+    assert not np.allclose(x[..., 0], x[..., 1], atol=1e-3)  # colour kept by default
+    assert len(np.unique(t)) > 2  # mixup on
+
+
+def test_same_seed_same_batches_and_each_epoch_differs():
+    def dataset(config_seed, **kwargs):
+        return make_train_dataset(IMAGES, LABELS, config(seed=config_seed), **kwargs, **QUICK)
+
+    first = dataset(3)
+    epoch1, epoch2 = batches(first), batches(first)
+    for (xa, ta), (xb, tb) in zip(epoch1, batches(dataset(3))):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ta, tb)
+    assert not np.array_equal(epoch1[0][0], epoch2[0][0])  # every epoch differs
+    assert not np.array_equal(epoch1[0][0], batches(dataset(4))[0][0])  # so does another seed
+    # The seed argument overrides config.seed.
+    np.testing.assert_array_equal(batches(dataset(4, seed=3))[0][0], epoch1[0][0])
+
+
+def test_xla_and_op_by_op_agree():
+    # 16 images in batches of 8: one batch shape, one XLA compilation.
+    fast = batches(make_train_dataset(IMAGES[:16], LABELS[:16], config()))
+    slow = batches(make_train_dataset(IMAGES[:16], LABELS[:16], config(), **QUICK))
+    for (xf, tf_), (xs, ts) in zip(fast, slow):
+        np.testing.assert_allclose(xf, xs, atol=0.05)  # float rounding, in [0, 255]
+        np.testing.assert_allclose(tf_, ts, atol=1e-6)
+
+
+def lambda_spread(dataset):
+    """Mean lambda (1 - lambda) over one epoch's batches, read off the mixed targets.
+
+    Every image has its own class, so a row mixed with another image holds
+    lambda and 1 - lambda; the largest second-largest entry of a batch is
+    min(lambda, 1 - lambda).
+    """
+    spreads = []
+    for _, t in dataset:
+        weight = np.sort(t.numpy(), axis=1)[:, -2].max()
+        spreads.append(weight * (1 - weight))
+    return np.mean(spreads)
+
+
+def test_changing_the_alpha_variable_after_building_changes_the_mixing():
+    images = np.zeros((400, 32, 32, 3), np.uint8)  # 50 batches of 8
+    labels = np.arange(400)
+    alpha = make_mixup_alpha(0.4)
+    light = config(num_classes=400, color_jitter=False, crop_padding=0, horizontal_flip=False)
+    dataset = make_train_dataset(images, labels, light, alpha, **QUICK)
+    # Beta(a, a): E[lambda (1 - lambda)] = a / (2 (2a + 1)).
+    alpha.assign(20.0)
+    wide = lambda_spread(dataset)
+    alpha.assign(0.02)
+    narrow = lambda_spread(dataset)
+    assert abs(wide - 20 / 82) < 0.02  # 0.244: lambda near 0.5
+    assert narrow < 0.04  # 0.0096: lambda near 0 or 1
+
+
+def test_eval_batches_are_the_data_untouched():
+    out = batches(make_eval_dataset(IMAGES, LABELS, batch_size=8))
+    assert [len(x) for x, _ in out] == [8, 8, 4]
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in out]), IMAGES.astype(np.float32))
+    np.testing.assert_array_equal(np.concatenate([t for _, t in out]),
+                                  np.eye(10, dtype=np.float32)[LABELS])
+    assert batches(make_eval_dataset(IMAGES, LABELS, batch_size=8))[0][0].dtype == np.float32
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="`x` must be images"):
+        make_train_dataset(IMAGES[0], LABELS, config())
+    with pytest.raises(ValueError, match=r"`y` must hold labels in \[0, 10\)"):
+        make_eval_dataset(IMAGES, LABELS + 5)
+    with pytest.raises(ValueError, match="`y` must be integer labels"):
+        make_eval_dataset(IMAGES, LABELS[:3])
+    with pytest.raises(ValueError, match="batch_size"):
+        make_eval_dataset(IMAGES, LABELS, batch_size=0)
+    with pytest.raises(ValueError, match="grayscale_rate"):
+        make_train_dataset(IMAGES, LABELS, config(grayscale_rate=2.0))

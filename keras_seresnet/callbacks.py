@@ -200,8 +200,9 @@ class EpochSummary(keras.callbacks.Callback):
     """Prints one line per epoch (lr, alpha, losses, accuracies, time) and logs `seconds`.
 
     Place it after the schedule callbacks so their `learning_rate` and
-    `mixup_alpha` are in the logs it prints. It adds the epoch's wall time in
-    seconds (training and validation) to the logs as `seconds`.
+    `mixup_alpha` are in the logs it prints, and after a `ProgbarLogger` so
+    the bar's last line ends before the summary. It adds the epoch's wall
+    time in seconds (training and validation) to the logs as `seconds`.
 
     Args:
         epochs: the run's length, for the "epoch 3/250" counter.

@@ -12,9 +12,11 @@ command line) continues after the last committed epoch: the model and the
 optimizer (momentum buffers, iteration count) come from the checkpoint, the
 schedules from the epoch number, the data order and augmentation of epoch `e`
 from `(seed, e)`, and the dropout masks from a per-epoch reseeding. A resumed
-run therefore trains on exactly what an uninterrupted one would; its weights
-agree up to floating-point non-determinism (none measured on CPU, where a
-test compares them; GPU kernels may differ in the last bits).
+run therefore trains on exactly what an uninterrupted one would: on CPU a
+test finds a SIGKILLed and resumed run's losses and accuracies equal to an
+uninterrupted run's (rtol 1e-5); GPU kernels may differ in the last bits.
+The price is one dataset per epoch: its augmentation graph is traced and
+XLA-compiled again each epoch, a few seconds, about 1% of a CPU epoch.
 
 Why not `keras.callbacks.BackupAndRestore`: it writes the weights and its
 epoch counter as two files one after the other (a kill in between resumes
@@ -288,6 +290,9 @@ def train(
     own = [guard, WarmupCosineLearningRate.from_train_config(config)]
     if config.mixup_cutout:
         own.append(MixupAlphaDecay.from_train_config(config, alpha))
+    if verbose == 1:
+        # Before the summary, so the bar's last line ends before the summary's.
+        own.append(keras.callbacks.ProgbarLogger())
     own.append(EpochSummary(config.epochs, print_fn=say))
     callback_list = None
     for epoch in range(start, config.epochs):
@@ -302,7 +307,6 @@ def train(
             callback_list = keras.callbacks.CallbackList(
                 own + list(callbacks),
                 add_history=True,
-                add_progbar=verbose == 1,
                 model=model,
                 verbose=verbose,
                 epochs=config.epochs,

@@ -104,7 +104,7 @@ class TorchColorJitter(_StatelessAugmentation):
     order. Its hue step is exact and is used here: the hue shift is
     `keras_cv.layers.RandomHue.augment_images`.
 
-    Speed, exactly: with f = 1 an operation is the identity (hue with a zero
+    Batched, and still exact: with f = 1 an operation is the identity (hue with a zero
     shift too), so per image the sequence is "linear steps before its hue
     step, hue, linear steps after". Brightness, contrast and saturation are
     all a blend `clip(f * x + a * mean + s * grey)` with per-image scalars

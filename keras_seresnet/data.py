@@ -311,6 +311,7 @@ def _save_atomic(path, array):
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, array, allow_pickle=False)
+        os.chmod(temp, 0o644)  # mkstemp's 0600 would hide a shared tree's cache from others
         os.replace(temp, path)
     except BaseException:
         if os.path.exists(temp):
@@ -347,14 +348,16 @@ def _decode(paths, split_dir):
     """Decodes every file; raises one `DataError` listing every broken one."""
     chunks, errors = [], []
     show = len(paths) > _DECODE_CHUNK
+    overwrite = sys.stderr.isatty()  # one updating line on a terminal, else one per chunk
+    start_of_line = "\r" if overwrite else ""
     for start in range(0, len(paths), _DECODE_CHUNK):
         images, _, chunk_errors = read_images(paths[start:start + _DECODE_CHUNK])
         chunks.append(images)
         errors.extend(chunk_errors)
         if show:
             done = min(start + _DECODE_CHUNK, len(paths))
-            print(f"\rDecoding {split_dir}: {done:,}/{len(paths):,} images",
-                  end="\n" if done == len(paths) else "", file=sys.stderr, flush=True)
+            print(f"{start_of_line}Decoding {split_dir}: {done:,}/{len(paths):,} images",
+                  end="" if overwrite and done < len(paths) else "\n", file=sys.stderr, flush=True)
     if errors:
         listed = "\n".join(f"  {e}" for e in errors[:_MAX_LISTED_ERRORS])
         more = len(errors) - _MAX_LISTED_ERRORS

@@ -49,7 +49,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="a TrainConfig JSON file (default: the recipe)")
     parser.add_argument("--batch-size", type=int, help="override the config's batch size (128)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported (default 3)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs; the median is reported (default 3)")
     parser.add_argument("--cpus", type=int, help="pin the process to this many CPU cores (Linux)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -195,6 +195,7 @@ def test_tree_interleaves_classes_in_label_order_and_caches(tmp_path, monkeypatc
     np.testing.assert_array_equal(xt[0], written["test"]["truck"][0])
     cache = tmp_path / data.CACHE_FOLDER
     assert sorted(p.name.split("-")[0] for p in cache.glob("*-x.npy")) == ["test", "train"]
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in cache.iterdir())  # readable by others
 
     # The second run reads the cache and decodes nothing.
     def no_decoding(*args, **kwargs):

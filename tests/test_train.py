@@ -27,10 +27,14 @@ from keras_seresnet.train import (
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_FILES = ["best.keras", "config.json", "final.keras", "history.csv", "plots", "results.json"]
-EPOCHS = 3
-# Two stages of one block, SE in the second: a graph that traces fast.
-TINY = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,), batch_size=8)
-TINY_FLAGS = ["--batch-size", "8", "--widths", "8", "16", "--blocks", "1", "1", "--se-stages", "2"]
+EPOCHS = 2
+# Two stages of one block, SE in the second: a graph that traces fast. No
+# warmup, so two epochs already show the cosine: lr 0.1, then 0.0505.
+TINY = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,), batch_size=8, warmup_epochs=0)
+TINY_FLAGS = [
+    "--batch-size", "8", "--widths", "8", "16", "--blocks", "1", "1", "--se-stages", "2",
+    "--warmup-epochs", "0",
+]
 
 
 def tiny_config(tree, **changes):
@@ -78,7 +82,7 @@ def test_run_folder_holds_exactly_the_documented_files(finished_run, tiny_image_
     assert sorted(os.listdir(out)) == RUN_FILES
     assert sorted(os.listdir(out / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
     config = json.loads((out / "config.json").read_text())
-    assert config["epochs"] == EPOCHS and config["warmup_epochs"] == 1  # resolved 15/250 scaling
+    assert config["epochs"] == EPOCHS and config["warmup_epochs"] == 0
     assert TrainConfig.from_dict(config) == resolve_config(tiny_config(tiny_image_tree))
 
 
@@ -88,9 +92,10 @@ def test_history_csv_has_one_row_per_epoch_with_the_schedules(finished_run):
     assert history["epoch"] == list(range(EPOCHS))
     for column in ("learning_rate", "mixup_alpha", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
         assert len(history[column]) == EPOCHS and np.isfinite(history[column]).all(), column
-    schedule = WarmupCosineLearningRate(epochs=EPOCHS)
+    schedule = WarmupCosineLearningRate(epochs=EPOCHS, warmup_epochs=0)
     assert history["learning_rate"] == [schedule.value_at(e) for e in range(EPOCHS)]
-    assert history["mixup_alpha"] == pytest.approx([0.4, 0.4 * 2 / 3, 0.4 / 3])
+    assert history["learning_rate"] == pytest.approx([0.1, 0.0505])
+    assert history["mixup_alpha"] == pytest.approx([0.4, 0.2])
     assert result.history["val_accuracy"] == history["val_accuracy"]
 
 
@@ -126,7 +131,7 @@ def test_finished_run_is_reported_not_retrained(finished_run, tiny_image_tree, c
 
 def test_another_config_in_the_same_folder_is_refused(finished_run, tiny_image_tree):
     out = finished_run[0]
-    with pytest.raises(RunFolderError, match=r"epochs: 3 in the folder, 4 requested.*--overwrite"):
+    with pytest.raises(RunFolderError, match=r"epochs: 2 in the folder, 4 requested.*--overwrite"):
         train(tiny_config(tiny_image_tree, epochs=4), out, verbose=0)
 
 
@@ -235,7 +240,7 @@ def test_sigkilled_script_resumes_to_the_uninterrupted_result(finished_run, tiny
     assert sorted(os.listdir(out)) == RUN_FILES
     history = read_history_csv(out / "history.csv")
     assert history["epoch"] == list(range(EPOCHS))
-    schedule = WarmupCosineLearningRate(epochs=EPOCHS)
+    schedule = WarmupCosineLearningRate(epochs=EPOCHS, warmup_epochs=0)
     assert history["learning_rate"] == [schedule.value_at(e) for e in range(EPOCHS)]
     # Killed, resumed in a new process, yet the same numbers as the
     # uninterrupted in-process run: same data order, augmentation, dropout and

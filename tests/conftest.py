@@ -14,3 +14,26 @@ def default_model():
     from keras_seresnet import build_seresnet
 
     return build_seresnet()
+
+
+@pytest.fixture(scope="session")
+def tiny_image_tree(tmp_path_factory):
+    """A CIFAR-10-layout PNG tree: `train/<class>/` 2 images, `test/<class>/` 1 image.
+
+    Lossless and seeded, so every loader and process reads the same arrays.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from keras_seresnet import CIFAR10_CLASSES
+
+    root = tmp_path_factory.mktemp("cifar_tree")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 2), ("test", 1)):
+        for name in CIFAR10_CLASSES:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+    return root

@@ -1,0 +1,63 @@
+import json
+import os
+
+import pytest
+
+from keras_seresnet import TrainConfig
+from keras_seresnet.ablation import ARMS, run_ablation
+
+from test_train import TINY, TINY_FLAGS, load_script
+
+
+@pytest.mark.slow
+def test_ablation_writes_table_chart_and_shares_initial_weights(tiny_image_tree, tmp_path, capsys):
+    out = tmp_path / "ablation"
+    config = TrainConfig(**TINY, data_dir=str(tiny_image_tree), epochs=1)
+    rows = run_ablation(config, out, seeds=(0,), models=(5, 1), verbose=0)
+    assert [row["model"] for row in rows] == [1, 5]
+    assert sorted(os.listdir(out)) == [
+        "ablation.csv", "ablation.md", "ablation.png", "initial_weights",
+        "model1-full-recipe", "model5-no-se",
+    ]
+    for row, arm in zip(rows, (ARMS[0], ARMS[4])):
+        run = out / arm.slug / "seed-0"
+        results = json.loads((run / "results.json").read_text())
+        assert row["accuracy_mean"] == pytest.approx(100 * results["test_accuracy"])
+        assert results["initial_weights"] == str(out / "initial_weights" / "seed-0.keras")
+        config_used = json.loads((run / "config.json").read_text())
+        assert config_used["use_se"] == (arm.model != 5) and config_used["seed"] == 0
+    assert rows[1]["parameters"] < rows[0]["parameters"]
+    markdown = (out / "ablation.md").read_text()
+    assert "| 1: full recipe |" in markdown and "| 5: no SE |" in markdown
+    csv_lines = (out / "ablation.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("model,name,change,seeds,accuracy_mean") and len(csv_lines) == 3
+
+    # The script with the same settings finds both runs finished and rewrites the table.
+    capsys.readouterr()
+    rc = load_script("ablation").main([
+        "--data-dir", str(tiny_image_tree), "--epochs", "1", "--models", "1", "5", "--out", str(out),
+        "--quiet", *TINY_FLAGS,
+    ])
+    printed = capsys.readouterr().out
+    assert rc == 0 and printed.count("already finished") == 2
+    assert f"Model 5 (no SE): {rows[1]['accuracy_mean']:.2f}%" in printed
+
+
+def test_ablation_script_rejects_the_switches_it_sets(capsys):
+    with pytest.raises(SystemExit):
+        load_script("ablation").main(["--no-se"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unrecognized arguments: --no-se" in err
+
+
+def test_arms_are_the_reports_models_with_one_change_each():
+    recipe = ARMS[0].switches
+    assert recipe == {"use_se": True, "mixup_cutout": True, "color_jitter": True, "grayscale": False}
+    changed = [{k for k in recipe if arm.switches[k] != recipe[k]} for arm in ARMS[1:]]
+    assert changed == [{"mixup_cutout"}, {"color_jitter"}, {"grayscale"}, {"use_se"}]
+    assert [arm.slug for arm in ARMS] == [
+        "model1-full-recipe", "model2-no-mixup-cutout", "model3-no-color-jitter",
+        "model4-greyscale", "model5-no-se",
+    ]
+    with pytest.raises(ValueError, match=r"models=\[6\]"):
+        run_ablation(TrainConfig(), "unused", models=(6,))

@@ -1,0 +1,167 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_seresnet.callbacks import (
+    EpochSummary,
+    MixupAlphaDecay,
+    StopOnNaN,
+    WarmupCosineLearningRate,
+    format_epoch_summary,
+)
+from keras_seresnet.optimizers import TorchSGD
+
+
+def reference_lr(e, epochs=250, base=0.1, floor=0.001, warmup=None):
+    # SPEC's schedule written out again, with the 15/250 scaling of issue 4.
+    if warmup is None:
+        warmup = max(round(epochs * 15 / 250), 1) if epochs >= 2 else 0
+    if e < warmup:
+        return base * (e + 1) / warmup
+    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * (e - warmup) / (epochs - warmup)))
+
+
+def reference_alpha(e, epochs=250, alpha=0.4, floor=0.1):
+    return max(floor, alpha * (1 - e / epochs))
+
+
+def tiny_model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer=TorchSGD(learning_rate=0.5), loss="mse")
+    return model
+
+
+def tiny_dataset(n=10, batch=5, value=1.0):
+    x = np.full((n, 4), value, "float32")
+    y = np.zeros((n, 3), "float32")
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+def test_every_epoch_of_the_recipe_sets_and_logs_spec_values():
+    model = tiny_model()
+    alpha = tf.Variable(0.0, trainable=False)
+    lr_cb, alpha_cb = WarmupCosineLearningRate(), MixupAlphaDecay(alpha)
+    for cb in (lr_cb, alpha_cb):
+        cb.set_model(model)
+    assert reference_lr(0) == pytest.approx(0.1 / 15) and reference_lr(15) == pytest.approx(0.1)
+    for e in range(250):
+        logs = {}
+        for cb in (lr_cb, alpha_cb):
+            cb.on_epoch_begin(e)
+            cb.on_epoch_end(e, logs)
+        assert logs["learning_rate"] == pytest.approx(reference_lr(e), rel=1e-12)
+        assert logs["mixup_alpha"] == pytest.approx(reference_alpha(e), rel=1e-12)
+        # What the optimizer and the pipeline variable hold (float32).
+        assert float(model.optimizer.learning_rate) == pytest.approx(reference_lr(e), rel=1e-6)
+        assert float(alpha.numpy()) == pytest.approx(reference_alpha(e), rel=1e-6)
+    assert logs["mixup_alpha"] == 0.1  # the floor is reached
+    assert logs["learning_rate"] == pytest.approx(0.001 + 0.5 * 0.099 * (1 + math.cos(math.pi * 234 / 235)))
+
+
+@pytest.mark.parametrize("epochs,warmup", [(10, None), (3, None), (20, 4), (1, None)])
+def test_short_runs_scale_the_schedule_unless_warmup_is_given(epochs, warmup):
+    lr_cb = WarmupCosineLearningRate(epochs=epochs, warmup_epochs=warmup)
+    alpha_cb = MixupAlphaDecay(tf.Variable(0.0), epochs=epochs)
+    lrs = [lr_cb.value_at(e) for e in range(epochs)]
+    assert lrs == pytest.approx([reference_lr(e, epochs, warmup=warmup) for e in range(epochs)], rel=1e-12)
+    alphas = [alpha_cb.value_at(e) for e in range(epochs)]
+    assert alphas == pytest.approx([reference_alpha(e, epochs) for e in range(epochs)], rel=1e-12)
+    if warmup:
+        assert lrs[warmup - 1] == pytest.approx(0.1) and lrs[0] == pytest.approx(0.1 / warmup)
+    if epochs == 10:
+        assert lrs[0] == pytest.approx(0.1)  # round(10 * 15 / 250) = 1 warmup epoch
+        assert alphas[5] == pytest.approx(0.2)
+
+
+def test_fit_history_has_both_columns_and_the_variable_follows():
+    model = tiny_model()
+    alpha = tf.Variable(0.4, trainable=False)
+    history = model.fit(
+        tiny_dataset(),
+        epochs=4,
+        verbose=0,
+        shuffle=False,
+        callbacks=[WarmupCosineLearningRate(epochs=4), MixupAlphaDecay(alpha, epochs=4)],
+    )
+    assert history.history["learning_rate"] == pytest.approx([reference_lr(e, 4) for e in range(4)])
+    assert history.history["mixup_alpha"] == pytest.approx([0.4, 0.3, 0.2, 0.1])
+    assert float(model.optimizer.learning_rate) == pytest.approx(reference_lr(3, 4), rel=1e-6)
+    assert float(alpha.numpy()) == pytest.approx(0.1)
+
+
+def test_alpha_assignment_reaches_an_already_built_dataset():
+    alpha = tf.Variable(0.4, trainable=False)
+    # A traced map function that reads the variable, as the pipeline's mixup does.
+    dataset = tf.data.Dataset.range(1).map(lambda i: alpha.read_value() + 0.0 * tf.cast(i, tf.float32))
+    callback = MixupAlphaDecay(alpha, epochs=10)
+    callback.on_epoch_begin(5)
+    assert float(next(iter(dataset))) == pytest.approx(0.2)
+    callback.on_epoch_begin(9)
+    assert float(next(iter(dataset))) == pytest.approx(0.1)
+
+
+def test_callbacks_are_registered_and_round_trip_through_get_config():
+    lr_cb = WarmupCosineLearningRate(epochs=30, base_lr=0.05, min_lr=0.0, warmup_epochs=2)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(lr_cb))
+    assert isinstance(clone, WarmupCosineLearningRate)
+    assert clone.get_config() == lr_cb.get_config()
+    assert [clone.value_at(e) for e in range(30)] == [lr_cb.value_at(e) for e in range(30)]
+    alpha_cb = MixupAlphaDecay(tf.Variable(0.0), epochs=30, alpha=0.3, alpha_min=0.05)
+    serialized = keras.saving.serialize_keras_object(alpha_cb)
+    assert serialized["registered_name"] == "keras_seresnet>MixupAlphaDecay"
+    alpha_clone = keras.saving.deserialize_keras_object(serialized)
+    assert alpha_clone.get_config() == {"epochs": 30, "alpha": 0.3, "alpha_min": 0.05}
+    assert alpha_clone.alpha_variable is None  # runtime state, attached before fit
+
+
+def test_bad_arguments_and_misuse_fail_with_named_values():
+    with pytest.raises(ValueError, match=r"warmup_epochs.*warmup_epochs=10"):
+        WarmupCosineLearningRate(epochs=10, warmup_epochs=10)
+    with pytest.raises(ValueError, match=r"mixup_alpha_min"):
+        MixupAlphaDecay(tf.Variable(0.0), alpha=0.1, alpha_min=0.2)
+    with pytest.raises(ValueError, match=r"epoch=5, epochs=5"):
+        WarmupCosineLearningRate(epochs=5).value_at(5)
+    model = tiny_model()
+    with pytest.raises(ValueError, match="alpha_variable=None"):
+        model.fit(tiny_dataset(), epochs=1, verbose=0, shuffle=False, callbacks=[MixupAlphaDecay()])
+
+
+def test_stop_on_nan_names_epoch_and_batch_and_stops_at_once():
+    model = tiny_model()
+    batches = []
+    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batches.append(b))
+    guard = StopOnNaN()
+    finite = tiny_dataset(n=4, batch=2)
+    bad = tiny_dataset(n=6, batch=2, value=np.inf)
+    model.fit(finite, epochs=1, verbose=0, shuffle=False, callbacks=[guard])
+    assert guard.message is None
+    batches.clear()
+    model.fit(bad, epochs=3, verbose=0, shuffle=False, callbacks=[guard, counter])
+    assert batches == [0]  # the first bad batch stops training
+    assert guard.message.startswith("The training loss became nan in epoch 0")
+    assert "batch 1/3" in guard.message and "learning rate" in guard.message
+
+
+def test_epoch_summary_prints_one_line_with_lr_alpha_and_logs_seconds():
+    lines = []
+    model = tiny_model()
+    history = model.fit(
+        tiny_dataset(),
+        validation_data=tiny_dataset(),
+        epochs=2,
+        verbose=0,
+        shuffle=False,
+        callbacks=[
+            WarmupCosineLearningRate(epochs=2),
+            MixupAlphaDecay(tf.Variable(0.4), epochs=2),
+            EpochSummary(2, print_fn=lines.append),
+        ],
+    )
+    assert len(lines) == 2
+    assert lines[1].startswith("epoch 2/2: lr 0.1 alpha 0.2000 loss ")
+    assert "test_loss" in lines[1] and lines[1].endswith(" s)")
+    assert all(s >= 0 for s in history.history["seconds"])
+    assert format_epoch_summary(0, 250, {"learning_rate": 0.1 / 15}) == "epoch 1/250: lr 0.0066667"

@@ -1,0 +1,159 @@
+import json
+import math
+import os
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from keras_seresnet import TrainConfig
+from keras_seresnet.optimizers import TorchSGD
+from keras_seresnet.run_folder import (
+    HISTORY_COLUMNS,
+    RunFolder,
+    RunFolderError,
+    read_history_csv,
+    rows_to_history,
+    write_history_csv,
+)
+
+
+def trained_tiny_model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")], name="tiny")
+    model.compile(optimizer=TorchSGD(learning_rate=0.1), loss="mse")
+    model.fit(np.ones((4, 4), "float32"), np.zeros((4, 3), "float32"), epochs=1, verbose=0)
+    return model
+
+
+def row(epoch, val_accuracy, **extra):
+    values = dict(
+        epoch=epoch, learning_rate=0.1, mixup_alpha=0.4, loss=1.0, accuracy=0.5,
+        val_loss=0.9, val_accuracy=val_accuracy, seconds=1.5,
+    )
+    values.update(extra)
+    return values
+
+
+def test_history_csv_round_trip_keeps_precision_order_and_missing_values(tmp_path):
+    path = tmp_path / "history.csv"
+    rows = [row(0, 0.25, learning_rate=1 / 15, mixup_alpha=None), row(1, 0.5, extra_metric=2.0)]
+    write_history_csv(path, rows)
+    header = path.read_text().splitlines()[0].split(",")
+    assert header == list(HISTORY_COLUMNS) + ["extra_metric"]
+    history = read_history_csv(path)
+    assert history["epoch"] == [0, 1]
+    assert history["learning_rate"][0] == 1 / 15  # exact, not rounded
+    assert math.isnan(history["mixup_alpha"][0]) and history["mixup_alpha"][1] == 0.4
+    assert math.isnan(history["extra_metric"][0])
+    assert rows_to_history(rows)["val_accuracy"] == [0.25, 0.5]
+
+
+def test_history_csv_errors_name_file_line_and_column(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("epoch,loss\n0,1.0\n1,oops\n")
+    with pytest.raises(ValueError, match=r"bad.csv, line 3: column `loss` holds 'oops'"):
+        read_history_csv(bad)
+    bad.write_text("loss\n1.0\n")
+    with pytest.raises(ValueError, match="no `epoch` column"):
+        read_history_csv(bad)
+
+
+def test_open_writes_config_and_refuses_another_config_naming_fields(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    config = TrainConfig(epochs=10).to_dict()
+    folder.open(config)
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == config
+    folder.open(config)  # the same config: accepted, to resume
+    other = TrainConfig(epochs=12, use_se=False).to_dict()
+    with pytest.raises(RunFolderError) as info:
+        folder.open(other)
+    message = str(info.value)
+    assert "epochs: 10 in the folder, 12 requested" in message
+    assert "use_se: True in the folder, False requested" in message
+    assert "--out" in message and "--overwrite" in message
+    assert "batch_size" not in message
+
+
+def test_open_refuses_a_foreign_folder_and_overwrite_spares_foreign_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    folder = RunFolder(tmp_path)
+    with pytest.raises(RunFolderError, match="not a run folder"):
+        folder.open(TrainConfig().to_dict())
+    (tmp_path / "config.json").write_text(json.dumps(TrainConfig(epochs=3).to_dict()))
+    (tmp_path / "results.json").write_text("{}")
+    (tmp_path / "plots").mkdir()
+    folder.open(TrainConfig().to_dict(), overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "notes.txt"]
+    assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 250
+
+
+def test_commit_keeps_best_history_plots_and_only_referenced_checkpoints(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.open(TrainConfig(epochs=3).to_dict())
+    model = trained_tiny_model()
+    state = folder.commit_epoch(model, row(0, 0.5))
+    state = folder.commit_epoch(model, row(1, 0.4), state)
+    assert (state["epoch"], state["best_epoch"], state["best_val_accuracy"]) == (1, 0, 0.5)
+    assert sorted(os.listdir(tmp_path / "checkpoint")) == ["best-0000.keras", "epoch-0001.keras", "state.json"]
+    assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0, 1]
+    assert sorted(os.listdir(tmp_path / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
+    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "checkpoint" / "best-0000.keras").read_bytes()
+    # The checkpoint restores the optimizer's state, not only the weights.
+    restored = keras.models.load_model(state["model"])
+    for saved, live in zip(restored.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(saved.numpy(), live.numpy())
+    assert restored.optimizer.iterations.numpy() == 1
+
+
+def test_restart_after_a_kill_mid_commit_drops_the_uncommitted_epoch(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.open(TrainConfig(epochs=5).to_dict())
+    model = trained_tiny_model()
+    state = folder.commit_epoch(model, row(0, 0.5))
+    # A kill while epoch 1 was being committed: its checkpoint and best model
+    # are complete, a temporary file is half written, state.json not replaced,
+    # and a derived file from some later point lists the epoch.
+    ckpt = tmp_path / "checkpoint"
+    model.save(ckpt / "epoch-0001.keras")
+    model.save(ckpt / "best-0001.keras")
+    (ckpt / ".tmp-state.json").write_text('{"epoch": 1')
+    (tmp_path / ".tmp-history.csv").write_text("partial")
+    write_history_csv(tmp_path / "history.csv", [row(0, 0.5), row(1, 0.9)])
+    folder = RunFolder(tmp_path)
+    folder.open(TrainConfig(epochs=5).to_dict())
+    resumed = folder.read_state()
+    assert resumed["epoch"] == 0 and resumed["history"] == state["history"]
+    assert sorted(os.listdir(ckpt)) == ["best-0000.keras", "epoch-0000.keras", "state.json"]
+    assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+
+
+def test_finish_writes_plain_inference_models_and_results(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.open(TrainConfig(epochs=1).to_dict())
+    model = trained_tiny_model()
+    folder.commit_epoch(model, row(0, 0.5))
+    assert folder.read_results() is None
+    folder.finish(model, {"test_accuracy": 0.5})
+    assert sorted(os.listdir(tmp_path)) == [
+        "best.keras", "config.json", "final.keras", "history.csv", "plots", "results.json"
+    ]
+    assert folder.read_results() == {"test_accuracy": 0.5}
+    for name in ("best.keras", "final.keras"):
+        with zipfile.ZipFile(tmp_path / name) as archive:
+            assert not json.loads(archive.read("config.json")).get("compile_config")
+            assert "optimizer" not in archive.read("model.weights.h5").decode("latin-1")
+        loaded = keras.models.load_model(tmp_path / name)
+        assert getattr(loaded, "optimizer", None) is None and not loaded.compiled
+        x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_missing_checkpoint_file_is_a_clear_error(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.open(TrainConfig(epochs=3).to_dict())
+    folder.commit_epoch(trained_tiny_model(), row(0, 0.5))
+    os.remove(tmp_path / "checkpoint" / "epoch-0000.keras")
+    with pytest.raises(RunFolderError, match="epoch-0000.keras, which is missing"):
+        folder.read_state()

@@ -110,6 +110,34 @@ def read_tf_config(environ=None):
     return value
 
 
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """`MultiWorkerMirroredStrategy` whose `reduce` takes what Keras 3 passes it.
+
+    Keras 3.15's `fit` and `evaluate` fail under this strategy as TensorFlow
+    ships it (keras-team/keras#20585, tensorflow/tensorflow#72388), at two
+    calls of `reduce` that MirroredStrategy tolerates:
+
+    - a nest: Keras learns a batch's shapes by reducing a sample batch
+      `(x, y)`; `Strategy.reduce` is written for single values ("TODO:
+      support `value` being a nest"). Here each value is reduced.
+    - `axis=0` on per-replica scalars: Keras averages each step's metric
+      values with `reduce("MEAN", value, axis=0)`; a scalar has no axis 0,
+      and its mean across replicas (what MirroredStrategy returns there) is
+      the reduction with `axis=None`.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        reduce_one = super().reduce
+
+        def rank(one):
+            if isinstance(one, tf.distribute.DistributedValues):
+                one = self.experimental_local_results(one)[0]
+            return tf.convert_to_tensor(one).shape.rank
+
+        return tf.nest.map_structure(
+            lambda one: reduce_one(reduce_op, one, None if rank(one) == 0 else axis), value)
+
+
 def make_strategy(name):
     """The `tf.distribute.Strategy` of a `TrainConfig.strategy` value.
 
@@ -136,7 +164,7 @@ def make_strategy(name):
     if name == "multiworker":
         read_tf_config()
         try:
-            return tf.distribute.MultiWorkerMirroredStrategy()
+            return _MultiWorkerMirroredStrategy()
         except RuntimeError as e:
             raise ValueError(
                 "--strategy multiworker must set up TensorFlow's collective ops before "
@@ -145,6 +173,29 @@ def make_strategy(name):
             ) from None
     raise ValueError("Argument `name` must be one of 'default', 'mirrored', 'multiworker'. "
                      f"Received: name={name!r}")
+
+
+def check_xla(strategy, jit):
+    """Refuses `jit=True` with several CPU devices in one process, which TensorFlow cannot run.
+
+    The XLA-compiled step of one replica cannot read the variables of
+    another logical CPU device ("Trying to access resource ... located in
+    device CPU:1 from device CPU:0"). Keras's default ("auto") already turns
+    XLA off under any strategy. Several GPUs, or one device per worker, are
+    not refused (and not verified here).
+
+    Raises:
+        ValueError: `jit` is True and the strategy has several local CPU devices.
+    """
+    if not jit or strategy.num_replicas_in_sync == 1:
+        return
+    devices = strategy.extended.worker_devices
+    if len(devices) > 1 and all("CPU" in device.upper() for device in devices):
+        raise ValueError(
+            f"--jit (XLA) cannot run across the {len(devices)} CPU devices of this process: "
+            "TensorFlow's compiled step cannot reach another device's variables. Use --no-jit "
+            f"(or the default). Received: jit={jit!r}, devices={list(devices)}"
+        )
 
 
 def is_chief(strategy):

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -49,7 +50,13 @@ from keras_seresnet.callbacks import (
 from keras_seresnet.config import EXECUTION_FIELDS
 from keras_seresnet.model import build_from_config
 from keras_seresnet.optimizers import TorchSGD
-from keras_seresnet.run_folder import HISTORY, RunFolder, read_history_csv, rows_to_history
+from keras_seresnet.run_folder import (
+    HISTORY,
+    RunFolder,
+    RunFolderError,
+    read_history_csv,
+    rows_to_history,
+)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -212,31 +219,45 @@ def _agree_with_chief(strategy, config, finished, start):
 
 
 def _training_model(config, state, initial_weights, say, strategy):
-    """The compiled model, new or the checkpoint's, its variables placed by `strategy`.
+    """The compiled model with a built optimizer: new, or holding the checkpoint's state.
 
-    Called inside the run's dtype policy. With several workers every worker
-    ends up with the chief's variables (the chief may have loaded a
-    checkpoint that the others cannot see).
+    Called inside the run's dtype policy. Every worker creates the same
+    variables in the same order inside the strategy's scope (under
+    MultiWorkerMirroredStrategy each creation is a collective op); the
+    checkpoint or the initial weights are loaded into them after, outside the
+    scope, and with several workers the chief's values go to all (only the
+    chief has the checkpoint).
     """
     with strategy.scope():
-        if state is not None:
-            model = keras.models.load_model(state["model"])
-            model.jit_compile = config.jit  # this run's choice; None: Keras's "auto"
-        else:
-            model = build_from_config(config)
-            if initial_weights is not None:
-                copied, not_found = copy_matching_weights(initial_weights, model)
-                say(
-                    f"Initial weights: {len(copied)} layers copied"
-                    + (f", {len(not_found)} not in the source ({', '.join(not_found)})"
-                       if not_found else "")
-                )
-            compile_model(model, config)
-        if config.strategy == "multiworker":
-            if not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
-            scale.copy_variables_from_chief(strategy, model.variables + model.optimizer.variables)
+        model = compile_model(build_from_config(config), config)
+        model.optimizer.build(model.trainable_variables)
+    if state is not None:
+        _load_checkpoint(model, state["model"])
+    elif initial_weights is not None:
+        copied, not_found = copy_matching_weights(initial_weights, model)
+        say(
+            f"Initial weights: {len(copied)} layers copied"
+            + (f", {len(not_found)} not in the source ({', '.join(not_found)})" if not_found else "")
+        )
+    if config.strategy == "multiworker":
+        scale.copy_variables_from_chief(strategy, model.variables + model.optimizer.variables)
     return model
+
+
+def _load_checkpoint(model, path):
+    """Loads a checkpoint's weights and optimizer state (momentum, iterations, loss scale)."""
+    # Keras only warns when the optimizer's variables do not match (e.g. a
+    # LossScaleOptimizer's checkpoint into a plain one) and keeps fresh ones;
+    # resuming with lost momentum would silently change the run.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Skipping variable loading")
+        try:
+            model.load_weights(path)
+        except UserWarning as e:
+            raise RunFolderError(
+                f"The checkpoint {path} does not fit the model and optimizer of this "
+                f"config: {e} Delete the folder's checkpoint/ to start over, or use --overwrite."
+            ) from None
 
 
 def _history_row(epoch, logs):
@@ -311,6 +332,7 @@ def train(
     # First of all: a MultiWorkerMirroredStrategy can only be set up before
     # TensorFlow runs anything in the process.
     strategy = scale.make_strategy(config.strategy)
+    scale.check_xla(strategy, config.jit)
     say = print if verbose else (lambda *args, **kwargs: None)
     arguments = dict(data=data, initial_weights=initial_weights, callbacks=callbacks,
                      overwrite=overwrite, verbose=verbose, say=say)

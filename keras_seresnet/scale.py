@@ -20,9 +20,10 @@ Under any of them the training numbers stay those of one device:
   its alpha and epoch variables live on the host), and Keras splits each
   batch across the replicas (`experimental_distribute_dataset`; with several
   workers each keeps its share of every batch, `AutoShardPolicy.DATA`).
-- Gradients: Keras sums the per-replica gradients of per-replica losses
-  scaled by 1/replicas, i.e. the gradient of the global batch's mean loss;
-  the learning-rate schedule is unchanged.
+- Gradients: Keras sums the per-replica gradients of per-replica mean
+  losses scaled by 1/replicas, i.e. the gradient of the global batch's mean
+  loss (exactly so when the batch splits evenly; a remainder batch that does
+  not weighs its shares equally); the learning-rate schedule is unchanged.
 - BatchNorm: with more than one replica the batch statistics are
   all-reduced over the global batch (`synchronized_batch_norm`), as one
   device computes them; unsynchronised, each replica would normalise with
@@ -30,8 +31,10 @@ Under any of them the training numbers stay those of one device:
 - Not the same: dropout masks. Every replica draws from the same seed state,
   so a replica's share gets other masks than on one device (and the replicas'
   shares get equal ones). Rounding differs too (all-reduce order, one-pass
-  variance in synchronised BatchNorm): a test finds one step on two replicas
-  equal to one step on one device to ~1e-6 (see tests/test_scale.py).
+  variance in synchronised BatchNorm): with dropout off, two steps on two
+  replicas leave every weight within 1e-6 of one device's (measured on two
+  logical CPU devices; tests/test_scale.py asserts 1e-5). Metrics in the
+  logs are means of the replicas' values, exact when the shares are equal.
 
 Only the chief (`is_chief`) writes the run folder; the other workers write
 to a temporary folder that is deleted at the end (Keras's recipe: every
@@ -41,6 +44,15 @@ every model and optimizer variable are sent from the chief to all workers
 (`broadcast_from_chief`, `copy_variables_from_chief`), so no shared file
 system is needed, and workers started with another config stop with an error
 (`all_workers`).
+
+Precision (`precision_policy`): "mixed_float16" and "mixed_bfloat16" are
+Keras's policies: layers compute in float16/bfloat16 with float32 weights,
+BatchNormalization computes its statistics in float32, the logits layer
+computes in float32 (`build_seresnet`), and so do the softmax and the loss.
+Under mixed_float16 Keras wraps the optimizer in a `LossScaleOptimizer`
+(dynamic loss scaling), whose state the checkpoints keep. XLA (`jit`) is
+`model.compile(jit_compile=...)`; `check_xla` refuses the one combination
+TensorFlow cannot run.
 """
 
 import contextlib
@@ -142,7 +154,8 @@ def make_strategy(name):
     """The `tf.distribute.Strategy` of a `TrainConfig.strategy` value.
 
     Call it before anything else in the process runs TensorFlow: a
-    `MultiWorkerMirroredStrategy` can only be created then.
+    `MultiWorkerMirroredStrategy` set up later fails (one worker) or warns
+    that earlier tensors may break (several).
 
     Args:
         name: "default", "mirrored" or "multiworker" (see the module doc).
@@ -153,8 +166,8 @@ def make_strategy(name):
         can split a CPU into several, for tests).
 
     Raises:
-        ValueError: an unknown name, or (multiworker) a bad TF_CONFIG, or
-            TensorFlow already started in this process.
+        ValueError: an unknown name, or (multiworker) a bad TF_CONFIG, or a
+            one-worker cluster set up after TensorFlow started.
     """
     if name == "default":
         return tf.distribute.get_strategy()

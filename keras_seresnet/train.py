@@ -429,6 +429,8 @@ def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overw
             say(f"A callback stopped training after epoch {epoch + 1}.")
             break
 
+    if state is None:  # a worker of a run whose epochs the chief had all committed
+        return TrainResult(out_dir, {}, {})
     last = state["history"][-1]
     results = {
         "test_accuracy": last["val_accuracy"],

@@ -165,7 +165,7 @@ def test_a_run_continues_with_other_execution_fields_but_not_another_precision(b
 @pytest.mark.slow
 def test_mirrored_on_two_cpu_devices_equals_one_device():
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "mirrored_check.py")],
-                            env=ENV, capture_output=True, text=True, timeout=600)
+                            env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["replicas"] == 2
@@ -213,7 +213,12 @@ def test_two_workers_resume_the_chiefs_run_and_only_the_chief_writes(tiny_image_
     workers = [subprocess.Popen(command, env=dict(ENV, TF_CONFIG=tf_config(i, ports), TMPDIR=str(scratch)),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for i in range(2)]
-    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    try:
+        outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    finally:  # a worker whose peer died would wait for it
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
     assert f"Resuming the run in {cut} at epoch 2/2" in outputs[0]
@@ -224,10 +229,13 @@ def test_two_workers_resume_the_chiefs_run_and_only_the_chief_writes(tiny_image_
     assert sorted(os.listdir(cut)) == RUN_FILES
     history = read_history_csv(cut / "history.csv")
     assert history["epoch"] == [0, 1]
-    # Epoch 1 on two workers from the chief's checkpoint = one device going on.
+    # Epoch 1 on two workers from the chief's checkpoint = one device going
+    # on, up to rounding: measured 1e-7 relative in the losses, 5.5e-6 in the
+    # weights (conv kernels up to 0.12). Were worker 1 to keep its own fresh
+    # weights, the epoch's loss would differ by 1.2%.
     for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(history[column], reference.history[column], rtol=1e-5, err_msg=column)
     final = keras.models.load_model(cut / "final.keras")
     expected = keras.models.load_model(whole / "final.keras")
     for a, b in zip(final.weights, expected.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=5e-5, err_msg=a.path)

@@ -4,7 +4,7 @@ Each field becomes a flag named after it (`limit_train` -> `--limit-train`)
 with the dataclass default as its default, the field's unit comment in
 `config.py` as its help, in an argument group named after the `# --- group ---`
 section the field sits in (data, model, optimiser, schedule, augmentation,
-run). A field added to `TrainConfig` therefore gets its flag, help and group
+run, scale). A field added to `TrainConfig` therefore gets its flag, help and group
 without touching this module. Flag shapes:
 
 - `bool`: a `--name/--no-name` pair, the `use_` prefix dropped: `use_se`
@@ -12,6 +12,9 @@ without touching this module. Flag shapes:
   `grayscale` gives `--grayscale/--no-grayscale`.
 - `Tuple[int, ...]` / `Tuple[float, ...]`: one or more values (`--widths 8 16 16 16`).
 - `Optional[int]` / `Optional[str]`: the value, default None.
+- `Literal[...]`: one of the listed values (`--strategy {default,mirrored,multiworker}`).
+- `Optional[bool]`: a `--name/--no-name` pair whose default None means "not set"
+  (`--jit/--no-jit`, None: Keras decides).
 
 Library code never reads `sys.argv`; scripts build a parser with
 `ArgumentParser`, add the flags with `add_config_arguments`, and turn the
@@ -102,6 +105,8 @@ def add_config_arguments(parser, *, exclude=()):
         kwargs = dict(dest=field.name, default=field.default, help=help_text or field.name)
         if annotation is bool:
             group.add_argument(flag_name(field.name), action=argparse.BooleanOptionalAction, **kwargs)
+        elif typing.get_origin(annotation) is typing.Literal:
+            group.add_argument(flag_name(field.name), choices=typing.get_args(annotation), **kwargs)
         elif typing.get_origin(annotation) is tuple:
             item = typing.get_args(annotation)[0]
             group.add_argument(flag_name(field.name), type=item, nargs="+", **kwargs)

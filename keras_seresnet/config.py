@@ -10,12 +10,23 @@ writes the resolved configuration next to its outputs as `config.json`.
 
 import dataclasses
 import json
-from typing import Optional, Tuple
+import typing
+from typing import Literal, Optional, Tuple
 
 # The recipe's schedule is defined for 250 epochs with 15 warmup epochs; a
 # shorter run keeps the same proportion.
 RECIPE_EPOCHS = 250
 RECIPE_WARMUP_EPOCHS = 15
+
+# The choices of the scale fields (`field_choices()` lists them, the CLI offers them).
+Strategy = Literal["default", "mirrored", "multiworker"]
+Precision = Literal["off", "mixed_float16", "mixed_bfloat16"]
+
+# Fields that say how a run executes, not what it computes: a run may be
+# resumed with other values (on more devices, with XLA), so they are left out
+# of the resume check and of the default run folder's name. Their effect on
+# the numbers is float rounding (all-reduce order, XLA fusion); see scale.py.
+EXECUTION_FIELDS = ("strategy", "jit")
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -87,6 +98,11 @@ class TrainConfig:
 
     # --- run ---
     seed: int = 0  # the one seed for weights, shuffling and augmentation
+
+    # --- scale ---
+    strategy: Strategy = "default"  # default: one device; mirrored: all local GPUs; multiworker: the cluster in TF_CONFIG
+    mixed_precision: Precision = "off"  # Keras dtype policy; weights, logits and loss stay float32
+    jit: Optional[bool] = None  # XLA for the training step; None: Keras's choice (on with a GPU and no strategy)
 
     @property
     def resolved_warmup_epochs(self) -> int:
@@ -164,7 +180,16 @@ class TrainConfig:
             fail("mixup_alpha_min", f"in (0, mixup_alpha={self.mixup_alpha}]")
         if not isinstance(self.seed, int):
             fail("seed", "an integer")
+        if self.jit not in (None, True, False):
+            fail("jit", "True, False or None")
+        for name, choices in field_choices().items():
+            if getattr(self, name) not in choices:
+                fail(name, "one of " + ", ".join(repr(c) for c in choices))
         return self
+
+    def resume_dict(self) -> dict:
+        """`to_dict()` without `EXECUTION_FIELDS`: what a resumed run must match."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (tuples become lists)."""
@@ -210,3 +235,13 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ValueError(f"Config JSON must be an object, got {type(values).__name__}")
         return cls.from_dict(values)
+
+
+def field_choices() -> dict:
+    """`{field: allowed values}` of the `TrainConfig` fields typed `Literal[...]`."""
+    hints = typing.get_type_hints(TrainConfig)
+    return {
+        name: typing.get_args(hint)
+        for name, hint in hints.items()
+        if typing.get_origin(hint) is Literal
+    }

@@ -168,7 +168,9 @@ def build_seresnet(
     Returns:
         A `keras.Model` mapping float32 raw pixels [N, 32, 32, 3] in [0, 255]
         (NHWC, RGB) to float32 logits [N, num_classes]. It normalises
-        internally, so callers never preprocess.
+        internally, so callers never preprocess. Built under a mixed
+        precision policy (`keras.mixed_precision.set_global_policy`), its
+        layers compute in float16/bfloat16 but the logits layer in float32.
 
     Raises:
         ValueError: for an inconsistent architecture, or a parameter count
@@ -230,6 +232,7 @@ def build_seresnet(
         num_classes,
         kernel_initializer=_torch_kernel_init(),
         bias_initializer=_torch_bias_init(fan_in),
+        dtype="float32",  # float32 logits (and softmax, loss) under a mixed precision policy
         name="logits",
     )(x)
     model = keras.Model(inputs, outputs, name=name)

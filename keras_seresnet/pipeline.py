@@ -1,9 +1,9 @@
 """tf.data pipelines: augmented, mixed training batches and plain evaluation batches.
 
-Training, per epoch:
+Training, per epoch (one pass over the dataset):
 
-    shuffle indices -> batch(128) -> gather images, one-hot labels
-    -> augment the batch (map, num_parallel_calls=AUTOTUNE):
+    pass key (the epoch) -> permuted indices -> batch(128) -> gather images,
+    one-hot labels -> augment the batch (map, num_parallel_calls=AUTOTUNE):
        color jitter, [greyscale], pad-4 crop, flip, cutout
     -> mixup (map, AUTOTUNE) -> prefetch(AUTOTUNE)
 
@@ -11,10 +11,14 @@ Everything works on float32 raw pixels in [0, 255]; the model normalises
 inside. Images stay in memory as one uint8 tensor and are gathered a batch at
 a time, so shuffling moves indices, not pixels.
 
-Randomness flows from one seed: the shuffle and a stream of per-batch seeds
-(`tf.data.Dataset.random`) both derive from it and change every epoch, and
-every augmentation draws its parameters statelessly from its batch's seed.
-The same seed therefore gives the same batches, even with parallel maps.
+Randomness flows from one seed. Each pass starts by reading a key: the epoch
+number from a `tf.Variable` (`make_epoch_variable`), or a fresh random draw
+when no epoch is given. The pass's permutation and one seed per batch are
+derived statelessly from (seed, key), and every augmentation draws its
+parameters statelessly from its batch's seed. So the batches of epoch `e` are
+a function of (seed, e) alone: one dataset serves a whole run, and a resumed
+run sees exactly what an uninterrupted one sees. The same holds with parallel
+maps, and under a `tf.distribute` strategy, which splits these same batches.
 """
 
 import numpy as np
@@ -108,9 +112,57 @@ def apply_augmentations(images, layers, transformations):
     return images
 
 
+def make_epoch_variable(epoch=0):
+    """The epoch number as a variable that a built training dataset reads.
+
+    `make_train_dataset(..., epoch=variable)` reads it when each pass over
+    the dataset starts, so `variable.assign(e)` before iterating makes the
+    pass epoch `e`'s batches, with no new dataset and no retracing. Create it
+    outside any `tf.distribute` scope: it belongs to the host's input
+    pipeline, not to the replicas.
+
+    Args:
+        epoch: the initial zero-based epoch, >= 0. Default 0.
+
+    Returns:
+        A non-trainable int64 scalar `tf.Variable` named "epoch".
+    """
+    if not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        raise ValueError(f"Argument `epoch` must be a non-negative integer. Received: epoch={epoch!r}")
+    return tf.Variable(int(epoch), trainable=False, dtype=tf.int64, name="epoch")
+
+
+def _epoch_batches(count, batch_size, seed, epoch):
+    """`(indices [B] int64, batch seed [2] int64)` per batch of one pass.
+
+    The pass's key (the epoch, read from the variable when the pass starts,
+    or a per-pass random draw) and `seed` give the permutation and the batch
+    seeds through stateless ops, so nothing depends on how many passes came
+    before.
+    """
+    if epoch is None:
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    elif isinstance(epoch, tf.Variable):
+        keys = tf.data.Dataset.from_tensors(0).map(lambda _: tf.cast(epoch.read_value(), tf.int64))
+    else:
+        keys = tf.data.Dataset.from_tensors(tf.constant(epoch, tf.int64))
+    num_batches = -(-count // batch_size)
+
+    def one_pass(key):
+        pass_seed = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), key)
+        order_seed, batches_seed = tf.unstack(tf.random.experimental.stateless_split(pass_seed, 2))
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), order_seed)
+        seeds = tf.data.Dataset.range(num_batches).map(
+            lambda i: tf.random.experimental.stateless_fold_in(batches_seed, i))
+        return tf.data.Dataset.zip(tf.data.Dataset.from_tensor_slices(order).batch(batch_size), seeds)
+
+    # flat_map hides the length from tf.data; Keras's progress bar needs it.
+    return keys.flat_map(one_pass).apply(tf.data.experimental.assert_cardinality(num_batches))
+
+
 def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None,
-                       jit_compile=True):
-    """The training pipeline: shuffled, augmented, mixed batches, reshuffled every epoch.
+                       epoch=None, jit_compile=True):
+    """The training pipeline: shuffled, augmented, mixed batches, a new order every epoch.
 
     Args:
         x: uint8 images [N, 32, 32, 3], RGB, 0..255.
@@ -124,7 +176,14 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
             alpha they were mixed with). None: a new variable holding
             `config.mixup_alpha`. Unused when `config.mixup_cutout` is False.
         seed: seed of the shuffle and every augmentation. Default
-            `config.seed`. Same seed, same batches.
+            `config.seed`.
+        epoch: the zero-based epoch whose batches each pass makes: an int
+            `tf.Variable` (`make_epoch_variable`), read when a pass starts,
+            or a plain int. The batches are a function of (seed, epoch)
+            only: any dataset built with the same arguments, in any process,
+            gives the same batches for the same epoch. Default None: each
+            pass draws a fresh order from a stream seeded by `seed` (the
+            first pass of two datasets with the same seed agree).
         jit_compile: compile the per-batch augmentation with XLA. Default
             True: several times faster on CPU; the first batch of each shape
             (full batches, then the remainder) waits for a compilation of a
@@ -157,8 +216,7 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
                         jit_compile=jit_compile)
 
     def augment(indices, batch_seed):
-        augment_seed, mixup_seed = tf.unstack(
-            tf.random.experimental.stateless_split(tf.stack([batch_seed, 0]), 2))
+        augment_seed, mixup_seed = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 2))
         batch = tf.cast(tf.gather(images, indices), tf.float32)
         targets = tf.one_hot(tf.gather(labels, indices), config.num_classes, dtype=tf.float32)
         drawn = sample_augmentations(layers, tf.shape(batch)[0], augment_seed)
@@ -167,11 +225,7 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
     def mix(batch, targets, mixup_seed):
         return mixup.mix(batch, targets, mixup.sample_transformations(tf.shape(batch)[0], mixup_seed))
 
-    indices = (tf.data.Dataset.range(count)
-               .shuffle(count, seed=seed, reshuffle_each_iteration=True)
-               .batch(config.batch_size))
-    batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    dataset = tf.data.Dataset.zip(indices, batch_seeds).map(
+    dataset = _epoch_batches(count, config.batch_size, seed, epoch).map(
         augment, num_parallel_calls=tf.data.AUTOTUNE)
     if mixup is not None:
         dataset = dataset.map(mix, num_parallel_calls=tf.data.AUTOTUNE)

@@ -109,13 +109,13 @@ def inference_model(model):
     return keras.Model(model.inputs, model.outputs, name=model.name)
 
 
-def config_differences(saved, requested):
-    """Lists `field: saved -> requested` for every field that differs (dicts)."""
+def config_differences(saved, requested, ignore=()):
+    """Lists `field: saved -> requested` for every field that differs (dicts), but `ignore`."""
     return [
         f"{name}: {saved.get(name, '<absent>')!r} in the folder, "
         f"{requested.get(name, '<absent>')!r} requested"
         for name in sorted(set(saved) | set(requested))
-        if saved.get(name) != requested.get(name)
+        if name not in ignore and saved.get(name) != requested.get(name)
     ]
 
 
@@ -192,16 +192,20 @@ class RunFolder:
         """The path of an entry of the folder (`CONFIG`, `BEST`, ...)."""
         return os.path.join(self.path, name)
 
-    def open(self, config_dict, overwrite=False):
+    def open(self, config_dict, overwrite=False, ignore=()):
         """Claims the folder for a run of `config_dict` (the resolved config).
 
         A new or empty folder gets `config.json`. A folder with the same
-        config is left as it is, to be resumed or reported as finished.
+        config (fields in `ignore` may differ) is left as it is, to be
+        resumed or reported as finished; its `config.json` keeps the values
+        the run started with.
 
         Args:
             config_dict: `TrainConfig.to_dict()` of the resolved config.
             overwrite: delete this package's entries (`RUN_ENTRIES`) of a
                 previous run first; other files are never touched.
+            ignore: field names whose values may differ from the folder's
+                (`config.EXECUTION_FIELDS`: devices and XLA).
 
         Raises:
             RunFolderError: the folder holds a run of another config, or files
@@ -216,7 +220,7 @@ class RunFolder:
         elif os.path.exists(config_path):
             with open(config_path, encoding="utf-8") as f:
                 saved = json.load(f)
-            differences = config_differences(saved, config_dict)
+            differences = config_differences(saved, config_dict, ignore)
             if differences:
                 raise RunFolderError(
                     f"The run folder {self.path} holds a run with another config "

@@ -14,7 +14,7 @@ def parser(**kwargs):
 
 def test_every_field_has_a_flag_help_and_a_section_group():
     p, groups = parser()
-    assert list(groups) == ["data", "model", "optimiser", "schedule", "augmentation", "run"]
+    assert list(groups) == ["data", "model", "optimiser", "schedule", "augmentation", "run", "scale"]
     actions = {a.dest: a for a in p._actions}
     for field in dataclasses.fields(TrainConfig):
         assert field.name in actions, field.name
@@ -61,6 +61,25 @@ def test_bad_values_exit_with_one_line(capsys, argv, expected):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("train.py: error: ")
     assert expected in err
+
+
+def test_scale_flags_offer_their_choices():
+    p, _ = parser()
+    actions = {a.dest: a for a in p._actions}
+    assert actions["strategy"].choices == ("default", "mirrored", "multiworker")
+    assert actions["mixed_precision"].choices == ("off", "mixed_float16", "mixed_bfloat16")
+    _, config = parse_config(p, "--strategy mirrored --mixed-precision mixed_bfloat16 --jit".split())
+    assert (config.strategy, config.mixed_precision, config.jit) == ("mirrored", "mixed_bfloat16", True)
+    assert parse_config(p, ["--no-jit"])[1].jit is False and parse_config(p, [])[1].jit is None
+
+
+def test_a_value_outside_the_choices_is_one_line(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(parser()[0], ["--strategy", "tpu"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "argument --strategy: invalid choice: 'tpu' (choose from " in err
+    assert all(choice in err for choice in ("default", "mirrored", "multiworker"))
 
 
 def test_excluded_fields_keep_defaults():

@@ -37,7 +37,8 @@ def test_unknown_field_is_named():
 @pytest.mark.parametrize(
     "field, value",
     [("epochs", 0), ("batch_size", -1), ("dropout", 1.5), ("hue", 0.7), ("warmup_epochs", 300),
-     ("min_lr", 1.0), ("limit_train", 0), ("cutout_size", 40)],
+     ("min_lr", 1.0), ("limit_train", 0), ("cutout_size", 40), ("strategy", "tpu"),
+     ("mixed_precision", "float16"), ("jit", "yes")],
 )
 def test_invalid_values_name_field_and_value(field, value):
     with pytest.raises(ValueError, match=rf"`{field}`.*{field}={value!r}"):
@@ -48,3 +49,17 @@ def test_invalid_values_name_field_and_value(field, value):
 def test_warmup_scales_with_the_run(epochs, warmup):
     assert TrainConfig(epochs=epochs).resolved_warmup_epochs == warmup
     assert TrainConfig(epochs=epochs, warmup_epochs=0).resolved_warmup_epochs == 0
+
+
+def test_scale_defaults_are_one_device_float32_and_keras_jit_choice():
+    c = TrainConfig()
+    assert (c.strategy, c.mixed_precision, c.jit) == ("default", "off", None)
+    with pytest.raises(ValueError, match=r"one of 'default', 'mirrored', 'multiworker'"):
+        TrainConfig(strategy="tpu").validate()
+
+
+def test_resume_dict_leaves_out_only_the_execution_fields():
+    c = TrainConfig(strategy="mirrored", jit=True, mixed_precision="mixed_bfloat16")
+    assert set(c.to_dict()) - set(c.resume_dict()) == {"strategy", "jit"}
+    assert c.resume_dict()["mixed_precision"] == "mixed_bfloat16"
+    assert TrainConfig().resume_dict() == TrainConfig(strategy="multiworker", jit=False).resume_dict()

@@ -7,7 +7,7 @@ import pytest
 
 from keras_seresnet.augment import make_mixup_alpha
 from keras_seresnet.config import TrainConfig
-from keras_seresnet.pipeline import make_eval_dataset, make_train_dataset
+from keras_seresnet.pipeline import make_epoch_variable, make_eval_dataset, make_train_dataset
 
 N = 20
 IMAGES = np.random.default_rng(0).integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)
@@ -70,6 +70,42 @@ def test_same_seed_same_batches_and_each_epoch_differs():
     assert not np.array_equal(epoch1[0][0], batches(dataset(4))[0][0])  # so does another seed
     # The seed argument overrides config.seed.
     np.testing.assert_array_equal(batches(dataset(4, seed=3))[0][0], epoch1[0][0])
+
+
+def test_an_epochs_batches_depend_only_on_seed_and_epoch():
+    epoch = make_epoch_variable()
+    dataset = make_train_dataset(IMAGES, LABELS, config(), epoch=epoch, **QUICK)
+    assert int(dataset.cardinality()) == 3  # known, for Keras's progress bar
+    epoch.assign(2)
+    two = batches(dataset)
+    # Another pass, or another dataset (another process) at the same epoch:
+    # the same batches; no state carries over between passes.
+    for other in (batches(dataset), batches(make_train_dataset(IMAGES, LABELS, config(), epoch=2, **QUICK))):
+        for (xa, ta), (xb, tb) in zip(two, other):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ta, tb)
+    epoch.assign(3)  # read when the pass starts: no rebuilding
+    three = batches(dataset)
+    assert not np.array_equal(two[0][0], three[0][0])
+    assert not np.array_equal(batches(make_train_dataset(IMAGES, LABELS, config(seed=1), epoch=2, **QUICK))[0][0],
+                              two[0][0])
+    with pytest.raises(ValueError, match="`epoch` must be a non-negative integer. Received: epoch=-1"):
+        make_epoch_variable(-1)
+
+
+def test_every_image_once_per_epoch_in_an_order_of_its_own():
+    off = config(color_jitter=False, mixup_cutout=False, horizontal_flip=False, crop_padding=0)
+    epoch = make_epoch_variable()
+    dataset = make_train_dataset(IMAGES, LABELS, off, epoch=epoch, **QUICK)
+    orders = []
+    for e in range(3):
+        epoch.assign(e)
+        t = np.concatenate([t for _, t in batches(dataset)])
+        x = np.concatenate([x for x, _ in batches(dataset)])
+        orders.append([int(np.flatnonzero((IMAGES == image).all((1, 2, 3)))[0]) for image in x.astype(np.uint8)])
+        assert sorted(orders[-1]) == list(range(N))
+        np.testing.assert_array_equal(t, np.eye(10, dtype=np.float32)[LABELS[orders[-1]]])
+    assert len({tuple(o) for o in orders}) == 3
 
 
 def test_xla_and_op_by_op_agree():

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_seresnet import TrainConfig, build_from_config
+from keras_seresnet import TrainConfig, build_from_config, pipeline
 from keras_seresnet.callbacks import WarmupCosineLearningRate
 from keras_seresnet.run_folder import RunFolderError, read_history_csv
 from keras_seresnet.train import (
@@ -73,7 +73,12 @@ class Probe(keras.callbacks.Callback):
 def finished_run(tmp_path_factory, tiny_image_tree):
     out = tmp_path_factory.mktemp("runs") / "run"
     probe = Probe()
-    result = train(tiny_config(tiny_image_tree), out, callbacks=[probe], verbose=0)
+    builds = []
+    with pytest.MonkeyPatch.context() as patch:
+        build = pipeline.make_train_dataset
+        patch.setattr(pipeline, "make_train_dataset", lambda *a, **k: builds.append(1) or build(*a, **k))
+        result = train(tiny_config(tiny_image_tree), out, callbacks=[probe], verbose=0)
+    probe.dataset_builds = len(builds)
     return out, result, probe
 
 
@@ -114,9 +119,10 @@ def test_results_are_the_final_epochs_test_metrics_and_models_load(finished_run)
         np.testing.assert_array_equal(saved.numpy(), live)
 
 
-def test_per_epoch_fits_reuse_the_first_trace(finished_run):
+def test_per_epoch_fits_reuse_the_first_trace_and_the_dataset(finished_run):
     traces = finished_run[2].traces_after_fit
     assert len(traces) == EPOCHS and traces[0] >= 1 and traces[0] == traces[-1]
+    assert finished_run[2].dataset_builds == 1  # its epoch variable moves on, no rebuild
 
 
 def test_finished_run_is_reported_not_retrained(finished_run, tiny_image_tree, capsys):

@@ -41,6 +41,15 @@ def _torch_bias_init(fan_in):
     return keras.initializers.RandomUniform(-bound, bound)
 
 
+def _logits_dtype():
+    # Under a mixed float16/bfloat16 policy the logits (and so the softmax and
+    # the loss) are computed in float32; otherwise the layer follows the
+    # global policy (float32, or float64 for exact parity checks).
+    if keras.mixed_precision.global_policy().compute_dtype in ("float16", "bfloat16"):
+        return "float32"
+    return None
+
+
 def _batch_norm(x, momentum, epsilon, name):
     return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)(x)
 
@@ -232,7 +241,7 @@ def build_seresnet(
         num_classes,
         kernel_initializer=_torch_kernel_init(),
         bias_initializer=_torch_bias_init(fan_in),
-        dtype="float32",  # float32 logits (and softmax, loss) under a mixed precision policy
+        dtype=_logits_dtype(),
         name="logits",
     )(x)
     model = keras.Model(inputs, outputs, name=name)

@@ -1,13 +1,18 @@
 """keras-seresnet: the lightweight SE-ResNet CIFAR-10 recipe in Keras 3.
 
 The data pipeline and the SavedModel export use TensorFlow, so the Keras
-backend defaults to "tensorflow" when the package is imported first.
+backend defaults to "tensorflow" when the package is imported first; so
+does TensorFlow's oneDNN CPU kernels (`keras_seresnet.runtime`).
 """
 
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_seresnet.runtime import enable_onednn  # noqa: E402
+
+enable_onednn()  # before TensorFlow starts; see keras_seresnet/runtime.py
 
 from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig  # noqa: E402
 from keras_seresnet.data import (  # noqa: E402

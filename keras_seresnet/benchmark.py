@@ -3,6 +3,10 @@
 Training side: the augmented input pipeline and the model's training step.
 Inference side: decoding a folder of JPEGs, the bare model, and
 `predict_dir` end to end (decode + inference).
+Side by side: `fit_throughput` (the whole training path a user runs:
+`train()` with its augmented pipeline, mixup, callbacks, forward, backward,
+update) and `reference_throughput` (the reference PyTorch notebook's model,
+training step and inference, same machine, same process).
 
 Each benchmark warms up first (tracing, XLA compilation), then times several
 runs and reports the median, so one slow run on a shared machine does not
@@ -179,6 +183,171 @@ def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, rep
     return Result("train-step", statistics.median(rates), rates, {
         "batch_size": config.batch_size, "steps": steps, "xla": model.jit_compile,
         "cpus": _cpus()})
+
+
+def fit_throughput(config: Optional[TrainConfig] = None, *, num_images=2560, epochs=4,
+                   progress=None) -> Result:
+    """Images per second of the whole training path, as `scripts/train.py` runs it.
+
+    Calls `keras_seresnet.train.train` on `num_images` synthetic training
+    images (and 128 test images) for `epochs` epochs in a temporary run
+    folder: the recipe's tf.data pipeline (colour jitter, crop, flip, cutout,
+    mixup with the decaying alpha), the schedule and checkpoint callbacks,
+    and `model.fit`'s forward, backward and update. Each epoch is timed from
+    its start to the start of its evaluation; the first epoch (tracing and
+    compilation) is left out and the median of the others reported.
+
+    Args:
+        config: the run's settings. Default `TrainConfig()` (the recipe).
+        num_images: training images per epoch. Default 2,560 (20 batches).
+        epochs: epochs to run, >= 2. Default 4 (3 timed).
+        progress: callable for progress lines, or None.
+
+    Returns:
+        A `Result` named "fit".
+    """
+    import keras
+
+    from keras_seresnet.train import train
+
+    if not isinstance(epochs, int) or epochs < 2:
+        raise ValueError(f"Argument `epochs` must be an integer >= 2. Received: epochs={epochs}")
+    config = config or TrainConfig()
+    config = TrainConfig.from_dict({**config.to_dict(), "epochs": epochs})
+    train_images, train_labels = synthetic_cifar(num_images, config.seed, config.num_classes)
+    test_images, test_labels = synthetic_cifar(128, config.seed + 1, config.num_classes)
+    clock = _EpochClock(keras, num_images, progress)
+    with tempfile.TemporaryDirectory() as folder:
+        train(config, folder, data=((train_images, train_labels), (test_images, test_labels)),
+              callbacks=[clock.callback], verbose=0)
+    rates = [num_images / seconds for seconds in clock.seconds[1:]]
+    return Result("fit", statistics.median(rates), rates, {
+        "batch_size": config.batch_size, "images": num_images, "timed_epochs": len(rates),
+        "cpus": _cpus()})
+
+
+class _EpochClock:
+    """Keras callback that times each epoch's training part (to its evaluation)."""
+
+    def __init__(self, keras, images_per_epoch, progress):
+        self.seconds = []
+        clock = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                clock.start, clock.done = time.perf_counter(), False
+
+            def on_test_begin(self, logs=None):
+                self._stop()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self._stop()
+
+            def _stop(self):
+                if clock.done:
+                    return
+                clock.done = True
+                clock.seconds.append(time.perf_counter() - clock.start)
+                if progress:
+                    progress(f"  epoch {len(clock.seconds)}: {images_per_epoch:,} images in "
+                             f"{clock.seconds[-1]:.2f} s = "
+                             f"{images_per_epoch / clock.seconds[-1]:,.1f} img/s")
+
+        self.callback = Callback()
+
+
+def reference_throughput(config: Optional[TrainConfig] = None, *, steps=8, repeats=3,
+                         batch_size=256, threads=None, progress=None) -> list:
+    """Images per second of the reference PyTorch notebook's training step and inference.
+
+    The model of `keras_seresnet.torch_reference` (the notebook's, from the
+    SPEC) on one synthetic batch held in memory: (1) its training step at the
+    config's batch size (forward in train mode, label-smoothed cross-entropy
+    on mixed targets, backward, SGD with momentum and coupled weight decay),
+    the reference's augmentation and data loading left out, so the figure is
+    an upper bound of the notebook's full training throughput; (2) inference
+    in eval mode under `torch.inference_mode` at `batch_size`. Needs PyTorch.
+
+    Args:
+        config: batch size and optimiser. Default `TrainConfig()`.
+        steps: steps (or inference calls) per timed run, after 2 warm-up ones.
+        repeats: timed runs. Default 3.
+        batch_size: inference batch. Default 256.
+        threads: `torch.set_num_threads`; default the cores this process may
+            use (2 here, as in the notebook's measurement).
+        progress: callable for progress lines, or None.
+
+    Returns:
+        Two `Result`s, "reference-train-step" and "reference-inference".
+    """
+    import torch
+
+    from keras_seresnet.torch_reference import ReferenceSEResNet, make_training_step, normalise
+
+    config = config or TrainConfig()
+    threads = threads or _cpus()
+    torch.set_num_threads(threads)
+    torch.manual_seed(config.seed)
+    model = ReferenceSEResNet(use_se=config.use_se, dropout=config.dropout)
+    step = make_training_step(model, lr=config.base_lr, momentum=config.momentum,
+                              weight_decay=config.weight_decay,
+                              label_smoothing=config.label_smoothing)
+    images, labels = synthetic_cifar(config.batch_size, config.seed, config.num_classes)
+    eye = np.eye(config.num_classes, dtype=np.float32)
+    targets = torch.from_numpy(0.7 * eye[labels] + 0.3 * eye[labels[::-1]])
+    x = normalise(images)
+
+    def train_run(n):
+        for _ in range(n):
+            step(x, targets)
+        return n * config.batch_size
+
+    train_run(2)
+    train_rates = time_runs(lambda: train_run(steps), repeats, progress, "reference step")
+    model.eval()
+    x_eval = normalise(synthetic_cifar(batch_size, config.seed)[0])
+
+    def infer_run(n):
+        with torch.inference_mode():
+            for _ in range(n):
+                torch.softmax(model(x_eval), dim=1)
+        return n * batch_size
+
+    infer_run(2)
+    infer_rates = time_runs(lambda: infer_run(steps), repeats, progress, "reference inference")
+    details = {"torch": torch.__version__, "threads": threads, "cpus": _cpus()}
+    return [
+        Result("reference-train-step", statistics.median(train_rates), train_rates,
+               {"batch_size": config.batch_size, "steps": steps, **details}),
+        Result("reference-inference", statistics.median(infer_rates), infer_rates,
+               {"batch_size": batch_size, "steps": steps, **details}),
+    ]
+
+
+# Multiply-adds counted as 2 FLOP: one forward pass of the recipe's model is
+# about 0.28 GFLOP per 32x32 image, a training step about 3x that.
+FORWARD_GFLOP_PER_IMAGE = 0.28
+TRAIN_GFLOP_PER_IMAGE = 0.83
+
+
+def matmul_gflops(size=2048, repeats=3):
+    """The machine's float32 matrix-multiply rate in GFLOP/s (TensorFlow, all cores).
+
+    Median of `repeats` timings of 4 products of two [size, size] matrices,
+    after one warm-up product: a ceiling for the model's convolutions.
+    """
+    import tensorflow as tf
+
+    a = tf.random.stateless_uniform((size, size), seed=(0, 0))
+    b = tf.random.stateless_uniform((size, size), seed=(0, 1))
+    tf.matmul(a, b).numpy()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(4):
+            tf.matmul(a, b).numpy()
+        rates.append(4 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return statistics.median(rates)
 
 
 def _cpus():

@@ -28,6 +28,8 @@ import numpy as np
 # keras 3.15.1; no public equivalent) lets this module's `safe_mode` win.
 from keras.src.saving.serialization_lib import SafeModeScope
 
+from keras_seresnet.runtime import fuse_batch_norm
+
 KERAS_SUFFIX = ".keras"
 SAVEDMODEL_FILE = "saved_model.pb"
 
@@ -86,7 +88,7 @@ def load_model(path, *, safe_mode=True):
         )
     try:
         with SafeModeScope(safe_mode):
-            return keras.models.load_model(path, safe_mode=safe_mode)
+            return fuse_batch_norm(keras.models.load_model(path, safe_mode=safe_mode))
     except ValueError as e:
         if "safe_mode" in str(e):
             raise ValueError(

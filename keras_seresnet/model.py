@@ -25,6 +25,7 @@ import keras
 from keras import layers
 
 from keras_seresnet.config import TrainConfig
+from keras_seresnet.runtime import fuse_batch_norm
 
 PARAMETER_BUDGET = 5_000_000  # the paper's limit on the parameter count
 
@@ -253,7 +254,7 @@ def build_seresnet(
             f"{max_params:,}. Shrink `widths`/`blocks`, or pass a larger "
             "`max_params` to lift the budget deliberately."
         )
-    return model
+    return fuse_batch_norm(model)
 
 
 def build_from_config(config: TrainConfig, **kwargs):

@@ -4,7 +4,11 @@
     python scripts/benchmark.py train-step    # compiled training step, cached tensors
     python scripts/benchmark.py inference     # bare model, batch 256
     python scripts/benchmark.py predict-dir   # decode only, and predict_dir end to end
-    python scripts/benchmark.py all           # every one, and the pipeline/step ratio
+    python scripts/benchmark.py fit           # train() end to end: pipeline + step
+    python scripts/benchmark.py reference     # the PyTorch notebook's step and inference
+    python scripts/benchmark.py speed         # fit, train-step, inference and reference
+                                              # side by side, with the ratios
+    python scripts/benchmark.py all           # every one, and every ratio
     python scripts/benchmark.py --cpus 2 all  # pinned to 2 CPU cores (Linux)
 
 To add a benchmark: a function in keras_seresnet/benchmark.py returning a
@@ -12,6 +16,7 @@ To add a benchmark: a function in keras_seresnet/benchmark.py returning a
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -73,8 +78,33 @@ def run_predict_dir(benchmark, config, args):
         workers=args.workers, repeats=args.repeats, seed=config.seed, progress=print)
 
 
+def add_fit_arguments(parser):
+    add_argument(parser, "--fit-images", type=int, default=2560,
+                 help="synthetic training images per epoch for fit (default 2560)")
+    add_argument(parser, "--fit-epochs", type=int, default=4,
+                 help="epochs of fit; the first is not timed (default 4)")
+
+
+def run_fit(benchmark, config, args):
+    return benchmark.fit_throughput(config, num_images=args.fit_images, epochs=args.fit_epochs,
+                                    progress=print)
+
+
+def add_reference_arguments(parser):
+    add_argument(parser, "--reference-steps", type=int, default=8,
+                 help="PyTorch steps (and inference calls) per timed run (default 8)")
+    add_argument(parser, "--inference-batch-size", type=int, default=256,
+                 help="images per model call (default 256)")
+
+
+def run_reference(benchmark, config, args):
+    return benchmark.reference_throughput(config, steps=args.reference_steps,
+                                          repeats=args.repeats,
+                                          batch_size=args.inference_batch_size, progress=print)
+
+
 # name -> (help, add its arguments, run it: a Result or a list of them);
-# `all` runs every one in order.
+# `all` runs every one in order, `speed` those of SPEED.
 COMMANDS = {
     "pipeline": ("augmented training pipeline", add_pipeline_arguments, run_pipeline),
     "train-step": ("the model's compiled training step on cached tensors",
@@ -83,7 +113,20 @@ COMMANDS = {
                   add_inference_arguments, run_inference),
     "predict-dir": ("decoding a JPEG folder alone, and predict_dir end to end",
                     add_predict_dir_arguments, run_predict_dir),
+    "fit": ("train() end to end on synthetic data: pipeline, mixup, step, callbacks",
+            add_fit_arguments, run_fit),
+    "reference": ("the reference PyTorch notebook's training step and inference (needs torch)",
+                  add_reference_arguments, run_reference),
 }
+SPEED = ["fit", "train-step", "inference", "reference"]
+# (numerator, denominator, what the ratio means)
+RATIOS = [
+    ("pipeline", "train-step", "the pipeline must deliver >= 3x"),
+    ("fit", "reference-train-step", "target >= 1.3x; the reference's bare step is an upper "
+     "bound of its full training"),
+    ("train-step", "reference-train-step", "bare training steps"),
+    ("inference", "reference-inference", "target >= 1.3x"),
+]
 
 
 def parse_args(argv=None):
@@ -95,10 +138,14 @@ def parse_args(argv=None):
     parser.add_argument("--cpus", type=int, help="pin the process to this many CPU cores (Linux)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     commands = parser.add_subparsers(dest="command", required=True)
-    every = commands.add_parser("all", help="every benchmark, and pipeline / train-step")
+    every = commands.add_parser("all", help="every benchmark, and every ratio")
+    speed = commands.add_parser("speed", help="fit, train-step, inference and reference, "
+                                "side by side, and the speed ratios")
     for name, (text, add_arguments, _) in COMMANDS.items():
         add_arguments(commands.add_parser(name, help=text))
         add_arguments(every)
+        if name in SPEED:
+            add_arguments(speed)
     return parser.parse_args(argv)
 
 
@@ -113,8 +160,13 @@ def main(argv=None):
     config = TrainConfig.from_json(args.config) if args.config else TrainConfig()
     if args.batch_size:
         config = TrainConfig.from_dict({**config.to_dict(), "batch_size": args.batch_size})
-    names = list(COMMANDS) if args.command == "all" else [args.command]
+    names = list({"all": COMMANDS, "speed": SPEED}.get(args.command, [args.command]))
     results = []
+    if "reference" in names and importlib.util.find_spec("torch") is None:
+        if args.command == "reference":
+            sys.exit("The reference benchmark needs PyTorch: pip install torch")
+        print("reference: skipped (PyTorch is not installed: pip install torch)")
+        names.remove("reference")
     for name in names:
         outcome = COMMANDS[name][2](benchmark, config, args)
         results.extend(outcome if isinstance(outcome, list) else [outcome])
@@ -122,9 +174,15 @@ def main(argv=None):
     for result in results:
         print(result.summary())
     rates = {r.name: r.images_per_second for r in results}
-    if {"pipeline", "train-step"} <= set(rates):
-        ratio = rates["pipeline"] / rates["train-step"]
-        print(f"pipeline / train-step = {ratio:.1f}x (the pipeline must deliver >= 3x)")
+    for numerator, denominator, meaning in RATIOS:
+        if {numerator, denominator} <= set(rates):
+            print(f"{numerator} / {denominator} = {rates[numerator] / rates[denominator]:.2f}x "
+                  f"({meaning})")
+    if args.command in ("all", "speed"):
+        gflops = benchmark.matmul_gflops()
+        print(f"matrix multiply: {gflops:.0f} GFLOP/s; fit reaches "
+              f"{rates['fit'] * benchmark.TRAIN_GFLOP_PER_IMAGE:.0f} GFLOP/s, inference "
+              f"{rates['inference'] * benchmark.FORWARD_GFLOP_PER_IMAGE:.0f} GFLOP/s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump([r.to_dict() for r in results], f, indent=2)

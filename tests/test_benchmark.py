@@ -36,11 +36,16 @@ def test_script_runs_every_benchmark_and_writes_json(tmp_path, capsys):
     script = load_script()
     assert script.main(["--config", str(config_path), "--repeats", "1", "--json", str(out),
                         "all", "--images", "16", "--no-xla", "--steps", "1", "--jpegs", "6",
-                        "--inference-batch-size", "4"]) == 0
+                        "--inference-batch-size", "4", "--fit-images", "16", "--fit-epochs", "2",
+                        "--reference-steps", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "pipeline: " in printed and "train-step: " in printed and "pipeline / train-step" in printed
+    for line in ("pipeline: ", "train-step: ", "fit: ", "reference-train-step: ",
+                 "pipeline / train-step", "fit / reference-train-step",
+                 "inference / reference-inference", "matrix multiply: "):
+        assert line in printed
     results = json.loads(out.read_text())
     assert [r["name"] for r in results] == [
-        "pipeline", "train-step", "inference", "decode", "predict-dir"]
+        "pipeline", "train-step", "inference", "decode", "predict-dir", "fit",
+        "reference-train-step", "reference-inference"]
     assert all(r["images_per_second"] > 0 and len(r["runs"]) == 1 for r in results)
     assert results[0]["details"]["batch_size"] == 8 and results[0]["details"]["images"] == 16

@@ -176,11 +176,13 @@ def test_mirrored_on_two_cpu_devices_equals_one_device():
     assert abs(report["spread_wide"] - 20 / 82) < 0.02 and report["spread_narrow"] < 0.05
     # Two steps (one per epoch, lr and alpha changing in between) on two
     # replicas with synchronised BatchNorm equal one device's up to float32
-    # rounding: measured <= 1e-6 for weights up to ~0.6 (the gradient sums are
-    # reassociated; synchronised BatchNorm uses a one-pass variance).
-    # Unsynchronised BatchNorm differs by 2e-3 to 8e-3.
+    # rounding: the gradient sums are reassociated, synchronised BatchNorm
+    # uses a one-pass variance, and one device runs the fused BatchNorm
+    # kernel (keras_seresnet.runtime) with oneDNN convolutions. Measured
+    # 1.2e-7 with the same kernels on both sides, 1.7e-5 with these, for
+    # weights up to ~0.6. Unsynchronised BatchNorm differs by 2e-3 to 8e-3.
     for step in report["steps"]:
-        assert step["max_abs"] < 1e-5, report
+        assert step["max_abs"] < 1e-4, report
     np.testing.assert_allclose(report["losses"]["mirrored"], report["losses"]["default"], rtol=1e-5)
     assert "--jit (XLA) cannot run across the 2 CPU devices" in report["jit_error"]
 

@@ -1,8 +1,8 @@
 """Parity with the reference PyTorch model: weight import, forward, SGD steps.
 
-`ReferenceSEResNet` below is written from SPEC.md ("Model" and "The
-reference's PyTorch checkpoint layout") with the reference's module names,
-so its state_dict has the reference's 131 keys. It gets random weights and
+`ReferenceSEResNet` (keras_seresnet/torch_reference.py) is written from
+SPEC.md ("Model" and "The reference's PyTorch checkpoint layout") with the
+reference's module names, so its state_dict has the reference's 131 keys. It gets random weights and
 random BatchNorm statistics; `load_torch_weights` copies them into
 `build_seresnet()`, and both frameworks then run the same batch.
 
@@ -38,11 +38,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
 
 import keras_seresnet.model as model_module  # noqa: E402
 from keras_seresnet import build_seresnet, load_torch_weights  # noqa: E402
 from keras_seresnet.optimizers import TorchSGD  # noqa: E402
+from keras_seresnet.torch_reference import ReferenceSEResNet  # noqa: E402
 
 SEED = 0
 BATCH = 8
@@ -53,80 +53,6 @@ STD = np.array((0.35, 0.35, 0.35))
 LEARNING_RATE = float(np.float32(0.1))  # the recipe's peak
 MOMENTUM, WEIGHT_DECAY, LABEL_SMOOTHING = 0.9, 5e-4, 0.08
 SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "import_torch.py")
-
-
-# --- the reference model, written from SPEC.md ------------------------------
-
-
-class SqueezeExcite(nn.Module):
-    def __init__(self, channels, reduction=16):
-        super().__init__()
-        self.squeeze = nn.AdaptiveAvgPool2d(1)
-        self.excitation = nn.Sequential(
-            nn.Linear(channels, channels // reduction, bias=False),
-            nn.ReLU(inplace=True),
-            nn.Linear(channels // reduction, channels, bias=False),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x):
-        n, c = x.shape[:2]
-        return x * self.excitation(self.squeeze(x).view(n, c)).view(n, c, 1, 1)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, in_channels, channels, stride, use_se):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, 1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-        self.se = SqueezeExcite(channels) if use_se else nn.Identity()
-        self.connection = nn.Sequential()
-        if stride != 1 or in_channels != channels:
-            self.connection = nn.Sequential(
-                nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
-            )
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = self.se(self.bn2(self.conv2(y)))
-        return F.relu(y + self.connection(x))
-
-
-class Stage(nn.Module):
-    def __init__(self, in_channels, channels, stride, use_se):
-        super().__init__()
-        self.layer = nn.Sequential(
-            BasicBlock(in_channels, channels, stride, use_se),
-            BasicBlock(channels, channels, 1, use_se),
-        )
-
-    def forward(self, x):
-        return self.layer(x)
-
-
-class ReferenceSEResNet(nn.Module):
-    """Input: the normalised image, NCHW float. Output: 10 logits."""
-
-    def __init__(self, use_se=True, dropout=0.2):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3, 1, padding=1, bias=True)
-        self.bn1 = nn.BatchNorm2d(32)
-        self.layer1 = Stage(32, 32, 1, False)
-        self.layer2 = Stage(32, 64, 2, False)
-        self.layer3 = Stage(64, 128, 2, use_se)
-        self.layer4 = Stage(128, 256, 2, use_se)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(256, 10)
-
-    def features(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-    def forward(self, x):
-        return self.fc(self.dropout(self.features(x)))
 
 
 def make_reference(use_se=True, seed=SEED):

@@ -1,0 +1,126 @@
+"""The reference PyTorch notebook's SE-ResNet, for parity tests and side-by-side benchmarks.
+
+Written from SPEC.md ("Model") with the notebook's module names, so its
+`state_dict` has the reference checkpoint's 131 keys. PyTorch is optional:
+importing this module needs it (`pip install keras-seresnet[torch]`); the
+rest of the package does not.
+
+The benchmarks here run the reference's training step (forward, label-
+smoothed cross-entropy on mixup targets, backward, SGD with momentum 0.9 and
+coupled weight decay 5e-4) and its inference, with the thread count set as
+the notebook's machine had it, so `keras_seresnet.benchmark` can time both
+frameworks in one process on the same machine.
+"""
+
+try:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "keras_seresnet.torch_reference needs PyTorch: pip install 'keras-seresnet[torch]' "
+        "(or pip install torch)") from error
+
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.35, 0.35, 0.35)
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        self.squeeze = nn.AdaptiveAvgPool2d(1)
+        self.excitation = nn.Sequential(
+            nn.Linear(channels, channels // reduction, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(channels // reduction, channels, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        return x * self.excitation(self.squeeze(x).view(n, c)).view(n, c, 1, 1)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, channels, stride, use_se):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.se = SqueezeExcite(channels) if use_se else nn.Identity()
+        self.connection = nn.Sequential()
+        if stride != 1 or in_channels != channels:
+            self.connection = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
+            )
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.se(self.bn2(self.conv2(y)))
+        return F.relu(y + self.connection(x))
+
+
+class Stage(nn.Module):
+    def __init__(self, in_channels, channels, stride, use_se):
+        super().__init__()
+        self.layer = nn.Sequential(
+            BasicBlock(in_channels, channels, stride, use_se),
+            BasicBlock(channels, channels, 1, use_se),
+        )
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class ReferenceSEResNet(nn.Module):
+    """Input: the normalised image, NCHW float [N, 3, 32, 32]. Output: 10 logits [N, 10]."""
+
+    def __init__(self, use_se=True, dropout=0.2):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, 1, padding=1, bias=True)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.layer1 = Stage(32, 32, 1, False)
+        self.layer2 = Stage(32, 64, 2, False)
+        self.layer3 = Stage(64, 128, 2, use_se)
+        self.layer4 = Stage(128, 256, 2, use_se)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(256, 10)
+
+    def features(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x):
+        return self.fc(self.dropout(self.features(x)))
+
+
+def normalise(images):
+    """Raw NHWC pixels in [0, 255] (numpy) -> the reference's input: normalised NCHW float32."""
+    x = torch.from_numpy(images).float().permute(0, 3, 1, 2) / 255.0
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous()
+
+
+def make_training_step(model, *, lr=0.1, momentum=0.9, weight_decay=5e-4, label_smoothing=0.08):
+    """The notebook's training step: returns `step(images, targets) -> loss`.
+
+    `images` are normalised NCHW float32 [N, 3, 32, 32]; `targets` are the
+    mixed one-hot labels [N, 10] (CE on them equals the notebook's
+    lambda * CE(y_a) + (1 - lambda) * CE(y_b)).
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                                weight_decay=weight_decay)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def step(images, targets):
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(images), targets)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step

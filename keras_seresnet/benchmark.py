@@ -61,7 +61,9 @@ def time_runs(run: Callable[[], int], repeats: int, progress: Optional[Callable[
     """Calls `run()` `repeats` times; returns images per second of each call.
 
     Args:
-        run: does the work and returns the number of images it processed.
+        run: does the work and returns the number of images it processed,
+            or `(images, seconds)` when it times itself (to leave out work
+            that is not the benchmark's, such as a teardown).
         repeats: number of timed calls, >= 1.
         progress: called with a line after each call (e.g. `print`); None: quiet.
         label: names the calls in the progress lines.
@@ -73,6 +75,8 @@ def time_runs(run: Callable[[], int], repeats: int, progress: Optional[Callable[
         start = time.perf_counter()
         images = run()
         seconds = time.perf_counter() - start
+        if isinstance(images, tuple):
+            images, seconds = images
         rates.append(images / seconds)
         if progress:
             progress(f"  {label} {i + 1}/{repeats}: {images:,} images in {seconds:.2f} s "
@@ -137,7 +141,10 @@ def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, rep
     True, label_smoothing)`, trained with `model.fit` on one batch of
     synthetic images and mixed targets repeated from memory, so the input
     pipeline costs nothing. A warm-up fit of 2 steps traces and compiles;
-    each timed run is a fit of `steps` steps.
+    each timed run is a fit of `steps` steps, timed from its first step to
+    the end of its last (here TensorFlow then spends a further ~4 s
+    releasing the finished fit's dataset iterator, which a training run
+    pays once per epoch, not per step).
 
     Args:
         config: model, optimiser and batch size. Default `TrainConfig()`
@@ -172,9 +179,11 @@ def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, rep
     batch = (tf.constant(images, tf.float32), tf.constant(targets, tf.float32))
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
 
+    clock = _fit_clock(keras)
+
     def fit(n):
-        model.fit(dataset, steps_per_epoch=n, epochs=1, shuffle=False, verbose=0)
-        return n * config.batch_size
+        model.fit(dataset, steps_per_epoch=n, epochs=1, verbose=0, callbacks=[clock])
+        return n * config.batch_size, clock.seconds
 
     if progress:
         progress("train-step: warm-up fit of 2 steps (tracing, compilation)")
@@ -348,6 +357,19 @@ def matmul_gflops(size=2048, repeats=3):
             tf.matmul(a, b).numpy()
         rates.append(4 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
     return statistics.median(rates)
+
+
+def _fit_clock(keras):
+    """A Keras callback whose `seconds` is the time from train begin to train end."""
+
+    class FitClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_end(self, logs=None):
+            self.seconds = time.perf_counter() - self.start
+
+    return FitClock()
 
 
 def _cpus():

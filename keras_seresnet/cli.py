@@ -156,3 +156,10 @@ def parse_config(parser, argv=None, **overrides):
         return args, config_from_args(args, **overrides)
     except ValueError as e:
         parser.error(str(e))
+
+
+def add_safe_mode_argument(parser):
+    """Adds `--no-safe-mode` (sets `args.safe_mode` False) for scripts that load models."""
+    parser.add_argument("--no-safe-mode", dest="safe_mode", action="store_false",
+                        help="allow .keras files with Lambda layers (runs code stored in the "
+                             "file: only for files you trust)")

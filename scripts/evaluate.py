@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+from keras_seresnet.cli import add_safe_mode_argument
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -29,9 +31,7 @@ def parse_args(argv=None):
     evaluation.add_argument("--label-smoothing", type=float, default=0.08,
                             help="smoothing of the reported smoothed loss (the recipe's 0.08)")
     parser.add_argument("--output-dir", default="evaluation", help="folder for the JSON and PNGs")
-    parser.add_argument("--no-safe-mode", dest="safe_mode", action="store_false",
-                        help="allow .keras files with Lambda layers (runs code stored in the "
-                             "file: only for files you trust)")
+    add_safe_mode_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -12,6 +12,8 @@ reloaded and checked against the Keras model's softmax (to 1e-5).
 import argparse
 import sys
 
+from keras_seresnet.cli import add_safe_mode_argument
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -21,9 +23,7 @@ def parse_args(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
     parser.add_argument("--no-keras-file", dest="save_keras", action="store_false",
                         help="do not write <output>.keras beside the SavedModel")
-    parser.add_argument("--no-safe-mode", dest="safe_mode", action="store_false",
-                        help="allow .keras files with Lambda layers (runs code stored in the "
-                             "file: only for files you trust)")
+    add_safe_mode_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 
+from keras_seresnet.cli import add_safe_mode_argument
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -26,9 +28,7 @@ def parse_args(argv=None):
                         help="ignore subfolders")
     folder.add_argument("--on-error", choices=("skip", "raise"), default="skip",
                         help="broken image files: skip with a warning (default) or fail")
-    parser.add_argument("--no-safe-mode", dest="safe_mode", action="store_false",
-                        help="allow .keras files with Lambda layers (runs code stored in the "
-                             "file: only for files you trust)")
+    add_safe_mode_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -182,7 +182,8 @@ def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, rep
     clock = _fit_clock(keras)
 
     def fit(n):
-        model.fit(dataset, steps_per_epoch=n, epochs=1, verbose=0, callbacks=[clock])
+        model.fit(dataset, steps_per_epoch=n, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[clock])
         return n * config.batch_size, clock.seconds
 
     if progress:

@@ -16,6 +16,7 @@ import os
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from keras_seresnet.config import CIFAR10_CLASSES
 
@@ -38,6 +39,11 @@ def _save(fig, path):
     return path
 
 
+def _epoch_axis(ax):
+    ax.set_xlabel("epoch (zero-based)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _column(history, name):
     return [math.nan if v is None else float(v) for v in history.get(name, [])]
 
@@ -57,7 +63,7 @@ def plot_losses(history, path):
     epochs = history["epoch"]
     ax.plot(epochs, _column(history, "loss"), label="training loss (mixup, smoothing)")
     ax.plot(epochs, _column(history, "val_loss"), label="test loss (smoothing)")
-    ax.set_xlabel("epoch (zero-based)")
+    _epoch_axis(ax)
     ax.set_ylabel("cross-entropy")
     ax.set_title("Loss")
     ax.grid(alpha=0.3)
@@ -91,7 +97,7 @@ def plot_accuracy(history, path):
             xytext=(-10, -15),
             ha="right",
         )
-    ax.set_xlabel("epoch (zero-based)")
+    _epoch_axis(ax)
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Test accuracy")
     ax.grid(alpha=0.3)
@@ -115,7 +121,7 @@ def plot_schedules(history, path):
     epochs = history["epoch"]
     lr_ax.plot(epochs, _column(history, "learning_rate"), ".-", markersize=3)
     lr_ax.set_title("Learning rate (warmup + cosine)")
-    lr_ax.set_xlabel("epoch (zero-based)")
+    _epoch_axis(lr_ax)
     lr_ax.set_ylabel("learning rate")
     alpha = _column(history, "mixup_alpha")
     if any(not math.isnan(a) for a in alpha):
@@ -123,7 +129,7 @@ def plot_schedules(history, path):
     else:
         alpha_ax.text(0.5, 0.5, "mixup off", ha="center", va="center", transform=alpha_ax.transAxes)
     alpha_ax.set_title("Mixup alpha (linear decay, floor)")
-    alpha_ax.set_xlabel("epoch (zero-based)")
+    _epoch_axis(alpha_ax)
     alpha_ax.set_ylabel("alpha")
     for ax in (lr_ax, alpha_ax):
         ax.grid(alpha=0.3)

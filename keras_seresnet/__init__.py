@@ -1,8 +1,8 @@
 """keras-seresnet: the lightweight SE-ResNet CIFAR-10 recipe in Keras 3.
 
 The data pipeline and the SavedModel export use TensorFlow, so the Keras
-backend defaults to "tensorflow" when the package is imported first; so
-does TensorFlow's oneDNN CPU kernels (`keras_seresnet.runtime`).
+backend defaults to "tensorflow" when the package is imported first, and
+TensorFlow's oneDNN CPU kernels are turned on (`keras_seresnet.runtime`).
 """
 
 import os

@@ -226,44 +226,44 @@ def fit_throughput(config: Optional[TrainConfig] = None, *, num_images=2560, epo
     config = TrainConfig.from_dict({**config.to_dict(), "epochs": epochs})
     train_images, train_labels = synthetic_cifar(num_images, config.seed, config.num_classes)
     test_images, test_labels = synthetic_cifar(128, config.seed + 1, config.num_classes)
-    clock = _EpochClock(keras, num_images, progress)
+    clock = _epoch_clock(keras, num_images, progress)
     with tempfile.TemporaryDirectory() as folder:
         train(config, folder, data=((train_images, train_labels), (test_images, test_labels)),
-              callbacks=[clock.callback], verbose=0)
+              callbacks=[clock], verbose=0)
     rates = [num_images / seconds for seconds in clock.seconds[1:]]
     return Result("fit", statistics.median(rates), rates, {
         "batch_size": config.batch_size, "images": num_images, "timed_epochs": len(rates),
         "cpus": _cpus()})
 
 
-class _EpochClock:
-    """Keras callback that times each epoch's training part (to its evaluation)."""
+def _epoch_clock(keras, images_per_epoch, progress):
+    """A Keras callback whose `seconds` lists each epoch's training time (to its evaluation)."""
 
-    def __init__(self, keras, images_per_epoch, progress):
-        self.seconds = []
-        clock = self
+    class EpochClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
 
-        class Callback(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                clock.start, clock.done = time.perf_counter(), False
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start, self.done = time.perf_counter(), False
 
-            def on_test_begin(self, logs=None):
-                self._stop()
+        def on_test_begin(self, logs=None):
+            self._stop()
 
-            def on_epoch_end(self, epoch, logs=None):
-                self._stop()
+        def on_epoch_end(self, epoch, logs=None):
+            self._stop()
 
-            def _stop(self):
-                if clock.done:
-                    return
-                clock.done = True
-                clock.seconds.append(time.perf_counter() - clock.start)
-                if progress:
-                    progress(f"  epoch {len(clock.seconds)}: {images_per_epoch:,} images in "
-                             f"{clock.seconds[-1]:.2f} s = "
-                             f"{images_per_epoch / clock.seconds[-1]:,.1f} img/s")
+        def _stop(self):
+            if self.done:
+                return
+            self.done = True
+            self.seconds.append(time.perf_counter() - self.start)
+            if progress:
+                progress(f"  epoch {len(self.seconds)}: {images_per_epoch:,} images in "
+                         f"{self.seconds[-1]:.2f} s = "
+                         f"{images_per_epoch / self.seconds[-1]:,.1f} img/s")
 
-        self.callback = Callback()
+    return EpochClock()
 
 
 def reference_throughput(config: Optional[TrainConfig] = None, *, steps=8, repeats=3,

@@ -16,6 +16,11 @@ N, H, W, C = 8, 6, 6, 5
 MOMENTUM = 0.9
 
 
+@pytest.fixture(autouse=True)
+def speedups_on(monkeypatch):
+    monkeypatch.delenv(SPEEDUPS_ENV, raising=False)
+
+
 def _pair(dtype="float32"):
     """A fused and a plain BatchNormalization with the same random state."""
     rng = np.random.default_rng(0)
@@ -44,7 +49,10 @@ def test_fused_layers_are_marked_and_plain_ones_are_not():
 
 
 @pytest.mark.parametrize("training", [False, True])
-def test_fused_outputs_and_gradients_equal_keras(training):
+def test_fused_outputs_and_gradients_equal_keras(training, monkeypatch):
+    fused_kernel, calls = tf.raw_ops.FusedBatchNormV3, []
+    monkeypatch.setattr(tf.raw_ops, "FusedBatchNormV3",
+                        lambda **kwargs: calls.append(kwargs["is_training"]) or fused_kernel(**kwargs))
     fused, plain = _pair()
     x = _inputs()
     weights = tf.constant(np.random.default_rng(3).normal(size=(N, H, W, C)), "float32")
@@ -56,6 +64,7 @@ def test_fused_outputs_and_gradients_equal_keras(training):
             loss = tf.reduce_sum(y * weights)
         grads = tape.gradient(loss, [x, layer.gamma.value, layer.beta.value])
         results.append([y] + grads)
+    assert calls == [training]  # the fused layer ran the kernel, the plain one did not
     for a, b in zip(*results):
         scale = np.abs(b.numpy()).max()
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5 * scale)

@@ -2,9 +2,10 @@
 
 `ReferenceSEResNet` (keras_seresnet/torch_reference.py) is written from
 SPEC.md ("Model" and "The reference's PyTorch checkpoint layout") with the
-reference's module names, so its state_dict has the reference's 131 keys. It gets random weights and
-random BatchNorm statistics; `load_torch_weights` copies them into
-`build_seresnet()`, and both frameworks then run the same batch.
+reference's module names, so its state_dict has the reference's 131 keys.
+It gets random weights and random BatchNorm statistics; `load_torch_weights`
+copies them into `build_seresnet()`, and both frameworks then run the same
+batch.
 
 Precision, and why two dtypes:
 - float64 on both sides is where "the same function" is asserted: eval and

@@ -58,13 +58,12 @@ def _can_fuse(layer, inputs, mask):
 
 
 def _fused_call(layer):
-    import keras
     import tensorflow as tf
 
     keras_call = layer.call
 
     def call(inputs, training=None, mask=None):
-        if keras.backend.backend() != "tensorflow" or not _can_fuse(layer, inputs, mask):
+        if not _can_fuse(layer, inputs, mask):
             return keras_call(inputs, training=training, mask=mask)
         if training and layer.trainable:
             outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
@@ -94,10 +93,11 @@ def _fused_call(layer):
 def fuse_batch_norm(model):
     """Makes every BatchNormalization layer of `model` use the fused kernel where it can.
 
-    Float32 NHWC inputs on the TensorFlow backend take FusedBatchNormV3;
-    anything else (float64, mixed precision, synchronized statistics across
-    replicas, masks) runs Keras's own code unchanged. Does nothing when
-    speedups are off (KERAS_SERESNET_SPEEDUPS=0). Calling it twice is harmless.
+    Float32 NHWC inputs take FusedBatchNormV3; anything else (float64,
+    mixed precision, synchronized statistics across replicas, masks) runs
+    Keras's own code unchanged. Does nothing when speedups are off
+    (KERAS_SERESNET_SPEEDUPS=0) or the Keras backend is not TensorFlow.
+    Calling it twice is harmless.
 
     Args:
         model: a `keras.Model`; changed in place.
@@ -107,7 +107,7 @@ def fuse_batch_norm(model):
     """
     import keras
 
-    if not speedups_enabled():
+    if not speedups_enabled() or keras.backend.backend() != "tensorflow":
         return model
     for layer in model._flatten_layers(include_self=False):
         if (isinstance(layer, keras.layers.BatchNormalization)

@@ -12,6 +12,10 @@ the notebook's machine had it, so `keras_seresnet.benchmark` can time both
 frameworks in one process on the same machine.
 """
 
+import numpy as np
+
+from keras_seresnet.config import TrainConfig
+
 try:
     import torch
     from torch import nn
@@ -21,8 +25,9 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "keras_seresnet.torch_reference needs PyTorch: pip install 'keras-seresnet[torch]' "
         "(or pip install torch)") from error
 
-MEAN = (0.4914, 0.4822, 0.4465)
-STD = (0.35, 0.35, 0.35)
+# The reference normalises outside its model, with the recipe's numbers.
+MEAN = np.array(TrainConfig.mean)
+STD = np.array(TrainConfig.std)
 
 
 class SqueezeExcite(nn.Module):
@@ -96,12 +101,13 @@ class ReferenceSEResNet(nn.Module):
         return self.fc(self.dropout(self.features(x)))
 
 
-def normalise(images):
-    """Raw NHWC pixels in [0, 255] (numpy) -> the reference's input: normalised NCHW float32."""
-    x = torch.from_numpy(images).float().permute(0, 3, 1, 2) / 255.0
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous()
+def normalise(images, dtype=torch.float32):
+    """Raw NHWC pixels in [0, 255] (numpy) -> the reference's input: normalised NCHW `dtype`.
+
+    Computed in float64, then cast, so a float64 input is exact to float64.
+    """
+    normalised = (np.asarray(images, "float64") / 255.0 - MEAN) / STD
+    return torch.from_numpy(normalised.transpose(0, 3, 1, 2).copy()).to(dtype)
 
 
 def make_training_step(model, *, lr=0.1, momentum=0.9, weight_decay=5e-4, label_smoothing=0.08):

@@ -43,7 +43,7 @@ from torch import nn  # noqa: E402
 import keras_seresnet.model as model_module  # noqa: E402
 from keras_seresnet import build_seresnet, load_torch_weights  # noqa: E402
 from keras_seresnet.optimizers import TorchSGD  # noqa: E402
-from keras_seresnet.torch_reference import ReferenceSEResNet  # noqa: E402
+from keras_seresnet.torch_reference import ReferenceSEResNet, normalise  # noqa: E402
 
 SEED = 0
 BATCH = 8
@@ -70,12 +70,6 @@ def make_reference(use_se=True, seed=SEED):
                     layer.running_var.uniform_(0.5, 1.5)
                     layer.num_batches_tracked.fill_(1234)
     return module
-
-
-def torch_input(images, dtype=torch.float32):
-    """Raw NHWC pixels -> the reference's input: normalised NCHW."""
-    normalised = (images.astype("float64") / 255.0 - MEAN) / STD
-    return torch.from_numpy(normalised.transpose(0, 3, 1, 2).copy()).to(dtype)
 
 
 def relative_error(actual, expected):
@@ -143,7 +137,7 @@ def test_eval_logits_match_in_float32(imported, reference, batch):
     images, _ = batch
     reference.eval()
     with torch.no_grad():
-        expected = reference(torch_input(images)).numpy()
+        expected = reference(normalise(images)).numpy()
     actual = imported(images, training=False)
     assert relative_error(actual, expected) < 1e-4  # measured 5.4e-7
 
@@ -158,7 +152,7 @@ def test_train_mode_features_match_before_dropout_in_float32(state_dict, referen
     pooled = keras.Model(model.input, model.get_layer("head_pool").output)
     torch_model = copy.deepcopy(reference).train()
     with torch.no_grad():
-        expected = torch_model.features(torch_input(images)).numpy()
+        expected = torch_model.features(normalise(images)).numpy()
     assert relative_error(pooled(images, training=True), expected) < 1e-4  # measured 1.8e-6
 
 
@@ -187,7 +181,7 @@ def _run_steps(keras_model, torch_model, images, targets, torch_dtype, loss_dtyp
     Keras runs eagerly: graph mode gave the same numbers (float32: 2.46e-6
     both ways) and costs ~20 s of tracing on 2 cores.
     """
-    torch_images = torch_input(images, torch_dtype) if torch_images is None else torch_images
+    torch_images = normalise(images, torch_dtype) if torch_images is None else torch_images
     torch_targets = torch.from_numpy(targets).to(torch_dtype)
     torch_model.train()
     optimizer = torch.optim.SGD(
@@ -387,7 +381,7 @@ def test_no_se_checkpoint_imports_and_matches(no_se_model, batch):
     load_torch_weights(no_se_model, state)
     images, _ = batch
     with torch.no_grad():
-        expected = reference(torch_input(images)).numpy()
+        expected = reference(normalise(images)).numpy()
     assert relative_error(no_se_model(images, training=False), expected) < 1e-4
 
 
@@ -507,7 +501,7 @@ def test_import_script_end_to_end(tmp_path, reference, state_dict, batch, capsys
     images, _ = batch
     reference.eval()
     with torch.no_grad():
-        expected = reference(torch_input(images)).numpy()
+        expected = reference(normalise(images)).numpy()
     loaded = keras.models.load_model(output)
     assert relative_error(loaded.predict(images, verbose=0), expected) < 1e-4
     # A checkpoint of the other architecture: a clear message, exit status 1.

@@ -1,48 +1,60 @@
 """keras-seresnet: the lightweight SE-ResNet CIFAR-10 recipe in Keras 3.
 
-The data pipeline and the SavedModel export use TensorFlow, so the Keras
-backend defaults to "tensorflow" when the package is imported first, and
-TensorFlow's oneDNN CPU kernels are turned on (`keras_seresnet.runtime`).
+Importing the package changes nothing in the process: no environment
+variables, no TensorFlow or Pillow settings, and not even an import of Keras
+or TensorFlow until a name below is first used (PEP 562 lazy attributes).
+The process-wide speed settings the scripts make are explicit calls in
+`keras_seresnet.runtime`.
+
+Layout (one job per module; the README's "Design" section says why):
+
+- `models/`: the SE-ResNet builder and its layers.
+- `data/`: CIFAR-10 sources, image files, augmentation layers, tf.data pipelines.
+- `training/`: optimizer, schedules, callbacks, run folder, the training loop,
+  distribution, the ablation.
+- `inference/`: loading, prediction, evaluation, SavedModel export.
+- `interop/`: importing PyTorch checkpoints.
+- `config.py` (the recipe's numbers), `cli.py` (flags), `plots.py`, `runtime.py`.
+
+Example:
+
+>>> import keras_seresnet
+>>> model = keras_seresnet.build_seresnet()
+>>> model.count_params()
+2822922
 """
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from keras_seresnet.runtime import enable_onednn  # noqa: E402
-
-enable_onednn()  # before TensorFlow starts; see keras_seresnet/runtime.py
-
-from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig  # noqa: E402
-from keras_seresnet.data import (  # noqa: E402
-    DataError,
-    load_cifar10,
-    load_unlabelled_pickle,
-)
-from keras_seresnet.export import export_savedmodel  # noqa: E402
-from keras_seresnet.loading import load_model  # noqa: E402
-from keras_seresnet.model import (  # noqa: E402
-    PARAMETER_BUDGET,
-    build_from_config,
-    build_seresnet,
-)
-from keras_seresnet.predict import predict_dir  # noqa: E402
-from keras_seresnet.torch_import import load_torch_weights  # noqa: E402
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CIFAR10_CLASSES",
-    "DataError",
-    "PARAMETER_BUDGET",
-    "TrainConfig",
-    "build_from_config",
-    "build_seresnet",
-    "export_savedmodel",
-    "load_cifar10",
-    "load_model",
-    "load_torch_weights",
-    "load_unlabelled_pickle",
-    "predict_dir",
-]
+# Public name -> module that defines it, imported on first use.
+_EXPORTS = {
+    "CIFAR10_CLASSES": "keras_seresnet.config",
+    "TrainConfig": "keras_seresnet.config",
+    "DataError": "keras_seresnet.data.cifar10",
+    "load_cifar10": "keras_seresnet.data.cifar10",
+    "load_unlabelled_pickle": "keras_seresnet.data.cifar10",
+    "export_savedmodel": "keras_seresnet.inference.export",
+    "load_model": "keras_seresnet.inference.loading",
+    "predict_dir": "keras_seresnet.inference.predict",
+    "PARAMETER_BUDGET": "keras_seresnet.models.seresnet",
+    "build_from_config": "keras_seresnet.models.seresnet",
+    "build_seresnet": "keras_seresnet.models.seresnet",
+    "load_torch_weights": "keras_seresnet.interop.torch_import",
+    "train": "keras_seresnet.training.loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'keras_seresnet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -27,7 +27,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from keras_seresnet.config import TrainConfig
-from keras_seresnet.images import list_images, read_images
+from keras_seresnet.data.images import list_images, read_images
 
 
 @dataclasses.dataclass
@@ -111,7 +111,7 @@ def pipeline_throughput(config: Optional[TrainConfig] = None, *, num_images=10_0
     Returns:
         A `Result` named "pipeline".
     """
-    from keras_seresnet.pipeline import make_train_dataset
+    from keras_seresnet.data.pipeline import make_train_dataset
 
     config = config or TrainConfig()
     images, labels = synthetic_cifar(num_images, config.seed, config.num_classes)
@@ -160,8 +160,8 @@ def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, rep
     import keras
     import tensorflow as tf
 
-    from keras_seresnet.model import build_from_config
-    from keras_seresnet.optimizers import TorchSGD
+    from keras_seresnet.models.seresnet import build_from_config
+    from keras_seresnet.training.optimizers import TorchSGD
 
     config = config or TrainConfig()
     if not isinstance(steps, int) or steps < 1:
@@ -199,7 +199,7 @@ def fit_throughput(config: Optional[TrainConfig] = None, *, num_images=2560, epo
                    progress=None) -> Result:
     """Images per second of the whole training path, as `scripts/train.py` runs it.
 
-    Calls `keras_seresnet.train.train` on `num_images` synthetic training
+    Calls `keras_seresnet.train` on `num_images` synthetic training
     images (and 128 test images) for `epochs` epochs in a temporary run
     folder: the recipe's tf.data pipeline (colour jitter, crop, flip, cutout,
     mixup with the decaying alpha), the schedule and checkpoint callbacks,
@@ -218,7 +218,7 @@ def fit_throughput(config: Optional[TrainConfig] = None, *, num_images=2560, epo
     """
     import keras
 
-    from keras_seresnet.train import train
+    from keras_seresnet.training.loop import train
 
     if not isinstance(epochs, int) or epochs < 2:
         raise ValueError(f"Argument `epochs` must be an integer >= 2. Received: epochs={epochs}")
@@ -270,7 +270,7 @@ def reference_throughput(config: Optional[TrainConfig] = None, *, steps=8, repea
                          batch_size=256, threads=None, progress=None) -> list:
     """Images per second of the reference PyTorch notebook's training step and inference.
 
-    The model of `keras_seresnet.torch_reference` (the notebook's, from the
+    The model of `reference.torch_seresnet` (the notebook's, from the
     SPEC) on one synthetic batch held in memory: (1) its training step at the
     config's batch size (forward in train mode, label-smoothed cross-entropy
     on mixed targets, backward, SGD with momentum and coupled weight decay),
@@ -292,7 +292,7 @@ def reference_throughput(config: Optional[TrainConfig] = None, *, steps=8, repea
     """
     import torch
 
-    from keras_seresnet.torch_reference import ReferenceSEResNet, make_training_step, normalise
+    from reference.torch_seresnet import ReferenceSEResNet, make_training_step, normalise
 
     config = config or TrainConfig()
     threads = threads or _cpus()
@@ -400,7 +400,7 @@ def write_jpeg_folder(folder, count, *, seed=0, quality=90):
 def _default_model(model, config):
     if model is not None:
         return model
-    from keras_seresnet.model import build_from_config
+    from keras_seresnet.models.seresnet import build_from_config
 
     # Untrained weights time the same as trained ones.
     return build_from_config(config or TrainConfig())
@@ -423,7 +423,7 @@ def inference_throughput(model=None, *, config=None, batch_size=256, steps=10, r
     Returns:
         A `Result` named "inference".
     """
-    from keras_seresnet.loading import ProbabilityModel
+    from keras_seresnet.inference.loading import ProbabilityModel
 
     classifier = ProbabilityModel(_default_model(model, config))
     x = np.random.default_rng(seed).uniform(0, 255, (batch_size, 32, 32, 3)).astype(np.float32)
@@ -462,8 +462,8 @@ def predict_dir_throughput(model=None, *, config=None, num_images=2048, batch_si
     Returns:
         Two `Result`s, named "decode" and "predict-dir".
     """
-    from keras_seresnet.loading import ProbabilityModel
-    from keras_seresnet.predict import predict_dir
+    from keras_seresnet.inference.loading import ProbabilityModel
+    from keras_seresnet.inference.predict import predict_dir
 
     classifier = ProbabilityModel(_default_model(model, config))
     for n in {min(batch_size, num_images), num_images % batch_size or batch_size}:

@@ -32,6 +32,19 @@ def speedups_enabled():
     return os.environ.get(SPEEDUPS_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+def configure_process():
+    """The process-wide settings the scripts make before TensorFlow starts.
+
+    Keras's backend defaults to "tensorflow", TensorFlow's C++ log level to 2
+    (warnings and errors), and `enable_onednn()` runs. Every value already
+    set in the environment is kept. Call it before `keras` or `tensorflow`
+    is imported; the library itself never calls it.
+    """
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    enable_onednn()
+
+
 def enable_onednn():
     """Sets TF_ENABLE_ONEDNN_OPTS=1 unless it is set or speedups are off; call before TensorFlow starts.
 

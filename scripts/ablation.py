@@ -12,9 +12,13 @@ arm and seed, ablation.csv, ablation.md and ablation.png; rerunning resumes.
 
 import sys
 
+from keras_seresnet import runtime
+
+runtime.configure_process()  # before Keras and TensorFlow start
+
 from keras_seresnet import cli
-from keras_seresnet.ablation import default_ablation_dir, run_ablation
-from keras_seresnet.train import TrainingDivergedError
+from keras_seresnet.training.ablation import default_ablation_dir, run_ablation
+from keras_seresnet.training.loop import TrainingDivergedError
 
 
 def main(argv=None):

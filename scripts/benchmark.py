@@ -154,6 +154,9 @@ def main(argv=None):
     if args.cpus:
         # Before TensorFlow starts: its thread pools size themselves to the cores it sees.
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cpus])
+    from keras_seresnet import runtime
+
+    runtime.configure_process()  # before Keras and TensorFlow start
     from keras_seresnet import benchmark
     from keras_seresnet.config import TrainConfig
 

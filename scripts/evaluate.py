@@ -13,6 +13,10 @@ import argparse
 import os
 import sys
 
+from keras_seresnet import runtime
+
+runtime.configure_process()  # before Keras and TensorFlow start
+
 from keras_seresnet.cli import add_safe_mode_argument
 
 
@@ -37,8 +41,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from keras_seresnet.data import load_cifar10
-    from keras_seresnet.evaluate import evaluate_model, format_results, write_results_json
+    from keras_seresnet.data.cifar10 import load_cifar10
+    from keras_seresnet.inference.evaluate import evaluate_model, format_results, write_results_json
     from keras_seresnet.plots import plot_confusion_matrix
 
     # limit_train=1: only the test split is needed; read one training image, not 50,000.

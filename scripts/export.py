@@ -12,6 +12,10 @@ reloaded and checked against the Keras model's softmax (to 1e-5).
 import argparse
 import sys
 
+from keras_seresnet import runtime
+
+runtime.configure_process()  # before Keras and TensorFlow start
+
 from keras_seresnet.cli import add_safe_mode_argument
 
 
@@ -29,8 +33,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from keras_seresnet.export import export_savedmodel, verify_savedmodel
-    from keras_seresnet.loading import load_model
+    from keras_seresnet.inference.export import export_savedmodel, verify_savedmodel
+    from keras_seresnet.inference.loading import load_model
 
     model = load_model(args.model, safe_mode=args.safe_mode)
     path, keras_path = export_savedmodel(

@@ -13,6 +13,10 @@ import argparse
 import os
 import sys
 
+from keras_seresnet import runtime
+
+runtime.configure_process()  # before Keras and TensorFlow start
+
 from keras_seresnet import build_seresnet, load_torch_weights
 
 

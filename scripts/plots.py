@@ -7,9 +7,13 @@ Example:
 import os
 import sys
 
+from keras_seresnet import runtime
+
+runtime.configure_process()  # before Keras and TensorFlow start
+
 from keras_seresnet import cli
 from keras_seresnet.plots import plot_history
-from keras_seresnet.run_folder import HISTORY, PLOTS, read_history_csv
+from keras_seresnet.training.run_folder import HISTORY, PLOTS, read_history_csv
 
 
 def main(argv=None):

@@ -14,6 +14,10 @@ import argparse
 import os
 import sys
 
+from keras_seresnet import runtime
+
+runtime.configure_process()  # before Keras and TensorFlow start
+
 from keras_seresnet.cli import add_safe_mode_argument
 
 
@@ -34,8 +38,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from keras_seresnet.loading import ProbabilityModel
-    from keras_seresnet.predict import (
+    from keras_seresnet.inference.loading import ProbabilityModel
+    from keras_seresnet.inference.predict import (
         iter_predict_dir,
         predict_images,
         write_labels_csv,
@@ -50,7 +54,7 @@ def main(argv=None):
         )
         count = write_predictions_csv(records, args.output)
     else:
-        from keras_seresnet.data import load_unlabelled_pickle
+        from keras_seresnet.data.cifar10 import load_unlabelled_pickle
 
         images = load_unlabelled_pickle(args.input)
         probabilities = predict_images(images, model, batch_size=args.batch_size, verbose=1)

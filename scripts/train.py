@@ -14,8 +14,12 @@ again.
 
 import sys
 
+from keras_seresnet import runtime
+
+runtime.configure_process()  # before Keras and TensorFlow start
+
 from keras_seresnet import cli
-from keras_seresnet.train import TrainingDivergedError, default_out_dir, train
+from keras_seresnet.training.loop import TrainingDivergedError, default_out_dir, train
 
 
 def main(argv=None):

@@ -31,8 +31,10 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_seresnet import TrainConfig, build_from_config, pipeline, scale  # noqa: E402
-from keras_seresnet.train import train  # noqa: E402
+from keras_seresnet import TrainConfig, build_from_config  # noqa: E402
+from keras_seresnet.data import pipeline  # noqa: E402
+from keras_seresnet.training import distribute as scale  # noqa: E402
+from keras_seresnet.training.loop import train  # noqa: E402
 
 N = 16
 IMAGES = np.random.default_rng(0).integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)

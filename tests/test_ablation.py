@@ -4,7 +4,7 @@ import os
 import pytest
 
 from keras_seresnet import TrainConfig
-from keras_seresnet.ablation import ARMS, run_ablation
+from keras_seresnet.training.ablation import ARMS, run_ablation
 
 from test_train import TINY, TINY_FLAGS, load_script
 

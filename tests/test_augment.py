@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_seresnet.augment import (
+from keras_seresnet.data.augment import (
     Cutout,
     MixUp,
     PaddedRandomCrop,

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_seresnet.callbacks import (
+from keras_seresnet.training.callbacks import (
     EpochSummary,
     MixupAlphaDecay,
     StopOnNaN,
     WarmupCosineLearningRate,
     format_epoch_summary,
 )
-from keras_seresnet.optimizers import TorchSGD
+from keras_seresnet.training.optimizers import TorchSGD
 
 
 def reference_lr(e, epochs=250, base=0.1, floor=0.001, warmup=None):

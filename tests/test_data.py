@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_seresnet import data
-from keras_seresnet.data import (
+from keras_seresnet.data import cifar10 as data
+from keras_seresnet.data.cifar10 import (
     DataError,
     load_cifar10,
     load_unlabelled_pickle,

@@ -6,14 +6,14 @@ import pytest
 from PIL import Image
 
 from keras_seresnet import CIFAR10_CLASSES, build_seresnet
-from keras_seresnet.evaluate import (
+from keras_seresnet.inference.evaluate import (
     confusion_matrix,
     evaluate_model,
     format_results,
     scores,
     write_results_json,
 )
-from keras_seresnet.loading import softmax
+from keras_seresnet.inference.loading import softmax
 from keras_seresnet.plots import plot_confusion_matrix
 from tests.test_predict import load_script
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from keras_seresnet import build_seresnet, export_savedmodel, load_model
-from keras_seresnet.export import verify_savedmodel
-from keras_seresnet.loading import ProbabilityModel, softmax
+from keras_seresnet.inference.export import verify_savedmodel
+from keras_seresnet.inference.loading import ProbabilityModel, softmax
 from tests.test_predict import load_script
 
 # Runs in a fresh interpreter: nothing of the exporting process (Keras

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_seresnet.images import ImageError, list_images, read_image, read_images
+from keras_seresnet.data.images import ImageError, list_images, read_image, read_images
 
 
 def save(path, image, **kwargs):

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_seresnet.optimizers import TorchSGD
+from keras_seresnet.training.optimizers import TorchSGD
 
 
 def torch_style_reference(w0, grads, lrs, momentum, weight_decay):

@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from keras_seresnet.augment import make_mixup_alpha
+from keras_seresnet.data.augment import make_mixup_alpha
 from keras_seresnet.config import TrainConfig
-from keras_seresnet.pipeline import make_epoch_variable, make_eval_dataset, make_train_dataset
+from keras_seresnet.data.pipeline import make_epoch_variable, make_eval_dataset, make_train_dataset
 
 N = 20
 IMAGES = np.random.default_rng(0).integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)

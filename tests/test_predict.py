@@ -12,8 +12,8 @@ from PIL import Image
 from keras.src.saving.serialization_lib import SafeModeScope
 
 from keras_seresnet import CIFAR10_CLASSES, build_seresnet, predict_dir
-from keras_seresnet.loading import ProbabilityModel, load_model, softmax
-from keras_seresnet.predict import iter_predict_dir, predict_images, write_labels_csv
+from keras_seresnet.inference.loading import ProbabilityModel, load_model, softmax
+from keras_seresnet.inference.predict import iter_predict_dir, predict_images, write_labels_csv
 from tests.test_images import png_bomb
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), os.pardir, "scripts")

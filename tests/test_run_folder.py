@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from keras_seresnet import TrainConfig
-from keras_seresnet.optimizers import TorchSGD
-from keras_seresnet.run_folder import (
+from keras_seresnet.training.optimizers import TorchSGD
+from keras_seresnet.training.run_folder import (
     HISTORY_COLUMNS,
     RunFolder,
     RunFolderError,

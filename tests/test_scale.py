@@ -12,9 +12,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_seresnet import TrainConfig, build_from_config, scale
-from keras_seresnet.run_folder import read_history_csv
-from keras_seresnet.train import default_out_dir, train
+from keras_seresnet import TrainConfig, build_from_config
+from keras_seresnet.training import distribute as scale
+from keras_seresnet.training.run_folder import read_history_csv
+from keras_seresnet.training.loop import default_out_dir, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_FILES = ["best.keras", "config.json", "final.keras", "history.csv", "plots", "results.json"]

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from keras_seresnet import TrainConfig
-from keras_seresnet.schedules import learning_rate_at, mixup_alpha_at
+from keras_seresnet.training.schedules import learning_rate_at, mixup_alpha_at
 
 
 def spec_lr(e):

@@ -1,6 +1,6 @@
 """Parity with the reference PyTorch model: weight import, forward, SGD steps.
 
-`ReferenceSEResNet` (keras_seresnet/torch_reference.py) is written from
+`ReferenceSEResNet` (reference/torch_seresnet.py) is written from
 SPEC.md ("Model" and "The reference's PyTorch checkpoint layout") with the
 reference's module names, so its state_dict has the reference's 131 keys.
 It gets random weights and random BatchNorm statistics; `load_torch_weights`
@@ -40,10 +40,10 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-import keras_seresnet.model as model_module  # noqa: E402
+import keras_seresnet.models.seresnet as model_module  # noqa: E402
 from keras_seresnet import build_seresnet, load_torch_weights  # noqa: E402
-from keras_seresnet.optimizers import TorchSGD  # noqa: E402
-from keras_seresnet.torch_reference import ReferenceSEResNet, normalise  # noqa: E402
+from keras_seresnet.training.optimizers import TorchSGD  # noqa: E402
+from reference.torch_seresnet import ReferenceSEResNet, normalise  # noqa: E402
 
 SEED = 0
 BATCH = 8

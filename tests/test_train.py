@@ -13,10 +13,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_seresnet import TrainConfig, build_from_config, pipeline
-from keras_seresnet.callbacks import WarmupCosineLearningRate
-from keras_seresnet.run_folder import RunFolderError, read_history_csv
-from keras_seresnet.train import (
+from keras_seresnet import TrainConfig, build_from_config
+from keras_seresnet.data import pipeline
+from keras_seresnet.training.callbacks import WarmupCosineLearningRate
+from keras_seresnet.training.run_folder import RunFolderError, read_history_csv
+from keras_seresnet.training.loop import (
     TrainingDivergedError,
     copy_matching_weights,
     default_out_dir,

@@ -24,7 +24,7 @@ maps, and under a `tf.distribute` strategy, which splits these same batches.
 import numpy as np
 import tensorflow as tf
 
-from keras_seresnet.augment import (
+from keras_seresnet.data.augment import (
     Cutout,
     MixUp,
     PaddedRandomCrop,

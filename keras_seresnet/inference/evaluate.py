@@ -19,8 +19,8 @@ import json
 import numpy as np
 
 from keras_seresnet.config import CIFAR10_CLASSES
-from keras_seresnet.loading import ProbabilityModel
-from keras_seresnet.predict import predict_images
+from keras_seresnet.inference.loading import ProbabilityModel
+from keras_seresnet.inference.predict import predict_images
 
 RECIPE_LABEL_SMOOTHING = 0.08  # SPEC: the recipe's label smoothing
 _TINY = np.finfo(np.float32).tiny

@@ -44,11 +44,11 @@ import statistics
 
 import keras
 
-from keras_seresnet import data as data_module
+from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet import plots
-from keras_seresnet.model import build_from_config
-from keras_seresnet.run_folder import save_model_atomic
-from keras_seresnet.train import resolve_config, train
+from keras_seresnet.models.seresnet import build_from_config
+from keras_seresnet.training.run_folder import save_model_atomic
+from keras_seresnet.training.loop import resolve_config, train
 
 _RECIPE = {"use_se": True, "mixup_cutout": True, "color_jitter": True, "grayscale": False}
 

@@ -15,7 +15,7 @@ import shutil
 import keras
 import numpy as np
 
-from keras_seresnet.loading import KERAS_SUFFIX, ProbabilityModel, load_model
+from keras_seresnet.inference.loading import KERAS_SUFFIX, ProbabilityModel, load_model
 
 SERVING_INPUT_NAME = "image"  # the `serving_default` signature's input key
 SERVING_OUTPUT_NAME = "output_0"  # its output key (ExportArchive's default)

@@ -22,7 +22,7 @@ try:
     from torch.nn import functional as F
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "keras_seresnet.torch_reference needs PyTorch: pip install 'keras-seresnet[torch]' "
+        "reference.torch_seresnet needs PyTorch: pip install 'keras-seresnet[torch]' "
         "(or pip install torch)") from error
 
 # The reference normalises outside its model, with the recipe's numbers.

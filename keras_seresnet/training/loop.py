@@ -8,7 +8,7 @@ batches of `(config.seed, epoch)`; callbacks set the learning rate and the
 mixup alpha from the epoch number, and after each epoch the model, its
 optimizer state and the history are committed to the run folder. The
 config's `strategy`, `mixed_precision` and `jit` choose the devices, the
-dtype policy and XLA (`keras_seresnet.scale`).
+dtype policy and XLA (`keras_seresnet.training.distribute`).
 
 Resuming. Calling `train` again with the same config and folder (the same
 command line) continues after the last committed epoch: the model and the
@@ -39,18 +39,19 @@ import warnings
 import keras
 import numpy as np
 
-from keras_seresnet import data as data_module
-from keras_seresnet import pipeline, scale
-from keras_seresnet.callbacks import (
+from keras_seresnet.data import cifar10 as data_module
+from keras_seresnet.data import pipeline
+from keras_seresnet.training import distribute as scale
+from keras_seresnet.training.callbacks import (
     EpochSummary,
     MixupAlphaDecay,
     StopOnNaN,
     WarmupCosineLearningRate,
 )
 from keras_seresnet.config import EXECUTION_FIELDS
-from keras_seresnet.model import build_from_config
-from keras_seresnet.optimizers import TorchSGD
-from keras_seresnet.run_folder import (
+from keras_seresnet.models.seresnet import build_from_config
+from keras_seresnet.training.optimizers import TorchSGD
+from keras_seresnet.training.run_folder import (
     HISTORY,
     RunFolder,
     RunFolderError,

@@ -15,8 +15,8 @@ import keras
 import numpy as np
 
 from keras_seresnet.config import CIFAR10_CLASSES
-from keras_seresnet.images import IMAGE_EXTENSIONS, list_images, read_images
-from keras_seresnet.loading import ProbabilityModel, _check_batch_size
+from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
+from keras_seresnet.inference.loading import ProbabilityModel, _check_batch_size
 
 ON_ERROR_CHOICES = ("skip", "raise")
 FOLDER_CSV_FIELDS = ("path", "label", "class_name", "confidence")
@@ -131,7 +131,7 @@ def predict_dir(
     over white, animations give their first frame; a non-32x32 image is
     centre-cropped to its largest square and resized to 32x32 with
     antialiased bilinear filtering. Images whose header declares more than
-    `keras_seresnet.images.MAX_PIXELS` (40 million) pixels, such as
+    `keras_seresnet.data.images.MAX_PIXELS` (40 million) pixels, such as
     decompression bombs, are refused as broken before they are decoded.
     Decoding runs in parallel threads, one batch ahead of the model, which
     runs batch by batch.

@@ -13,7 +13,7 @@ import time
 import keras
 
 from keras_seresnet.config import RECIPE_EPOCHS, TrainConfig
-from keras_seresnet.schedules import learning_rate_at, mixup_alpha_at
+from keras_seresnet.training.schedules import learning_rate_at, mixup_alpha_at
 
 
 def _check_epoch(callback, epoch, epochs):
@@ -104,7 +104,7 @@ class MixupAlphaDecay(keras.callbacks.Callback):
 
     Args:
         alpha_variable: the float32 scalar `tf.Variable` the pipeline reads
-            (`keras_seresnet.pipeline.make_mixup_alpha()`). Runtime state, so
+            (`keras_seresnet.data.pipeline.make_mixup_alpha()`). Runtime state, so
             not part of `get_config`: a callback rebuilt with `from_config`
             gets its variable by assigning `callback.alpha_variable` before
             `fit`.
@@ -143,7 +143,7 @@ class MixupAlphaDecay(keras.callbacks.Callback):
         if self.alpha_variable is None:
             raise ValueError(
                 "MixupAlphaDecay has no variable to drive: pass the pipeline's "
-                "`alpha_variable` (keras_seresnet.pipeline.make_mixup_alpha()). "
+                "`alpha_variable` (keras_seresnet.data.pipeline.make_mixup_alpha()). "
                 "Received: alpha_variable=None"
             )
 

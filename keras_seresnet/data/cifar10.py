@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 
 from keras_seresnet.config import CIFAR10_CLASSES
-from keras_seresnet.images import list_images, read_images
+from keras_seresnet.data.images import list_images, read_images
 
 BATCHES_FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

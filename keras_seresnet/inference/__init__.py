@@ -1,0 +1,1 @@
+"""Inference: safe model loading, `predict_dir`, evaluation and SavedModel export."""

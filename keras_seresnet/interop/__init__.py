@@ -1,0 +1,1 @@
+"""Interoperability: importing the reference PyTorch checkpoints."""

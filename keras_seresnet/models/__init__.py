@@ -1,0 +1,1 @@
+"""The SE-ResNet builder (`seresnet.py`) and the layers it uses."""

@@ -21,12 +21,13 @@ RECIPE_WARMUP_EPOCHS = 15
 # The choices of the scale fields (`field_choices()` lists them, the CLI offers them).
 Strategy = Literal["default", "mirrored", "multiworker"]
 Precision = Literal["off", "mixed_float16", "mixed_bfloat16"]
+ScheduleUnit = Literal["epoch", "step"]
 
 # Fields that say how a run executes, not what it computes: a run may be
 # resumed with other values (on more devices, with XLA), so they are left out
 # of the resume check and of the default run folder's name. Their effect on
 # the numbers is float rounding (all-reduce order, XLA fusion); see scale.py.
-EXECUTION_FIELDS = ("strategy", "jit")
+EXECUTION_FIELDS = ("strategy", "jit", "steps_per_execution")
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -55,6 +56,7 @@ class TrainConfig:
     data_dir: Optional[str] = None  # None: keras.datasets download
     limit_train: Optional[int] = None  # first N training images; None: all
     limit_test: Optional[int] = None  # first N test images; None: all
+    val_split: Optional[int] = None  # hold out N training images (stratified) for validation; None: validate on the test set, as the notebook
 
     # --- model ---
     num_classes: int = 10
@@ -80,6 +82,7 @@ class TrainConfig:
     base_lr: float = 0.1  # peak learning rate, reached at the end of warmup
     min_lr: float = 0.001  # floor of the cosine decay
     warmup_epochs: Optional[int] = None  # None: 15/250 of the run
+    schedule_unit: ScheduleUnit = "epoch"  # epoch: the recipe, lr and alpha set per epoch; step: the same curves per step, ending at the floor
 
     # --- augmentation ---
     color_jitter: bool = True  # False: the ablation's Model 3
@@ -102,6 +105,7 @@ class TrainConfig:
     # --- scale ---
     strategy: Strategy = "default"  # default: one device; mirrored: all local GPUs; multiworker: the cluster in TF_CONFIG
     mixed_precision: Precision = "off"  # Keras dtype policy; weights, logits and loss stay float32
+    steps_per_execution: int = 1  # training steps per call of the compiled step (host overhead vs callback granularity)
     jit: Optional[bool] = None  # XLA for the training step; None: Keras's choice (on with a GPU and no strategy)
 
     @property
@@ -128,10 +132,10 @@ class TrainConfig:
                 f"Received: {name}={getattr(self, name)!r}"
             )
 
-        for name in ("num_classes", "batch_size", "epochs", "se_reduction"):
+        for name in ("num_classes", "batch_size", "epochs", "se_reduction", "steps_per_execution"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 fail(name, "a positive integer")
-        for name in ("limit_train", "limit_test"):
+        for name in ("limit_train", "limit_test", "val_split"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 fail(name, "a positive integer or None")

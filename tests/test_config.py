@@ -60,6 +60,6 @@ def test_scale_defaults_are_one_device_float32_and_keras_jit_choice():
 
 def test_resume_dict_leaves_out_only_the_execution_fields():
     c = TrainConfig(strategy="mirrored", jit=True, mixed_precision="mixed_bfloat16")
-    assert set(c.to_dict()) - set(c.resume_dict()) == {"strategy", "jit"}
+    assert set(c.to_dict()) - set(c.resume_dict()) == {"strategy", "jit", "steps_per_execution"}
     assert c.resume_dict()["mixed_precision"] == "mixed_bfloat16"
     assert TrainConfig().resume_dict() == TrainConfig(strategy="multiworker", jit=False).resume_dict()

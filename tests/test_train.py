@@ -3,20 +3,19 @@
 import importlib.util
 import json
 import os
-import random
-import signal
+import shutil
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
 from keras_seresnet import TrainConfig, build_from_config
+from keras_seresnet.data.cifar10 import load_cifar10
 from keras_seresnet.data import pipeline
 from keras_seresnet.training.callbacks import WarmupCosineLearningRate
-from keras_seresnet.training.run_folder import RunFolderError, read_history_csv
+from keras_seresnet.training.run_folder import FAULT_ENV, RunFolderError, read_history_csv
 from keras_seresnet.training.loop import (
     TrainingDivergedError,
     copy_matching_weights,
@@ -24,6 +23,7 @@ from keras_seresnet.training.loop import (
     epoch_seed,
     resolve_config,
     train,
+    validation_split,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,11 +52,11 @@ def load_script(name):
 
 
 class Probe(keras.callbacks.Callback):
-    """Counts the traces of the train step after each fit and keeps the last weights."""
+    """Counts fit's hooks and the traces of the train step per epoch; keeps the last weights."""
 
     def set_model(self, model):
         super().set_model(model)
-        self.traces, self.traces_after_fit = 0, []
+        self.traces, self.traces_after_epoch, self.calls = 0, [], []
         train_step = model.train_step
 
         def counting_train_step(data):
@@ -65,8 +65,14 @@ class Probe(keras.callbacks.Callback):
 
         model.train_step = counting_train_step
 
+    def on_train_begin(self, logs=None):
+        self.calls.append("train_begin")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.traces_after_epoch.append(self.traces)
+
     def on_train_end(self, logs=None):
-        self.traces_after_fit.append(self.traces)
+        self.calls.append("train_end")
         self.weights = [w.numpy().copy() for w in self.model.weights]
 
 
@@ -96,13 +102,18 @@ def test_history_csv_has_one_row_per_epoch_with_the_schedules(finished_run):
     out, result, _ = finished_run
     history = read_history_csv(out / "history.csv")
     assert history["epoch"] == list(range(EPOCHS))
-    for column in ("learning_rate", "mixup_alpha", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
+    header = (out / "history.csv").read_text().splitlines()[0].split(",")
+    assert header == ["epoch", "learning_rate", "mixup_alpha", "loss", "accuracy", "test_loss",
+                      "test_accuracy", "seconds"]  # the per-epoch evaluation is on the test set
+    for column in header:
         assert len(history[column]) == EPOCHS and np.isfinite(history[column]).all(), column
     schedule = WarmupCosineLearningRate(epochs=EPOCHS, warmup_epochs=0)
     assert history["learning_rate"] == [schedule.value_at(e) for e in range(EPOCHS)]
     assert history["learning_rate"] == pytest.approx([0.1, 0.0505])
     assert history["mixup_alpha"] == pytest.approx([0.4, 0.2])
-    assert result.history["val_accuracy"] == history["val_accuracy"]
+    assert result.history["test_accuracy"] == history["test_accuracy"]
+    # The old names keep working for code that reads them.
+    assert history["val_accuracy"] == result.history["val_accuracy"] == history["test_accuracy"]
 
 
 def test_results_are_the_final_epochs_test_metrics_and_models_load(finished_run):
@@ -110,20 +121,22 @@ def test_results_are_the_final_epochs_test_metrics_and_models_load(finished_run)
     results = json.loads((out / "results.json").read_text())
     assert results == result.results
     history = read_history_csv(out / "history.csv")
-    assert results["test_accuracy"] == history["val_accuracy"][-1]
-    assert results["test_loss"] == history["val_loss"][-1]
-    assert results["best_test_accuracy"] == max(history["val_accuracy"])
-    assert history["val_accuracy"][results["best_epoch"]] == max(history["val_accuracy"])
+    assert results["test_accuracy"] == history["test_accuracy"][-1]
+    assert results["test_loss"] == history["test_loss"][-1]
+    assert results["best_test_accuracy"] == max(history["test_accuracy"])
+    assert history["test_accuracy"][results["best_epoch"]] == max(history["test_accuracy"])
     assert (results["epochs_trained"], results["train_images"], results["test_images"]) == (EPOCHS, 20, 10)
     final = keras.models.load_model(out / "final.keras")
     for saved, live in zip(final.weights, probe.weights):
         np.testing.assert_array_equal(saved.numpy(), live)
 
 
-def test_per_epoch_fits_reuse_the_first_trace_and_the_dataset(finished_run):
-    traces = finished_run[2].traces_after_fit
+def test_one_fit_for_the_run_reuses_the_first_trace_and_the_dataset(finished_run):
+    probe = finished_run[2]
+    assert probe.calls == ["train_begin", "train_end"]  # user callbacks see one fit
+    traces = probe.traces_after_epoch
     assert len(traces) == EPOCHS and traces[0] >= 1 and traces[0] == traces[-1]
-    assert finished_run[2].dataset_builds == 1  # its epoch variable moves on, no rebuild
+    assert probe.dataset_builds == 1  # its epoch variable moves on, no rebuild
 
 
 def test_finished_run_is_reported_not_retrained(finished_run, tiny_image_tree, capsys):
@@ -188,10 +201,24 @@ def test_script_bad_value_is_one_line(capsys):
     assert "argument --epochs" in one_error_line(capsys)
 
 
-def test_script_missing_data_dir_is_one_line(capsys, tmp_path):
-    rc = load_script("train").main(["--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
+def test_script_missing_data_dir_is_one_line_and_leaves_no_folder(capsys, tmp_path, tiny_image_tree):
+    train_script = load_script("train")
+    out = tmp_path / "run"
+    flags = ["--epochs", "1", "--quiet", *TINY_FLAGS]
+    rc = train_script.main(["--data-dir", str(tmp_path / "nowhere"), "--out", str(out), *flags])
     assert rc == 1
     assert "nowhere" in one_error_line(capsys)
+    assert not out.exists()
+    # The corrected command is not refused: there is no folder of the failed one.
+    assert train_script.main(["--data-dir", str(tiny_image_tree), "--out", str(out), *flags]) == 0
+    assert sorted(os.listdir(out)) == RUN_FILES
+
+
+def test_script_with_the_default_out_leaves_no_orphan_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_script("train").main(["--data-dir", str(tmp_path / "nowhere")]) == 1
+    one_error_line(capsys)
+    assert os.listdir(tmp_path) == []
 
 
 def test_script_refuses_a_folder_of_another_config(capsys, tmp_path, tiny_image_tree):
@@ -202,49 +229,91 @@ def test_script_refuses_a_folder_of_another_config(capsys, tmp_path, tiny_image_
     assert "epochs: 7 in the folder, 2 requested" in err and "--overwrite" in err
 
 
-def _wait_for(predicate, proc, timeout):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None, "the training process ended before the kill"
-        assert time.monotonic() < deadline, "timed out waiting for the training process"
-        time.sleep(0.05)
+def test_early_stopping_stops_the_run(tiny_image_tree, tmp_path):
+    # min_delta=1.0: no epoch after the first improves, so patience 0 stops
+    # at the end of epoch 1 (Keras never stops after epoch 0).
+    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=0, min_delta=1.0)
+    result = train(tiny_config(tiny_image_tree, epochs=5), tmp_path, callbacks=[stop], verbose=0)
+    assert stop.stopped_epoch == 1
+    assert result.results["epochs_trained"] == 2 and result.history["epoch"] == [0, 1]
+    assert json.loads((tmp_path / "results.json").read_text())["epochs_trained"] == 2
 
 
-def _committed_epoch(out):
-    """After a kill: state.json is whole and names files that exist."""
-    state = json.loads((out / "checkpoint" / "state.json").read_text())
-    assert [row["epoch"] for row in state["history"]] == list(range(state["epoch"] + 1))
-    for key in ("model_file", "best_file"):
-        assert (out / "checkpoint" / state[key]).exists()
-    return state["epoch"]
+def test_reduce_lr_on_plateau_scales_the_schedule(tiny_image_tree, tmp_path):
+    # Epoch 1 does not improve by 1.0: the rate of epoch 2 is halved.
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_accuracy", mode="max", factor=0.5, patience=0, min_delta=1.0, min_lr=0.0)
+    result = train(tiny_config(tiny_image_tree, epochs=3), tmp_path, callbacks=[plateau], verbose=0)
+    schedule = WarmupCosineLearningRate(epochs=3, warmup_epochs=0)
+    expected = [schedule.value_at(0), schedule.value_at(1), 0.5 * schedule.value_at(2)]
+    assert result.history["learning_rate"] == pytest.approx(expected, rel=1e-6)
+    assert read_history_csv(tmp_path / "history.csv")["learning_rate"] == result.history["learning_rate"]
 
 
-@pytest.mark.slow
-def test_sigkilled_script_resumes_to_the_uninterrupted_result(finished_run, tiny_image_tree, tmp_path):
+def test_validation_split_is_stratified_deterministic_and_a_partition():
+    y = np.repeat(np.arange(4), [10, 20, 30, 40])
+    train_indices, val_indices = validation_split(y, 10, seed=0)
+    assert np.bincount(y[val_indices]).tolist() == [1, 2, 3, 4]
+    assert sorted(np.concatenate([train_indices, val_indices]).tolist()) == list(range(100))
+    again = validation_split(y, 10, seed=0)
+    assert again[1].tolist() == val_indices.tolist()
+    assert validation_split(y, 10, seed=1)[1].tolist() != val_indices.tolist()
+    with pytest.raises(ValueError, match=r"Argument `val_split` must be an integer in \[1, 100\)"):
+        validation_split(y, 100, seed=0)
+
+
+def test_val_split_chooses_on_validation_and_tests_once_at_the_end(tiny_image_tree, tmp_path):
+    result = train(tiny_config(tiny_image_tree, val_split=10), tmp_path, verbose=0)
+    header = (tmp_path / "history.csv").read_text().splitlines()[0].split(",")
+    assert "val_accuracy" in header and "val_loss" in header and "test_accuracy" not in header
+    history = read_history_csv(tmp_path / "history.csv")
+    results = result.results
+    assert (results["train_images"], results["val_images"], results["test_images"]) == (10, 10, 10)
+    assert results["best_val_accuracy"] == max(history["val_accuracy"])
+    assert "best_test_accuracy" not in results
+    final = keras.models.load_model(tmp_path / "final.keras")
+    final.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    (_, _), (x_test, y_test) = load_cifar10(tiny_image_tree)
+    test = final.evaluate(x_test.astype("float32"), keras.ops.one_hot(y_test, 10), verbose=0,
+                          return_dict=True)
+    assert results["test_accuracy"] == pytest.approx(test["accuracy"])
+    assert results["test_loss"] == pytest.approx(test["loss"], rel=1e-5)
+
+
+def test_a_run_folder_of_commit_4373dac_resumes(finished_run, tiny_image_tree, tmp_path):
+    """The fixture: epoch 0 of the tiny run, written by the code of 4373dac (fixtures/make_run_4373dac.py)."""
     out = tmp_path / "run"
-    command = [
-        sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--data-dir", str(tiny_image_tree),
+    shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "run_4373dac"), out)
+    config = json.loads((out / "config.json").read_text())
+    assert "val_split" not in config and "best_val_accuracy" in (out / "checkpoint" / "state.json").read_text()
+    config["data_dir"] = str(tiny_image_tree)
+    (out / "config.json").write_text(json.dumps(config))
+    result = train(tiny_config(tiny_image_tree), out, verbose=0)
+    assert result.history["epoch"] == [0, 1]
+    assert result.results["best_test_accuracy"] == max(result.history["test_accuracy"])
+    reference = finished_run[1].history
+    for column in ("loss", "accuracy", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(result.history[column], reference[column], rtol=1e-5, err_msg=column)
+
+
+def _command(tree, out):
+    return [
+        sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--data-dir", str(tree),
         "--epochs", str(EPOCHS), "--out", str(out), "--quiet", *TINY_FLAGS,
     ]
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
 
-    # SIGKILL at a random moment after epoch 0's checkpoint exists: mid-epoch,
-    # mid-commit, while plotting, or between two writes.
-    with open(tmp_path / "log.txt", "w") as log:
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        _wait_for(lambda: (out / "checkpoint" / "state.json").exists(), proc, timeout=300)
-        time.sleep(random.uniform(0.0, 2.0))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    killed_after = _committed_epoch(out)
 
-    # The same command resumes after the last committed epoch and finishes.
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+def _env(**extra):
+    return dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", **extra)
+
+
+def _assert_resumes_to_the_reference(command, out, reference):
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    if killed_after < EPOCHS - 1:
-        assert f"Resuming the run in {out} at epoch {killed_after + 2}/{EPOCHS}" in result.stdout
     assert "Finished: test accuracy" in result.stdout and "Traceback" not in result.stderr
     assert sorted(os.listdir(out)) == RUN_FILES
+    assert sorted(os.listdir(out / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
     history = read_history_csv(out / "history.csv")
     assert history["epoch"] == list(range(EPOCHS))
     schedule = WarmupCosineLearningRate(epochs=EPOCHS, warmup_epochs=0)
@@ -252,8 +321,51 @@ def test_sigkilled_script_resumes_to_the_uninterrupted_result(finished_run, tiny
     # Killed, resumed in a new process, yet the same numbers as the
     # uninterrupted in-process run: same data order, augmentation, dropout and
     # optimizer state (CPU kernels are deterministic here).
-    reference = finished_run[1].history
-    for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
+    for column in ("loss", "accuracy", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(history[column], reference[column], rtol=1e-5, err_msg=column)
     results = json.loads((out / "results.json").read_text())
-    assert results["test_accuracy"] == history["val_accuracy"][-1]
+    assert results["test_accuracy"] == history["test_accuracy"][-1]
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point, committed", [
+    ("after-step:0:2", None),  # mid-epoch 0: nothing committed yet
+    ("mid-commit:0", None),  # epoch 0's checkpoint written, state.json not
+    ("after-step:1:1", 0),
+    ("mid-commit:1", 0),
+    ("plots:1", 1),  # every epoch committed, drawing the final plots
+    ("before-results", 1),  # final.keras written, results.json not
+])
+def test_a_run_killed_at_a_named_point_resumes_to_the_uninterrupted_result(
+        point, committed, finished_run, tiny_image_tree, tmp_path):
+    out = tmp_path / "run"
+    command = _command(tiny_image_tree, out)
+    killed = subprocess.run(command, env=_env(**{FAULT_ENV: point}), capture_output=True, text=True,
+                            timeout=600)
+    assert killed.returncode == -9, killed.stdout + killed.stderr  # SIGKILL, at that point
+    state = out / "checkpoint" / "state.json"
+    if committed is None:
+        assert not state.exists()
+    else:
+        assert json.loads(state.read_text())["epoch"] == committed
+    assert not (out / "results.json").exists()
+    printed = _assert_resumes_to_the_reference(command, out, finished_run[1].history)
+    if committed is None:
+        assert "Starting a run" in printed
+    elif committed < EPOCHS - 1:
+        assert f"Resuming the run in {out} at epoch {committed + 2}/{EPOCHS}" in printed
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_says_how_to_resume_and_resumes(finished_run, tiny_image_tree, tmp_path):
+    out = tmp_path / "run"
+    command = _command(tiny_image_tree, out)
+    stopped = subprocess.run(command, env=_env(**{FAULT_ENV: "signal:1:1"}), capture_output=True,
+                             text=True, timeout=600)
+    assert stopped.returncode == 130, stopped.stdout + stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert "Run the same command again to resume" in stopped.stderr
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 0
+    printed = _assert_resumes_to_the_reference(command, out, finished_run[1].history)
+    assert f"Resuming the run in {out} at epoch 2/{EPOCHS}" in printed

@@ -1,39 +1,49 @@
 """Training: `train(config, out_dir)` runs the recipe with `model.fit`, resumably.
 
 One call trains the SE-ResNet a `TrainConfig` describes on CIFAR-10 and fills
-a run folder (layout: `keras_seresnet.run_folder`). The loop calls
-`model.fit` once per epoch on one training dataset built for the whole run:
-before each fit it sets the dataset's epoch variable, so the pass makes the
-batches of `(config.seed, epoch)`; callbacks set the learning rate and the
-mixup alpha from the epoch number, and after each epoch the model, its
-optimizer state and the history are committed to the run folder. The
-config's `strategy`, `mixed_precision` and `jit` choose the devices, the
-dtype policy and XLA (`keras_seresnet.training.distribute`).
+a run folder (layout: `keras_seresnet.training.run_folder`). `_train` reads
+top to bottom: find where the folder's run stands (`_resume_point`, the one
+place where workers agree with the chief), load the data and hold out a
+validation split (`_data_splits`), build the model, claim the folder, build
+the datasets (`_datasets`) and the callbacks (`_callbacks`), call
+`model.fit` once for the remaining epochs (`_fit`), and write the results
+(`_results`). Inside `fit`, `EpochSeed` seeds each epoch and sets the
+training dataset's epoch variable, so the pass Keras starts after
+`on_epoch_begin` makes the batches of `(config.seed, epoch)`; callbacks set
+the learning rate and the mixup alpha from the epoch number; and
+`CommitEpoch` commits the model, its optimizer state and the history row to
+the run folder at each epoch end. The config's `strategy`, `mixed_precision`
+and `jit` choose the devices, the dtype policy and XLA
+(`keras_seresnet.training.distribute`); `steps_per_execution` how many
+training steps one call of the compiled step runs.
 
 Resuming. Calling `train` again with the same config and folder (the same
 command line) continues after the last committed epoch: the model and the
 optimizer (momentum buffers, iteration count) come from the checkpoint, the
 schedules from the epoch number, the data order and augmentation of epoch `e`
 from `(seed, e)`, and the dropout masks from a per-epoch reseeding. A resumed
-run therefore trains on exactly what an uninterrupted one would: on CPU a
-test finds a SIGKILLed and resumed run's losses and accuracies equal to an
-uninterrupted run's (rtol 1e-5); GPU kernels may differ in the last bits.
-A run may be resumed with another `strategy` or `jit` (more devices, XLA),
-not with another `mixed_precision`: the checkpoint holds the dtype policy.
+run therefore trains on exactly what an uninterrupted one would: on CPU the
+tests kill runs at named points (`run_folder.fault_point`) and find the
+resumed runs' losses and accuracies equal to an uninterrupted run's (rtol
+1e-5); GPU kernels may differ in the last bits. A run may be resumed with
+another `strategy`, `jit` or `steps_per_execution`, not with another
+`mixed_precision`: the checkpoint holds the dtype policy.
 
 Why not `keras.callbacks.BackupAndRestore`: it writes the weights and its
 epoch counter as two files one after the other (a kill in between resumes
-from the wrong epoch), keeps no history rows, cannot restore the data order
-of the epoch it resumes at, and deletes its backup when `fit` returns, which
-one `fit` per epoch would trigger after every epoch.
+from the wrong epoch), keeps no history rows and cannot restore the data
+order of the epoch it resumes at.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 import warnings
 
 import keras
@@ -48,13 +58,16 @@ from keras_seresnet.training.callbacks import (
     StopOnNaN,
     WarmupCosineLearningRate,
 )
-from keras_seresnet.config import EXECUTION_FIELDS
+from keras_seresnet.config import EXECUTION_FIELDS, TrainConfig
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.run_folder import (
+    FAULT_ENV,
     HISTORY,
+    LEGACY_NAMES,
     RunFolder,
     RunFolderError,
+    fault_point,
     read_history_csv,
     rows_to_history,
 )
@@ -72,9 +85,13 @@ class TrainResult:
         out_dir: the run folder; None on a worker that is not the chief
             (it wrote nothing that stays).
         history: `{column: [value per epoch]}` of every epoch of the run
-            (resumed ones included), the columns of `history.csv`.
+            (resumed ones included), the columns of `history.csv`; without
+            a validation split also under the old names `val_loss` and
+            `val_accuracy` (`run_folder.with_legacy_names`).
         results: the contents of `results.json`: `test_accuracy` and
-            `test_loss` (final model), `best_epoch`, `best_test_accuracy`,
+            `test_loss` (final model), `best_epoch` (zero-based),
+            `best_test_accuracy` (without a validation split) or
+            `best_val_accuracy` and `val_images` (with one),
             `epochs_trained`, `train_images`, `test_images`, `parameters`,
             `train_seconds`, `initial_weights`.
     """
@@ -140,7 +157,7 @@ def compile_model(model, config):
     targets, and categorical accuracy named `accuracy` (against the dominant
     label of a mixed target). The learning rate is set each epoch by
     `WarmupCosineLearningRate`. XLA as `config.jit` says (None: Keras's
-    "auto"). Under a mixed_float16 policy Keras wraps the optimizer in a
+    "auto"); `config.steps_per_execution` training steps per call. Under a mixed_float16 policy Keras wraps the optimizer in a
     `LossScaleOptimizer` (dynamic loss scaling).
     """
     model.compile(
@@ -154,6 +171,7 @@ def compile_model(model, config):
         ),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile="auto" if config.jit is None else config.jit,
+        steps_per_execution=config.steps_per_execution,
     )
     return model
 
@@ -261,20 +279,245 @@ def _load_checkpoint(model, path):
             ) from None
 
 
-def _history_row(epoch, logs):
+def validation_split(y, count, seed):
+    """Splits indices of labels `y` into training and a stratified validation hold-out.
+
+    Each class gives `count` images in proportion to its share of `y`
+    (largest remainders round), drawn by a NumPy generator seeded with
+    `seed`: the same `(y, count, seed)` always gives the same split.
+
+    Args:
+        y: integer labels [N].
+        count: validation images, in [1, N).
+        seed: int, the run's seed.
+
+    Returns:
+        `(train_indices, val_indices)`: sorted int64 arrays that partition
+        `range(N)`.
+
+    Raises:
+        ValueError: `count` is not in [1, N).
+    """
+    y = np.asarray(y)
+    if not isinstance(count, (int, np.integer)) or not 1 <= count < len(y):
+        raise ValueError(
+            f"Argument `val_split` must be an integer in [1, {len(y)}) (the training "
+            f"images loaded). Received: val_split={count!r}"
+        )
+    rng = np.random.default_rng([seed, 0x76616C])  # "val": a stream of its own
+    members = [rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]
+    share = count * np.array([len(m) for m in members]) / len(y)
+    take = np.floor(share).astype(int)
+    take[np.argsort(take - share, kind="stable")[: count - take.sum()]] += 1
+    val = np.sort(np.concatenate([m[:k] for m, k in zip(members, take)])).astype(np.int64)
+    return np.setdiff1d(np.arange(len(y), dtype=np.int64), val), val
+
+
+@keras.saving.register_keras_serializable(package="keras_seresnet")
+class EpochSeed(keras.callbacks.Callback):
+    """At each epoch begin, reseeds the epoch and points the training dataset at it.
+
+    Calls `keras.utils.set_random_seed(epoch_seed(seed, e))`, sets the
+    model's dropout seed states from `(seed, e)` (`_seed_epoch`), and assigns
+    `e` to the pipeline's epoch variable. `model.fit` (Keras 3, without
+    `steps_per_epoch`) opens a new iterator over a finite dataset after
+    `on_epoch_begin`, so the pass it makes is epoch `e`'s batches.
+
+    Args:
+        seed: the run's seed (`TrainConfig.seed`).
+        epoch_variable: the int64 `tf.Variable` of
+            `pipeline.make_epoch_variable()`, or None. Runtime state, so not
+            part of `get_config`.
+    """
+
+    def __init__(self, seed, epoch_variable=None):
+        super().__init__()
+        self.seed = seed
+        self.epoch_variable = epoch_variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        _seed_epoch(self.model, self.seed, epoch)
+        if self.epoch_variable is not None:
+            self.epoch_variable.assign(epoch)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_seresnet")
+class CommitEpoch(keras.callbacks.Callback):
+    """At each epoch end, writes the epoch to the run folder (`RunFolder.commit_epoch`).
+
+    Place it after the callbacks that add to the epoch's logs (schedules,
+    `EpochSummary`). Keras logs the per-epoch evaluation as `val_*`; without
+    a validation split the rows call it `test_*`. An epoch whose losses are
+    not finite is not committed: training stops and `error` says why.
+
+    Args:
+        path: the run folder.
+        validation: whether the evaluation is on a validation split.
+        state: the last committed state (`RunFolder.read_state()`), or None.
+            Runtime state, not part of `get_config`; `state` holds the
+            latest after each epoch.
+        guard: an optional `StopOnNaN`; its message skips the commit.
+    """
+
+    def __init__(self, path, validation=False, state=None, guard=None):
+        super().__init__()
+        self.path = os.fspath(path)
+        self.validation = validation
+        self.folder = RunFolder(self.path, monitor=_monitor(validation))
+        self.state = state
+        self.guard = guard
+        self.error = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.message:
+            return  # a non-finite batch: StopOnNaN stopped training
+        row = _history_row(epoch, logs or {}, self.validation)
+        evaluation = "val_loss" if self.validation else "test_loss"
+        if not all(math.isfinite(row.get(key, math.nan)) for key in ("loss", evaluation)):
+            self.error = (
+                f"After epoch {epoch} (zero-based) the {evaluation.replace('_', ' ')} is "
+                f"{row.get(evaluation)}: the weights diverged; nothing of this epoch was "
+                "saved. Lower the learning rate (--base-lr) and start a new run."
+            )
+            self.model.stop_training = True
+            return
+        self.state = self.folder.commit_epoch(self.model, row, self.state)
+
+    def get_config(self):
+        return {"path": self.path, "validation": self.validation}
+
+
+class _StepFaults(keras.callbacks.Callback):
+    """The test hook's per-step points (`run_folder.fault_point`); only added when asked."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        fault_point("after-step", self.epoch, batch + 1)
+        fault_point("signal", self.epoch, batch + 1)
+
+
+class ScaledLearningRate(keras.callbacks.Callback):
+    """Lets other callbacks scale the learning rate that a schedule callback sets.
+
+    The package's schedule sets the learning rate every epoch (or step). A
+    callback that changes it in between (`keras.callbacks.ReduceLROnPlateau`)
+    would be undone; wrapped in this, its change becomes a factor: before
+    each of the schedule's hooks, a learning rate that differs from the one
+    left after the previous hook multiplies the factor by their ratio, and
+    after the hook the schedule's value is multiplied by the factor. The
+    epoch's `learning_rate` log is the rate used (the schedule's value times
+    the factor). The factor starts at 1 in every `fit` (a resumed run
+    starts without earlier reductions, as other callbacks start without
+    their state).
+
+    Args:
+        schedule: the callback that sets the learning rate
+            (`WarmupCosineLearningRate`).
+    """
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+        self.factor = 1.0
+        self._left = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.schedule.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.schedule.set_params(params)
+
+    def _current(self):
+        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def _around(self, hook, *args):
+        if self._left is not None and self._current() != self._left:
+            self.factor *= self._current() / self._left
+        getattr(self.schedule, hook)(*args)
+        if self.factor != 1.0:
+            self.model.optimizer.learning_rate = self._current() * self.factor
+        self._left = self._current()
+
+    def on_train_begin(self, logs=None):
+        self.factor, self._left = 1.0, None
+        self.schedule.on_train_begin(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._around("on_epoch_begin", epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._around("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.schedule.on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.schedule.on_epoch_end(epoch, logs)
+        if logs is not None and self.factor != 1.0 and logs.get("learning_rate") is not None:
+            logs["learning_rate"] = float(logs["learning_rate"]) * self.factor
+
+    def on_train_end(self, logs=None):
+        self.schedule.on_train_end(logs)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGTERM stopped training (as Ctrl-C does); the committed epochs are kept.
+
+    Calling `train` again with the same config and folder (the same command)
+    resumes after the last committed epoch.
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_stops_training():
+    """Inside the block SIGTERM raises `TrainingInterrupted`; the old handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python lets only the main thread install signal handlers
+        return
+
+    def stop(signum, frame):
+        raise TrainingInterrupted(
+            "Training stopped by SIGTERM. Run the same command (train() with the same "
+            "config and folder) again to resume after the last finished epoch."
+        )
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _monitor(validation):
+    return "val_accuracy" if validation else "test_accuracy"
+
+
+def _history_row(epoch, logs, validation):
     row = {"epoch": epoch}
     for key, value in logs.items():
+        if not validation:
+            key = LEGACY_NAMES.get(key, key)
         row[key] = None if value is None else float(value)
     row.setdefault("mixup_alpha", None)
     return row
 
 
 def _finished_message(out_dir, results):
+    if "best_val_accuracy" in results:
+        best = f"best validation {100 * results['best_val_accuracy']:.2f}%"
+    else:
+        best = f"best {100 * results['best_test_accuracy']:.2f}%"
     return (
         f"test accuracy {100 * results['test_accuracy']:.2f}%, test loss "
         f"{results['test_loss']:.4f} (final model, {results['epochs_trained']} epochs); "
-        f"best {100 * results['best_test_accuracy']:.2f}% at epoch {results['best_epoch']}. "
-        f"Run folder: {out_dir}"
+        f"{best} at epoch {results['best_epoch']}. Run folder: {out_dir}"
     )
 
 
@@ -292,13 +535,27 @@ def train(
 
     A new folder starts a run; a folder with the same config resumes it
     after its last finished epoch; a finished run is reported, not retrained.
+    The folder is created only once the data is loaded and the model built,
+    so a command that fails before (a mistyped data folder) leaves nothing.
     Each epoch prints Keras's progress bar (verbose=1) and one summary line
     (lr, alpha, losses, accuracies, seconds); the end prints the test
     accuracy and loss, which `results.json` keeps.
 
+    One `model.fit` covers the run (`initial_epoch` = the first epoch not
+    done). Without `config.val_split` the model is evaluated on the test set
+    after every epoch, as the reference notebook reports it (history columns
+    `test_loss`, `test_accuracy`; the best model has the best test
+    accuracy). With `config.val_split = N`, N training images (stratified,
+    from `config.seed`: `validation_split`) are held out and evaluated after
+    every epoch instead (`val_loss`, `val_accuracy`; the best model is chosen
+    on them), and the test set is evaluated once, with the final model.
+
+    SIGTERM (a scheduler's preemption) stops training like Ctrl-C: with
+    `TrainingInterrupted` (a `KeyboardInterrupt`), the committed epochs kept.
+
     Args:
         config: the `TrainConfig`; validated and resolved (`resolve_config`).
-        out_dir: the run folder (created if missing).
+        out_dir: the run folder (created when training starts).
         data: optional `((x_train, y_train), (x_test, y_test))`: uint8
             [N, 32, 32, 3] images and int labels in [0, num_classes), used
             as given instead of loading `config.data_dir` (the ablation loads
@@ -306,7 +563,13 @@ def train(
         initial_weights: optional `keras.Model` or `.keras` path whose
             same-named layers initialise a new run (`copy_matching_weights`);
             ignored when resuming.
-        callbacks: extra Keras callbacks, called after the package's own.
+        callbacks: extra Keras callbacks, called after the package's own,
+            as in `model.fit`: `on_train_begin`/`on_train_end` once per
+            call, so `EarlyStopping` stops the run (it is then finished,
+            with fewer epochs). A learning-rate change they make (e.g.
+            `ReduceLROnPlateau`) scales the schedule from the next epoch on
+            (`ScaledLearningRate`). Their own state is not checkpointed: a
+            resumed run starts them afresh.
         overwrite: delete a previous run in `out_dir` first, even one of
             another config.
         verbose: 0 silent, 1 progress bar and summary lines, 2 summary lines
@@ -325,9 +588,11 @@ def train(
         ValueError: an invalid config (the message names the field), a bad
             TF_CONFIG, or workers started with different configs.
         RunFolderError: `out_dir` holds a run of another config, or other
-            files (use another folder or `overwrite=True`).
+            files (use another folder or `overwrite=True`), or its
+            checkpoint is damaged with no earlier one to fall back to.
         TrainingDivergedError: the loss became NaN or infinite; the epoch and
             batch are named, the last good checkpoint is kept.
+        TrainingInterrupted: SIGTERM arrived; rerun to resume.
     """
     config = resolve_config(config)
     # First of all: a MultiWorkerMirroredStrategy can only be set up before
@@ -337,7 +602,7 @@ def train(
     say = print if verbose else (lambda *args, **kwargs: None)
     arguments = dict(data=data, initial_weights=initial_weights, callbacks=callbacks,
                      overwrite=overwrite, verbose=verbose, say=say)
-    with scale.precision_policy(config.mixed_precision):
+    with scale.precision_policy(config.mixed_precision), _sigterm_stops_training():
         if scale.is_chief(strategy):
             return _train(config, out_dir, strategy, **arguments)
         say(f"This is {scale.describe_worker(strategy)}, not the chief: the chief writes "
@@ -347,100 +612,159 @@ def train(
 
 
 def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overwrite, verbose, say):
-    folder = RunFolder(out_dir)
-    folder.open(config.to_dict(), overwrite=overwrite, ignore=EXECUTION_FIELDS)
-    results = folder.read_results()
-    state = folder.read_state() if results is None else None
-    start = 0 if state is None else state["epoch"] + 1
-    finished = results is not None
-    if config.strategy == "multiworker":
-        finished, start = _agree_with_chief(strategy, config, finished, start)
-    if finished:
-        if results is None:  # a worker of a run that the chief reports finished
-            return TrainResult(out_dir, {}, {})
-        say(f"The run is already finished: {_finished_message(out_dir, results)}")
-        say("To train again, pass --overwrite or another --out.")
-        return TrainResult(out_dir, read_history_csv(folder.file(HISTORY)), results)
+    validation = config.val_split is not None
+    folder = RunFolder(out_dir, monitor=_monitor(validation))
+    results, state, start = _resume_point(folder, config, overwrite, strategy)
+    if results is not None:
+        return _report_finished(folder, results, say)
+    splits = _data_splits(config, data)
+    keras.utils.set_random_seed(config.seed)
+    model = _training_model(config, state, initial_weights, say, strategy)
+    # Training really starts: only now the folder and its config.json exist.
+    folder.open(config.to_dict(), overwrite=overwrite, ignore=EXECUTION_FIELDS,
+                defaults=TrainConfig().to_dict())
+    _announce(config, out_dir, splits, start, say)
+    train_ds, eval_ds, epoch_variable, alpha = _datasets(config, splits, start)
+    guard = StopOnNaN()
+    committer = CommitEpoch(out_dir, validation, state, guard)
+    callback_list = _callbacks(config, model, train_ds, epoch_variable, alpha, guard, committer,
+                               callbacks, verbose, say)
+    if start < config.epochs:
+        _fit(model, train_ds, eval_ds, callback_list, start, config, strategy, verbose)
+    if guard.message or committer.error:
+        raise TrainingDivergedError(guard.message or committer.error)
+    if committer.state is None:  # a worker of a run whose epochs the chief had all committed
+        return TrainResult(out_dir, {}, {})
+    last_epoch = committer.state["epoch"]
+    if model.stop_training and last_epoch < config.epochs - 1:
+        say(f"A callback stopped training after epoch {last_epoch + 1}.")
+    results = _results(config, model, committer.state, splits, initial_weights, strategy)
+    folder.finish(model, results, committer.state["history"])
+    say(f"Finished: {_finished_message(out_dir, results)}")
+    say("Files: config.json, history.csv, best.keras, final.keras, results.json, plots/")
+    return TrainResult(out_dir, rows_to_history(committer.state["history"]), results)
 
+
+def _resume_point(folder, config, overwrite, strategy):
+    """`(results, state, start)`: the finished run's results, or the state to resume and its next epoch.
+
+    Checks the folder against the config first (writing nothing). With
+    several workers everyone takes the chief's answer.
+    """
+    folder.check(config.to_dict(), overwrite=overwrite, ignore=EXECUTION_FIELDS,
+                 defaults=TrainConfig().to_dict())
+    results = state = None
+    if not overwrite and os.path.isdir(folder.path):
+        results = folder.read_results()
+        state = folder.read_state() if results is None else None
+    start = 0 if state is None else state["epoch"] + 1
+    if config.strategy == "multiworker":
+        finished, start = _agree_with_chief(strategy, config, results is not None, start)
+        if finished and results is None:  # a worker of a run that the chief reports finished
+            results = {}
+    return results, state, start
+
+
+def _report_finished(folder, results, say):
+    if not results:
+        return TrainResult(folder.path, {}, {})
+    say(f"The run is already finished: {_finished_message(folder.path, results)}")
+    say("To train again, pass --overwrite or another --out.")
+    return TrainResult(folder.path, read_history_csv(folder.file(HISTORY)), results)
+
+
+def _data_splits(config, data):
+    """`{"train": (x, y), "eval": (x, y), "test": (x, y)}`; `eval` is the per-epoch evaluation set."""
     if data is None:
         data = data_module.load_cifar10(
             config.data_dir, limit_train=config.limit_train, limit_test=config.limit_test
         )
-    (x_train, y_train), (x_test, y_test) = data
-    keras.utils.set_random_seed(config.seed)
-    model = _training_model(config, state, initial_weights, say, strategy)
+    (x_train, y_train), test = data
+    if config.val_split is None:
+        return {"train": (x_train, y_train), "eval": test, "test": test}
+    train_indices, val_indices = validation_split(y_train, config.val_split, config.seed)
+    return {
+        "train": (x_train[train_indices], y_train[train_indices]),
+        "eval": (x_train[val_indices], y_train[val_indices]),
+        "test": test,
+    }
+
+
+def _announce(config, out_dir, splits, start, say):
+    images = f"{len(splits['train'][0])} training, "
+    if config.val_split is not None:
+        images += f"{len(splits['eval'][0])} validation, "
+    images += f"{len(splits['test'][0])} test images"
     if start == 0:
-        say(f"Starting a run of {config.epochs} epochs in {out_dir} "
-            f"({len(x_train)} training, {len(x_test)} test images).")
+        say(f"Starting a run of {config.epochs} epochs in {out_dir} ({images}).")
     elif start < config.epochs:
         say(f"Resuming the run in {out_dir} at epoch {start + 1}/{config.epochs} "
             f"(epochs 1-{start} are done).")
     else:
         say(f"All {config.epochs} epochs of {out_dir} are done; writing the final files.")
 
+
+def _eval_dataset(config, images):
+    return scale.data_sharded(pipeline.make_eval_dataset(
+        *images, batch_size=config.batch_size, num_classes=config.num_classes))
+
+
+def _datasets(config, splits, start):
+    """The training dataset (one for the run, its pass chosen by an epoch variable) and the per-epoch evaluation one."""
     # The pipeline's variables belong to the host, outside the strategy's scope.
     alpha = pipeline.make_mixup_alpha(config.mixup_alpha)
     epoch_variable = pipeline.make_epoch_variable(start)
     train_ds = scale.data_sharded(pipeline.make_train_dataset(
-        x_train, y_train, config, alpha, epoch=epoch_variable))
-    eval_ds = scale.data_sharded(pipeline.make_eval_dataset(
-        x_test, y_test, batch_size=config.batch_size, num_classes=config.num_classes))
-    guard = StopOnNaN()
-    own = [guard, WarmupCosineLearningRate.from_train_config(config)]
+        *splits["train"], config, alpha, epoch=epoch_variable))
+    return train_ds, _eval_dataset(config, splits["eval"]), epoch_variable, alpha
+
+
+def _callbacks(config, model, train_ds, epoch_variable, alpha, guard, committer, extra, verbose, say):
+    """One list for the run: seed, NaN guard, schedules, progress, summary, commit, then the user's."""
+    own = [
+        EpochSeed(config.seed, epoch_variable),
+        guard,
+        ScaledLearningRate(WarmupCosineLearningRate.from_train_config(config)),
+    ]
     if config.mixup_cutout:
         own.append(MixupAlphaDecay.from_train_config(config, alpha))
     if verbose == 1:
         # Before the summary, so the bar's last line ends before the summary's.
         own.append(keras.callbacks.ProgbarLogger())
     own.append(EpochSummary(config.epochs, print_fn=say))
-    # One list for the whole run, told the run's length, so the progress bar
-    # counts "Epoch 3/250" across the per-epoch fits.
-    callback_list = keras.callbacks.CallbackList(
-        own + list(callbacks),
+    own.append(committer)
+    if os.environ.get(FAULT_ENV, "").startswith(("after-step:", "signal:")):
+        own.append(_StepFaults())
+    return keras.callbacks.CallbackList(
+        own + list(extra),
         add_history=True,
         model=model,
         verbose=verbose,
         epochs=config.epochs,
         steps=int(train_ds.cardinality()),
     )
-    for epoch in range(start, config.epochs):
-        _seed_epoch(model, config.seed, epoch)
-        epoch_variable.assign(epoch)  # the pass fit starts makes this epoch's batches
-        with scale.synchronized_batch_norm(model, strategy.num_replicas_in_sync > 1):
-            history = model.fit(
-                train_ds,
-                validation_data=eval_ds,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                callbacks=callback_list,
-                verbose=verbose,
-                shuffle=False,  # the pipeline shuffles, by (seed, epoch)
-            )
-        if guard.message:
-            raise TrainingDivergedError(guard.message)
-        row = _history_row(epoch, {k: v[-1] for k, v in history.history.items()})
-        if not all(math.isfinite(row[k]) for k in ("loss", "val_loss")):
-            raise TrainingDivergedError(
-                f"After epoch {epoch} (zero-based) the test loss is {row['val_loss']}: "
-                "the weights diverged; nothing of this epoch was saved. Lower the "
-                "learning rate (--base-lr) and start a new run."
-            )
-        state = folder.commit_epoch(model, row, state)
-        if model.stop_training:
-            say(f"A callback stopped training after epoch {epoch + 1}.")
-            break
 
-    if state is None:  # a worker of a run whose epochs the chief had all committed
-        return TrainResult(out_dir, {}, {})
+
+def _fit(model, train_ds, eval_ds, callback_list, start, config, strategy, verbose):
+    with scale.synchronized_batch_norm(model, strategy.num_replicas_in_sync > 1):
+        model.fit(
+            train_ds,
+            validation_data=eval_ds,
+            initial_epoch=start,
+            epochs=config.epochs,
+            callbacks=callback_list,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, by (seed, epoch)
+        )
+
+
+def _results(config, model, state, splits, initial_weights, strategy):
     last = state["history"][-1]
     results = {
-        "test_accuracy": last["val_accuracy"],
-        "test_loss": last["val_loss"],
         "epochs_trained": last["epoch"] + 1,
         "best_epoch": state["best_epoch"],
-        "best_test_accuracy": state["best_val_accuracy"],
-        "train_images": int(len(x_train)),
-        "test_images": int(len(x_test)),
+        "train_images": int(len(splits["train"][0])),
+        "test_images": int(len(splits["test"][0])),
         "parameters": int(model.count_params()),
         "train_seconds": sum(row.get("seconds") or 0.0 for row in state["history"]),
         "initial_weights": (
@@ -448,8 +772,12 @@ def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overw
             else os.fspath(initial_weights)
         ),
     }
-    folder.finish(model, results)
-    say(f"Finished: {_finished_message(out_dir, results)}")
-    say("Files: config.json, history.csv, best.keras, final.keras, results.json, plots/")
-    return TrainResult(out_dir, rows_to_history(state["history"]), results)
-
+    if config.val_split is None:
+        results.update(test_accuracy=last["test_accuracy"], test_loss=last["test_loss"],
+                       best_test_accuracy=state["best_accuracy"])
+    else:
+        test = model.evaluate(_eval_dataset(config, splits["test"]), verbose=0, return_dict=True)
+        results.update(test_accuracy=float(test["accuracy"]), test_loss=float(test["loss"]),
+                       best_val_accuracy=state["best_accuracy"],
+                       val_images=int(len(splits["eval"][0])))
+    return results

@@ -2,30 +2,53 @@
 
 Layout of a run folder (`--out`):
 
-    config.json        the resolved TrainConfig; written first, a rerun must match it
-    history.csv        one row per finished epoch (`HISTORY_COLUMNS`, `epoch` from 0)
-    best.keras         the model of the epoch with the highest val_accuracy
+    config.json        the resolved TrainConfig; written when training starts,
+                       a rerun must match it
+    history.csv        one row per finished epoch (`epoch` from 0): see
+                       `HISTORY_COLUMNS` and `VALIDATION_COLUMNS`
+    best.keras         the model of the epoch with the highest per-epoch
+                       accuracy (`val_accuracy` with a validation split, else
+                       `test_accuracy`)
     final.keras        the model after the last epoch
     results.json       final test accuracy and loss, best epoch; written last, it
                        marks the run finished
     plots/loss.png, plots/accuracy.png, plots/schedules.png
     checkpoint/        only while the run is unfinished:
         state.json         the single source of truth: last finished epoch, the
-                           history rows up to it, the best epoch, file names
-        epoch-NNNN.keras   model and optimizer state after epoch NNNN
+                           history rows up to it, the best epoch, file names,
+                           and the same for the epoch before (`previous`)
+        epoch-NNNN.keras   model and optimizer state after epoch NNNN (the
+                           last two epochs are kept)
         best-NNNN.keras    the best epoch's model
 
 `best.keras` and `final.keras` hold the model only (no optimizer, no compile
 state), so plain `keras.models.load_model` opens them without this package.
 
-Crash consistency: every file is written to a `.tmp-` name and moved into
-place with `os.replace` (atomic on POSIX). An epoch is committed by replacing
-`checkpoint/state.json`, after the files it names are complete; `history.csv`,
-`best.keras` and the plots are derived from the state and rewritten after
-each commit and on every restart. A kill between any two writes therefore
-leaves either the previous or the new state, and a restart removes files no
-state names and rewrites the derived ones, so `history.csv` always has each
-finished epoch exactly once.
+Crash consistency: every file is written through `keras_seresnet.files`
+(a temporary name, then `os.replace`). An epoch is committed by replacing
+`checkpoint/state.json`, after the files it names are complete; `history.csv`
+and `best.keras` are derived from the state and rewritten after each commit
+and on every restart; the plots are drawn at the end of the run and on a
+restart (`RunFolder.draw_plots` draws them at any time). A kill between any
+two writes therefore leaves either the previous or the new state, and a
+restart removes files no state names and rewrites the derived ones, so
+`history.csv` always has each finished epoch exactly once. A damaged latest
+checkpoint (a truncated copy, a full disk) falls back, with a warning, to the
+epoch before it, which is kept until the next epoch is committed.
+
+Fault injection (for tests). When the environment variable
+`KERAS_SERESNET_FAULT` names a point, the process kills itself with SIGKILL
+when it reaches that point (`fault_point`); epochs are zero-based as in
+`history.csv`:
+
+    after-step:EPOCH:STEP   after training step STEP (1-based) of epoch EPOCH
+    mid-commit:EPOCH        during EPOCH's commit: its checkpoint files are
+                            written, `state.json` is not yet replaced
+    plots:EPOCH             when the plots are drawn after epoch EPOCH (the
+                            last epoch of the run, or of a restart)
+    before-results          after `final.keras`, before `results.json`
+    signal:EPOCH:STEP       like after-step, but sends SIGTERM (a scheduler's
+                            preemption) instead of SIGKILL
 """
 
 import csv
@@ -33,10 +56,14 @@ import json
 import math
 import os
 import shutil
+import signal
+import warnings
+import zipfile
 
 import keras
 
 from keras_seresnet import plots
+from keras_seresnet.files import atomic_path, write_json, write_text
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
@@ -47,6 +74,7 @@ PLOTS = "plots"
 CHECKPOINT = "checkpoint"
 STATE = "state.json"
 TMP_PREFIX = ".tmp-"
+FAULT_ENV = "KERAS_SERESNET_FAULT"
 
 # The entries this package writes; `--overwrite` removes exactly these.
 RUN_ENTRIES = (CONFIG, HISTORY, BEST, FINAL, RESULTS, PLOTS, CHECKPOINT)
@@ -57,47 +85,48 @@ HISTORY_COLUMNS = (
     "mixup_alpha",  # used during the epoch; empty when mixup is off
     "loss",  # training loss on mixed, smoothed targets
     "accuracy",  # training accuracy against the dominant mixed label
-    "val_loss",  # test loss (label smoothing included)
-    "val_accuracy",  # test accuracy
+    "test_loss",  # test loss after the epoch (label smoothing included), as the notebook reports
+    "test_accuracy",  # test accuracy after the epoch
     "seconds",  # wall time of the epoch, training and evaluation
 )
+# With a validation split (`TrainConfig.val_split`) the per-epoch evaluation
+# is on the held-out images: these replace `test_loss` and `test_accuracy`.
+VALIDATION_COLUMNS = ("val_loss", "val_accuracy")
+_COLUMN_ORDER = HISTORY_COLUMNS[:5] + VALIDATION_COLUMNS + HISTORY_COLUMNS[5:]
+# Run folders written before the columns were named honestly call the
+# per-epoch test columns `val_*`; readers get both names for them.
+LEGACY_NAMES = {"val_loss": "test_loss", "val_accuracy": "test_accuracy"}
 
 
 class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked (another config, not a run folder)."""
+    """A run folder that cannot be used as asked (another config, not a run folder, damaged)."""
 
 
-def _fsync(path):
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
+def fault_point(point, *where):
+    """Kills the process here if `KERAS_SERESNET_FAULT` names this point (a test hook).
 
+    Args:
+        point: the point's name ("after-step", "mid-commit", "plots",
+            "before-results", "signal").
+        *where: its numbers (epoch, step), joined with ":" after the name.
 
-def _write_text_atomic(path, text):
-    tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + os.path.basename(path))
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _write_json_atomic(path, value):
-    _write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+    The process sends itself SIGKILL (SIGTERM for "signal"), so nothing after
+    this point runs: no `finally`, no exit handler. Without the variable this
+    does nothing.
+    """
+    if os.environ.get(FAULT_ENV) == ":".join([point, *map(str, where)]):
+        os.kill(os.getpid(), signal.SIGTERM if point == "signal" else signal.SIGKILL)
 
 
 def save_model_atomic(model, path):
-    """Saves `model` to the `.keras` file `path` via a temporary name and `os.replace`."""
-    tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + os.path.basename(path))
-    model.save(tmp)
-    _fsync(tmp)
-    os.replace(tmp, path)
+    """Saves `model` to the `.keras` file `path` atomically (`keras_seresnet.files`)."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def _copy_atomic(source, path):
-    tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + os.path.basename(path))
-    shutil.copyfile(source, tmp)
-    _fsync(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def inference_model(model):
@@ -109,13 +138,22 @@ def inference_model(model):
     return keras.Model(model.inputs, model.outputs, name=model.name)
 
 
-def config_differences(saved, requested, ignore=()):
-    """Lists `field: saved -> requested` for every field that differs (dicts), but `ignore`."""
+def config_differences(saved, requested, ignore=(), defaults=None):
+    """Lists `field: saved -> requested` for every field that differs (dicts), but `ignore`.
+
+    A field absent from `saved` (a folder written before the field existed)
+    counts as holding its value in `defaults`, when given.
+    """
+    defaults = defaults or {}
+
+    def saved_value(name):
+        return saved.get(name, defaults.get(name, "<absent>"))
+
     return [
-        f"{name}: {saved.get(name, '<absent>')!r} in the folder, "
+        f"{name}: {saved_value(name)!r} in the folder, "
         f"{requested.get(name, '<absent>')!r} requested"
         for name in sorted(set(saved) | set(requested))
-        if name not in ignore and saved.get(name) != requested.get(name)
+        if name not in ignore and saved_value(name) != requested.get(name)
     ]
 
 
@@ -125,21 +163,47 @@ def _format_cell(value):
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def write_history_csv(path, rows):
-    """Writes history rows (dicts) as CSV: `HISTORY_COLUMNS` first, extra keys after.
+def _columns(rows):
+    present = {key for row in rows for key in row}
+    known = [c for c in _COLUMN_ORDER if c in present]
+    return known + sorted(present - set(_COLUMN_ORDER))
 
-    Floats are written with full precision (`repr`); a missing value or NaN
-    is an empty cell.
+
+def write_history_csv(path, rows):
+    """Writes history rows (dicts) as CSV: the known columns in order, extra keys after.
+
+    The columns are those the rows hold, in the order of `HISTORY_COLUMNS`
+    (the validation columns before the test ones), then any other keys
+    sorted. Floats are written with full precision (`repr`); a missing value
+    or NaN is an empty cell.
     """
-    extra = sorted({key for row in rows for key in row} - set(HISTORY_COLUMNS))
-    columns = list(HISTORY_COLUMNS) + extra
+    columns = _columns(rows) if rows else list(HISTORY_COLUMNS)
     lines = [",".join(columns)]
     lines += [",".join(_format_cell(row.get(c)) for c in columns) for row in rows]
-    _write_text_atomic(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def with_legacy_names(history):
+    """Adds the old names `val_loss`/`val_accuracy` for the per-epoch test columns.
+
+    A history of a run without a validation split has `test_loss` and
+    `test_accuracy`; code written for earlier versions reads them as
+    `val_loss` and `val_accuracy`, which this adds (the same lists) when the
+    history has no validation columns. Returns `history`, changed in place.
+    """
+    for old, new in LEGACY_NAMES.items():
+        if new in history and old not in history:
+            history[old] = history[new]
+    return history
 
 
 def read_history_csv(path):
     """Reads a `history.csv` into `{column: [values]}` (like `History.history`).
+
+    Files written before the columns were named honestly (per-epoch test
+    columns called `val_*`) read the same as new ones: `test_loss` and
+    `test_accuracy` are there, and `val_loss`/`val_accuracy` too
+    (`with_legacy_names`).
 
     Returns:
         A dict of lists, one entry per row: `epoch` as int, every other column
@@ -163,64 +227,80 @@ def read_history_csv(path):
                         f"{path}, line {line}: column `{name}` holds {cell!r}, not a number."
                     ) from None
                 history[name].append(value)
-    return history
+    if "test_accuracy" not in history and not _is_validation_run(path):
+        for old, new in LEGACY_NAMES.items():
+            if old in history:
+                history[new] = history[old]
+    return with_legacy_names(history)
+
+
+def _is_validation_run(history_path):
+    """Whether the run folder of `history_path` was trained with a validation split."""
+    config_path = os.path.join(os.path.dirname(os.fspath(history_path)), CONFIG)
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            return bool(json.load(f).get("val_split"))
+    except (OSError, ValueError):
+        return False
 
 
 def rows_to_history(rows):
-    """History rows (dicts) as `{column: [values]}`; absent values become NaN."""
-    columns = list(HISTORY_COLUMNS) + sorted(
-        {key for row in rows for key in row} - set(HISTORY_COLUMNS)
-    )
-    return {
+    """History rows (dicts) as `{column: [values]}`; absent values become NaN.
+
+    Includes the legacy names of the test columns (`with_legacy_names`).
+    """
+    return with_legacy_names({
         c: [row.get(c) if row.get(c) is not None else math.nan for row in rows]
-        for c in columns
-    }
+        for c in _columns(rows)
+    })
+
+
+def _rename_legacy_row(row):
+    return {LEGACY_NAMES.get(key, key): value for key, value in row.items()}
+
+
+def _intact(path):
+    """Whether `path` is a complete zip archive (a `.keras` file) with intact members."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 class RunFolder:
     """Reads and writes one run folder (see the module docstring for the layout).
 
     Args:
-        path: the folder; created when missing.
+        path: the folder; created by `open` (not before).
+        monitor: the history column that chooses the best model:
+            "test_accuracy" (default; no validation split) or "val_accuracy".
     """
 
-    def __init__(self, path):
+    def __init__(self, path, monitor="test_accuracy"):
+        if monitor not in ("test_accuracy", "val_accuracy"):
+            raise ValueError("Argument `monitor` must be 'test_accuracy' or 'val_accuracy'. "
+                             f"Received: monitor={monitor!r}")
         self.path = os.fspath(path)
+        self.monitor = monitor
         self.checkpoint_dir = os.path.join(self.path, CHECKPOINT)
 
     def file(self, name):
         """The path of an entry of the folder (`CONFIG`, `BEST`, ...)."""
         return os.path.join(self.path, name)
 
-    def open(self, config_dict, overwrite=False, ignore=()):
-        """Claims the folder for a run of `config_dict` (the resolved config).
+    def check(self, config_dict, overwrite=False, ignore=(), defaults=None):
+        """Checks, writing nothing, that `open` would accept the folder for `config_dict`.
 
-        A new or empty folder gets `config.json`. A folder with the same
-        config (fields in `ignore` may differ) is left as it is, to be
-        resumed or reported as finished; its `config.json` keeps the values
-        the run started with.
-
-        Args:
-            config_dict: `TrainConfig.to_dict()` of the resolved config.
-            overwrite: delete this package's entries (`RUN_ENTRIES`) of a
-                previous run first; other files are never touched.
-            ignore: field names whose values may differ from the folder's
-                (`config.EXECUTION_FIELDS`: devices and XLA).
-
-        Raises:
-            RunFolderError: the folder holds a run of another config, or files
-                but no `config.json`, and `overwrite` is False. The message
-                names the differing fields and the ways out.
+        Args and Raises: as `open`. A missing folder is accepted.
         """
-        os.makedirs(self.path, exist_ok=True)
-        self._remove_tmp(self.path)
         config_path = self.file(CONFIG)
-        if overwrite:
-            self._remove_run_entries()
-        elif os.path.exists(config_path):
+        if overwrite or not os.path.isdir(self.path):
+            return
+        if os.path.exists(config_path):
             with open(config_path, encoding="utf-8") as f:
                 saved = json.load(f)
-            differences = config_differences(saved, config_dict, ignore)
+            differences = config_differences(saved, config_dict, ignore, defaults)
             if differences:
                 raise RunFolderError(
                     f"The run folder {self.path} holds a run with another config "
@@ -228,15 +308,46 @@ class RunFolder:
                     "(--out) for the new run, or --overwrite to delete the old "
                     "one and start over."
                 )
-            return
-        elif os.listdir(self.path):
+        elif [name for name in os.listdir(self.path) if not name.startswith(TMP_PREFIX)]:
             raise RunFolderError(
                 f"The output folder {self.path} is not empty and holds no {CONFIG}, "
                 "so it is not a run folder of this package. Choose another output "
                 "folder (--out), or --overwrite to write the run into it anyway "
                 "(other files are left alone)."
             )
-        _write_json_atomic(config_path, config_dict)
+
+    def open(self, config_dict, overwrite=False, ignore=(), defaults=None):
+        """Claims the folder for a run of `config_dict` (the resolved config).
+
+        A new or empty folder is created and gets `config.json`. A folder
+        with the same config (fields in `ignore` may differ) is left as it
+        is, to be resumed or reported as finished; its `config.json` keeps
+        the values the run started with. Call it when training really
+        starts (after the data loaded), so that a command failing before
+        leaves no folder behind; `check` tells earlier whether it would
+        succeed.
+
+        Args:
+            config_dict: `TrainConfig.to_dict()` of the resolved config.
+            overwrite: delete this package's entries (`RUN_ENTRIES`) of a
+                previous run first; other files are never touched.
+            ignore: field names whose values may differ from the folder's
+                (`config.EXECUTION_FIELDS`: devices and XLA).
+            defaults: `TrainConfig().to_dict()`: the value of a field that
+                a folder's older `config.json` lacks.
+
+        Raises:
+            RunFolderError: the folder holds a run of another config, or files
+                but no `config.json`, and `overwrite` is False. The message
+                names the differing fields and the ways out.
+        """
+        self.check(config_dict, overwrite, ignore, defaults)
+        os.makedirs(self.path, exist_ok=True)
+        self._remove_tmp(self.path)
+        if overwrite:
+            self._remove_run_entries()
+        if not os.path.exists(self.file(CONFIG)):
+            write_json(self.file(CONFIG), config_dict)
 
     def _remove_run_entries(self):
         for name in RUN_ENTRIES:
@@ -249,8 +360,9 @@ class RunFolder:
     @staticmethod
     def _remove_tmp(folder):
         for name in os.listdir(folder):
+            path = os.path.join(folder, name)
             if name.startswith(TMP_PREFIX):
-                os.remove(os.path.join(folder, name))
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
     def read_results(self):
         """The saved results if the run is finished, else None.
@@ -270,16 +382,21 @@ class RunFolder:
         """The last committed epoch's state, or None for a run not yet started.
 
         Removes files of an epoch that was being written when the run was
-        killed, and rewrites the derived files from the state.
+        killed, and rewrites the derived files (history, best model, plots)
+        from the state. A state written by an earlier version (per-epoch test
+        columns named `val_*`, `best_val_accuracy`) is read as a new one.
 
         Returns:
             None, or a dict: `epoch` (last finished, zero-based), `history`
             (rows of epochs 0..epoch), `model` (checkpoint path, model and
-            optimizer), `best_epoch`, `best_val_accuracy`.
+            optimizer), `best_epoch`, `best_accuracy` (of `monitor`),
+            `previous` (the same fields of the epoch before, or None).
 
         Raises:
             RunFolderError: a file the state names is missing (the folder was
-                edited by hand).
+                edited by hand), or the latest checkpoint is damaged and no
+                intact earlier one is kept. The message names the file and
+                says what to do.
         """
         state_path = os.path.join(self.checkpoint_dir, STATE)
         if not os.path.exists(state_path):
@@ -287,7 +404,7 @@ class RunFolder:
                 shutil.rmtree(self.checkpoint_dir)
             return None
         with open(state_path, encoding="utf-8") as f:
-            state = json.load(f)
+            state = self._upgrade(json.load(f))
         for key in ("model_file", "best_file"):
             if not os.path.exists(os.path.join(self.checkpoint_dir, state[key])):
                 raise RunFolderError(
@@ -295,28 +412,70 @@ class RunFolder:
                     "missing. Delete the folder's checkpoint/ to start over, or "
                     "use --overwrite."
                 )
+        damaged = self._damaged(state)
+        if damaged:
+            previous = state.get("previous")
+            if previous is None or self._damaged(previous):
+                raise RunFolderError(
+                    f"The checkpoint file {damaged} is damaged (not a complete .keras "
+                    "archive) and no intact earlier checkpoint is kept. Delete the "
+                    "folder's checkpoint/ to start over, or use --overwrite."
+                )
+            warnings.warn(
+                f"The checkpoint file {damaged} is damaged (not a complete .keras "
+                f"archive); resuming from the epoch before it (epoch {previous['epoch']}, "
+                "zero-based) instead.", stacklevel=2)
+            state = dict(previous, history=state["history"][: previous["epoch"] + 1], previous=None)
         self._remove_unreferenced(state)
-        self._write_derived(state)
+        self._write_derived(state, best_changed=True)
+        self.draw_plots(state["history"])
         return dict(state, model=os.path.join(self.checkpoint_dir, state["model_file"]))
+
+    def _upgrade(self, state):
+        """A state.json of an earlier version in today's form (same meaning)."""
+        if "best_accuracy" not in state:
+            state = dict(state, best_accuracy=state.pop("best_val_accuracy"), previous=None)
+            if self.monitor == "test_accuracy":
+                state["history"] = [_rename_legacy_row(row) for row in state["history"]]
+        return state
+
+    def _damaged(self, state):
+        for key in ("model_file", "best_file"):
+            path = os.path.join(self.checkpoint_dir, state[key])
+            if not _intact(path):
+                return path
+        return None
 
     def _remove_unreferenced(self, state):
         keep = {STATE, state["model_file"], state["best_file"]}
+        if state.get("previous"):
+            keep |= {state["previous"]["model_file"], state["previous"]["best_file"]}
         for name in os.listdir(self.checkpoint_dir):
             if name not in keep:
-                os.remove(os.path.join(self.checkpoint_dir, name))
+                path = os.path.join(self.checkpoint_dir, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
-    def _write_derived(self, state):
+    def _write_derived(self, state, best_changed):
         write_history_csv(self.file(HISTORY), state["history"])
-        _copy_atomic(os.path.join(self.checkpoint_dir, state["best_file"]), self.file(BEST))
+        if best_changed:
+            _copy_atomic(os.path.join(self.checkpoint_dir, state["best_file"]), self.file(BEST))
+
+    def draw_plots(self, rows):
+        """Draws `plots/` from history rows (a state's `history`)."""
+        fault_point("plots", rows[-1]["epoch"] if rows else -1)
         os.makedirs(self.file(PLOTS), exist_ok=True)
-        plots.plot_history(rows_to_history(state["history"]), self.file(PLOTS))
+        plots.plot_history(rows_to_history(rows), self.file(PLOTS))
 
     def commit_epoch(self, model, row, state=None):
-        """Saves a finished epoch: checkpoint, best model, history, plots.
+        """Saves a finished epoch: checkpoint, best model, history (not the plots).
+
+        The epoch before stays in `checkpoint/` until the next commit, as a
+        fallback for a damaged checkpoint.
 
         Args:
             model: the compiled training model after the epoch.
-            row: the epoch's history row; `row["epoch"]` is the epoch.
+            row: the epoch's history row; `row["epoch"]` is the epoch, and
+                `row[monitor]` its accuracy.
             state: the previous state (`read_state()` or the last
                 `commit_epoch()`), None for the first epoch.
 
@@ -328,29 +487,48 @@ class RunFolder:
         model_file = f"epoch-{epoch:04d}.keras"
         save_model_atomic(model, os.path.join(self.checkpoint_dir, model_file))
         best_epoch = state["best_epoch"] if state else None
-        best_accuracy = state["best_val_accuracy"] if state else -math.inf
+        best_accuracy = state["best_accuracy"] if state else -math.inf
         best_file = state["best_file"] if state else None
-        if row["val_accuracy"] > best_accuracy:
-            best_epoch, best_accuracy = epoch, row["val_accuracy"]
+        best_changed = row[self.monitor] > best_accuracy
+        if best_changed:
+            best_epoch, best_accuracy = epoch, row[self.monitor]
             best_file = f"best-{epoch:04d}.keras"
             save_model_atomic(
                 inference_model(model), os.path.join(self.checkpoint_dir, best_file)
             )
+        fault_point("mid-commit", epoch)
+        previous = None
+        if state:
+            previous = {key: state[key] for key in
+                        ("epoch", "model_file", "best_epoch", "best_accuracy", "best_file")}
         new_state = {
             "epoch": epoch,
             "model_file": model_file,
             "best_epoch": best_epoch,
-            "best_val_accuracy": best_accuracy,
+            "best_accuracy": best_accuracy,
             "best_file": best_file,
             "history": (state["history"] if state else []) + [row],
+            "previous": previous,
         }
-        _write_json_atomic(os.path.join(self.checkpoint_dir, STATE), new_state)
+        write_json(os.path.join(self.checkpoint_dir, STATE), new_state)
         self._remove_unreferenced(new_state)
-        self._write_derived(new_state)
+        self._write_derived(new_state, best_changed)
         return dict(new_state, model=os.path.join(self.checkpoint_dir, model_file))
 
-    def finish(self, model, results):
-        """Writes `final.keras` and `results.json`, then drops the checkpoint."""
+    def finish(self, model, results, rows=None):
+        """Draws the plots, writes `final.keras` and `results.json`, then drops the checkpoint.
+
+        Args:
+            model: the model after the last epoch.
+            results: the dict `results.json` gets.
+            rows: the history rows of every epoch, for the plots. Default
+                None: those of the committed state.
+        """
+        if rows is None:
+            with open(os.path.join(self.checkpoint_dir, STATE), encoding="utf-8") as f:
+                rows = json.load(f)["history"]
+        self.draw_plots(rows)
         save_model_atomic(inference_model(model), self.file(FINAL))
-        _write_json_atomic(self.file(RESULTS), results)
+        fault_point("before-results")
+        write_json(self.file(RESULTS), results)
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)

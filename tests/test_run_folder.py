@@ -26,10 +26,10 @@ def trained_tiny_model():
     return model
 
 
-def row(epoch, val_accuracy, **extra):
+def row(epoch, test_accuracy, **extra):
     values = dict(
         epoch=epoch, learning_rate=0.1, mixup_alpha=0.4, loss=1.0, accuracy=0.5,
-        val_loss=0.9, val_accuracy=val_accuracy, seconds=1.5,
+        test_loss=0.9, test_accuracy=test_accuracy, seconds=1.5,
     )
     values.update(extra)
     return values
@@ -46,7 +46,26 @@ def test_history_csv_round_trip_keeps_precision_order_and_missing_values(tmp_pat
     assert history["learning_rate"][0] == 1 / 15  # exact, not rounded
     assert math.isnan(history["mixup_alpha"][0]) and history["mixup_alpha"][1] == 0.4
     assert math.isnan(history["extra_metric"][0])
-    assert rows_to_history(rows)["val_accuracy"] == [0.25, 0.5]
+    assert rows_to_history(rows)["test_accuracy"] == [0.25, 0.5]
+    assert rows_to_history(rows)["val_accuracy"] == [0.25, 0.5]  # the old name still reads
+
+
+def test_history_csv_of_an_earlier_version_reads_with_both_names(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,learning_rate,mixup_alpha,loss,accuracy,val_loss,val_accuracy,seconds\n"
+                    "0,0.1,0.4,2.3,0.1,2.2,0.25,13.5\n")
+    history = read_history_csv(path)
+    assert history["test_accuracy"] == history["val_accuracy"] == [0.25]
+    assert history["test_loss"] == history["val_loss"] == [2.2]
+
+
+def test_history_csv_of_a_validation_run_has_only_its_val_columns(tmp_path):
+    path = tmp_path / "history.csv"
+    rows = [dict(epoch=0, loss=1.0, val_loss=0.8, val_accuracy=0.3, seconds=1.0)]
+    write_history_csv(path, rows)
+    assert path.read_text().splitlines()[0] == "epoch,loss,val_loss,val_accuracy,seconds"
+    (tmp_path / "config.json").write_text(json.dumps({"val_split": 10}))
+    assert "test_accuracy" not in read_history_csv(path)
 
 
 def test_history_csv_errors_name_file_line_and_column(tmp_path):
@@ -88,22 +107,47 @@ def test_open_refuses_a_foreign_folder_and_overwrite_spares_foreign_files(tmp_pa
     assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 250
 
 
-def test_commit_keeps_best_history_plots_and_only_referenced_checkpoints(tmp_path):
+def test_check_writes_nothing_and_open_creates_the_folder(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.check(TrainConfig().to_dict())
+    assert not (tmp_path / "run").exists()
+    folder.open(TrainConfig().to_dict())
+    assert os.listdir(tmp_path / "run") == ["config.json"]
+
+
+def test_a_config_json_without_newer_fields_matches_their_defaults(tmp_path):
+    saved = TrainConfig(epochs=3).to_dict()
+    del saved["val_split"], saved["schedule_unit"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    folder = RunFolder(tmp_path)
+    folder.open(TrainConfig(epochs=3).to_dict(), defaults=TrainConfig().to_dict())
+    with pytest.raises(RunFolderError, match=r"val_split: None in the folder, 5 requested"):
+        folder.open(TrainConfig(epochs=3, val_split=5).to_dict(), defaults=TrainConfig().to_dict())
+
+
+def test_commit_keeps_best_history_and_the_last_two_checkpoints(tmp_path):
     folder = RunFolder(tmp_path)
     folder.open(TrainConfig(epochs=3).to_dict())
     model = trained_tiny_model()
     state = folder.commit_epoch(model, row(0, 0.5))
     state = folder.commit_epoch(model, row(1, 0.4), state)
-    assert (state["epoch"], state["best_epoch"], state["best_val_accuracy"]) == (1, 0, 0.5)
-    assert sorted(os.listdir(tmp_path / "checkpoint")) == ["best-0000.keras", "epoch-0001.keras", "state.json"]
-    assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0, 1]
-    assert sorted(os.listdir(tmp_path / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
-    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "checkpoint" / "best-0000.keras").read_bytes()
+    assert (state["epoch"], state["best_epoch"], state["best_accuracy"]) == (1, 0, 0.5)
+    assert state["previous"]["epoch"] == 0
+    assert sorted(os.listdir(tmp_path / "checkpoint")) == [
+        "best-0000.keras", "epoch-0000.keras", "epoch-0001.keras", "state.json"]
+    state = folder.commit_epoch(model, row(2, 0.6), state)
+    assert sorted(os.listdir(tmp_path / "checkpoint")) == [
+        "best-0000.keras", "best-0002.keras", "epoch-0001.keras", "epoch-0002.keras", "state.json"]
+    assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0, 1, 2]
+    assert not (tmp_path / "plots").exists()  # drawn at the end of the run, not every epoch
+    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "checkpoint" / "best-0002.keras").read_bytes()
     # The checkpoint restores the optimizer's state, not only the weights.
     restored = keras.models.load_model(state["model"])
     for saved, live in zip(restored.optimizer.variables, model.optimizer.variables):
         np.testing.assert_array_equal(saved.numpy(), live.numpy())
     assert restored.optimizer.iterations.numpy() == 1
+    folder.draw_plots(state["history"])
+    assert sorted(os.listdir(tmp_path / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
 
 
 def test_restart_after_a_kill_mid_commit_drops_the_uncommitted_epoch(tmp_path):
@@ -118,7 +162,8 @@ def test_restart_after_a_kill_mid_commit_drops_the_uncommitted_epoch(tmp_path):
     model.save(ckpt / "epoch-0001.keras")
     model.save(ckpt / "best-0001.keras")
     (ckpt / ".tmp-state.json").write_text('{"epoch": 1')
-    (tmp_path / ".tmp-history.csv").write_text("partial")
+    (tmp_path / ".tmp-history-x1y2").mkdir()  # a kill inside keras_seresnet.files.atomic_path
+    (tmp_path / ".tmp-history-x1y2" / "history.csv").write_text("partial")
     write_history_csv(tmp_path / "history.csv", [row(0, 0.5), row(1, 0.9)])
     folder = RunFolder(tmp_path)
     folder.open(TrainConfig(epochs=5).to_dict())
@@ -126,6 +171,7 @@ def test_restart_after_a_kill_mid_commit_drops_the_uncommitted_epoch(tmp_path):
     assert resumed["epoch"] == 0 and resumed["history"] == state["history"]
     assert sorted(os.listdir(ckpt)) == ["best-0000.keras", "epoch-0000.keras", "state.json"]
     assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0]
+    assert sorted(os.listdir(tmp_path / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
 
 
@@ -157,3 +203,37 @@ def test_missing_checkpoint_file_is_a_clear_error(tmp_path):
     os.remove(tmp_path / "checkpoint" / "epoch-0000.keras")
     with pytest.raises(RunFolderError, match="epoch-0000.keras, which is missing"):
         folder.read_state()
+
+
+def _truncate(path, size=1000):
+    with open(path, "r+b") as f:
+        f.truncate(size)
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_epoch_before(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.open(TrainConfig(epochs=3).to_dict())
+    model = trained_tiny_model()
+    state = folder.commit_epoch(model, row(0, 0.5))
+    folder.commit_epoch(model, row(1, 0.7), state)
+    _truncate(tmp_path / "checkpoint" / "epoch-0001.keras")
+    with pytest.warns(UserWarning, match=r"epoch-0001.keras is damaged.*epoch 0"):
+        resumed = RunFolder(tmp_path).read_state()
+    assert (resumed["epoch"], resumed["best_epoch"], resumed["best_accuracy"]) == (0, 0, 0.5)
+    assert resumed["history"] == [row(0, 0.5)]
+    assert resumed["model"].endswith("epoch-0000.keras")
+    assert sorted(os.listdir(tmp_path / "checkpoint")) == ["best-0000.keras", "epoch-0000.keras", "state.json"]
+    assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0]
+    keras.models.load_model(resumed["model"])
+
+
+def test_a_damaged_only_checkpoint_is_a_one_line_error_naming_it(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.open(TrainConfig(epochs=3).to_dict())
+    folder.commit_epoch(trained_tiny_model(), row(0, 0.5))
+    _truncate(tmp_path / "checkpoint" / "epoch-0000.keras")
+    with pytest.raises(RunFolderError) as info:
+        folder.read_state()
+    message = str(info.value)
+    assert "\n" not in message and "epoch-0000.keras is damaged" in message
+    assert "--overwrite" in message and "checkpoint/" in message

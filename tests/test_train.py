@@ -17,6 +17,8 @@ from keras_seresnet.data import pipeline
 from keras_seresnet.training.callbacks import WarmupCosineLearningRate
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolderError, read_history_csv
 from keras_seresnet.training.loop import (
+    CommitEpoch,
+    EpochSeed,
     TrainingDivergedError,
     copy_matching_weights,
     default_out_dir,
@@ -369,3 +371,11 @@ def test_sigterm_stops_cleanly_says_how_to_resume_and_resumes(finished_run, tiny
     assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 0
     printed = _assert_resumes_to_the_reference(command, out, finished_run[1].history)
     assert f"Resuming the run in {out} at epoch 2/{EPOCHS}" in printed
+
+
+def test_the_loop_callbacks_round_trip_through_their_config(tmp_path):
+    for callback in (EpochSeed(7, pipeline.make_epoch_variable(3)), CommitEpoch(tmp_path, validation=True)):
+        clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(callback))
+        assert type(clone) is type(callback) and clone.get_config() == callback.get_config()
+    assert EpochSeed(7).get_config() == {"seed": 7}
+    assert CommitEpoch(tmp_path).folder.monitor == "test_accuracy"

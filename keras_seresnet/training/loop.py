@@ -343,6 +343,10 @@ class EpochSeed(keras.callbacks.Callback):
     def get_config(self):
         return {"seed": self.seed}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
 
 @keras.saving.register_keras_serializable(package="keras_seresnet")
 class CommitEpoch(keras.callbacks.Callback):
@@ -388,6 +392,10 @@ class CommitEpoch(keras.callbacks.Callback):
 
     def get_config(self):
         return {"path": self.path, "validation": self.validation}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
 class _StepFaults(keras.callbacks.Callback):

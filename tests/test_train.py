@@ -379,3 +379,11 @@ def test_the_loop_callbacks_round_trip_through_their_config(tmp_path):
         assert type(clone) is type(callback) and clone.get_config() == callback.get_config()
     assert EpochSeed(7).get_config() == {"seed": 7}
     assert CommitEpoch(tmp_path).folder.monitor == "test_accuracy"
+
+
+def test_steps_per_execution_changes_no_number(finished_run, tiny_image_tree, tmp_path):
+    # 3 batches per epoch in executions of 2: the last execution runs one step.
+    result = train(tiny_config(tiny_image_tree, steps_per_execution=2), tmp_path, verbose=0)
+    for column in ("loss", "accuracy", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(result.history[column], finished_run[1].history[column], rtol=1e-5,
+                                   err_msg=column)

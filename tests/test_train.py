@@ -173,6 +173,14 @@ def test_default_out_dir_is_deterministic_and_config_specific():
     assert default_out_dir(TrainConfig()) == default_out_dir(TrainConfig(warmup_epochs=15))
     assert default_out_dir(TrainConfig()).startswith(os.path.join("saved_models", "seresnet-e250-seed0-"))
     assert default_out_dir(TrainConfig()) != default_out_dir(TrainConfig(use_se=False))
+    assert default_out_dir(TrainConfig()) != default_out_dir(TrainConfig(val_split=5000))
+
+
+def test_default_out_dir_finds_the_folders_of_earlier_versions():
+    # The names the code of commit 4373dac gave (before val_split and schedule_unit existed).
+    assert default_out_dir(TrainConfig()) == os.path.join("saved_models", "seresnet-e250-seed0-ef97c934")
+    config = TrainConfig(epochs=2, data_dir="/data/cifar10", limit_train=512)
+    assert default_out_dir(config) == os.path.join("saved_models", "seresnet-e2-seed0-419de296")
 
 
 def test_model_5_takes_every_weight_it_shares_with_model_1():

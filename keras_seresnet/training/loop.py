@@ -73,6 +73,10 @@ from keras_seresnet.training.run_folder import (
 )
 
 
+# TrainConfig fields newer than the run folders of the first release.
+LATER_FIELDS = ("val_split", "schedule_unit")
+
+
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the message says where and what to do."""
 
@@ -124,7 +128,14 @@ def default_out_dir(config, root="saved_models"):
     execution fields (`strategy`, `jit`) do not count: a run started on one
     device can be resumed on several.
     """
-    text = json.dumps(resolve_config(config).resume_dict(), sort_keys=True)
+    values = resolve_config(config).resume_dict()
+    # Fields added after the first release count only away from their
+    # defaults, so the command line of an earlier version finds its folder.
+    defaults = TrainConfig().to_dict()
+    for name in LATER_FIELDS:
+        if values.get(name) == defaults[name]:
+            del values[name]
+    text = json.dumps(values, sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     return os.path.join(root, f"seresnet-e{config.epochs}-seed{config.seed}-{digest}")
 

@@ -41,6 +41,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import signal
 import tempfile
 import threading
@@ -151,13 +152,21 @@ def epoch_seed(seed, epoch):
 
 
 def _seed_epoch(model, seed, epoch):
-    """Reseeds Python, NumPy, TensorFlow and the model's dropout for `epoch`."""
-    keras.utils.set_random_seed(epoch_seed(seed, epoch))
+    """Reseeds Python, NumPy and the model's dropout for `epoch`.
+
+    Not TensorFlow's global seed: `tf.random.set_seed` clears TensorFlow's
+    kernel caches, so every epoch would instantiate the training step and
+    the pipeline's functions again (seconds per epoch), and nothing in
+    training draws from it (the pipeline is stateless from `(seed, epoch)`).
+    """
+    value = epoch_seed(seed, epoch)
+    random.seed(value)
+    np.random.seed(value)
     # Dropout draws from a SeedGenerator whose state a `.keras` file does not
     # keep; setting it per epoch makes the masks a function of (seed, epoch).
     states = [v for v in model.variables if v.name == "seed_generator_state"]
     for index, state in enumerate(states):
-        state.assign(np.array([epoch_seed(epoch_seed(seed, epoch), index), 0], "uint32"))
+        state.assign(np.array([epoch_seed(value, index), 0], "uint32"))
 
 
 def compile_model(model, config):
@@ -328,8 +337,8 @@ def validation_split(y, count, seed):
 class EpochSeed(keras.callbacks.Callback):
     """At each epoch begin, reseeds the epoch and points the training dataset at it.
 
-    Calls `keras.utils.set_random_seed(epoch_seed(seed, e))`, sets the
-    model's dropout seed states from `(seed, e)` (`_seed_epoch`), and assigns
+    Seeds Python's and NumPy's generators with `epoch_seed(seed, e)`, sets
+    the model's dropout seed states from `(seed, e)` (`_seed_epoch`), and assigns
     `e` to the pipeline's epoch variable. `model.fit` (Keras 3, without
     `steps_per_epoch`) opens a new iterator over a finite dataset after
     `on_epoch_begin`, so the pass it makes is epoch `e`'s batches.

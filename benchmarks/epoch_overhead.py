@@ -79,9 +79,9 @@ def timed_bare_fit(config, data, epochs, steps_per_execution=1):
     train_ds = pipeline.make_train_dataset(x_train, y_train, config, epoch=0)
     eval_ds = pipeline.make_eval_dataset(x_test, y_test, batch_size=config.batch_size,
                                          num_classes=config.num_classes)
-    model.fit(train_ds, validation_data=eval_ds, epochs=1, verbose=0)  # traces
+    model.fit(train_ds, validation_data=eval_ds, epochs=1, verbose=0, shuffle=False)  # traces
     start = time.perf_counter()
-    model.fit(train_ds, validation_data=eval_ds, epochs=epochs, verbose=0)
+    model.fit(train_ds, validation_data=eval_ds, epochs=epochs, verbose=0, shuffle=False)
     return time.perf_counter() - start
 
 

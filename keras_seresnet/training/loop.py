@@ -666,7 +666,7 @@ def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overw
     last_epoch = committer.state["epoch"]
     if model.stop_training and last_epoch < config.epochs - 1:
         say(f"A callback stopped training after epoch {last_epoch + 1}.")
-    results = _results(config, model, committer.state, splits, initial_weights, strategy)
+    results = _results(config, model, committer.state, splits, initial_weights)
     folder.finish(model, results, committer.state["history"])
     say(f"Finished: {_finished_message(out_dir, results)}")
     say("Files: config.json, history.csv, best.keras, final.keras, results.json, plots/")
@@ -786,7 +786,7 @@ def _fit(model, train_ds, eval_ds, callback_list, start, config, strategy, verbo
         )
 
 
-def _results(config, model, state, splits, initial_weights, strategy):
+def _results(config, model, state, splits, initial_weights):
     last = state["history"][-1]
     results = {
         "epochs_trained": last["epoch"] + 1,

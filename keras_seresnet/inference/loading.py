@@ -18,20 +18,19 @@ Two formats are supported, each with its trust rule:
 a path to either, behind one call: raw pixels in, float32 probabilities out.
 """
 
+import json
 import os
+import zipfile
 
 import keras
 import numpy as np
 
-# Keras lets a process-wide `keras.config.enable_unsafe_deserialization()`
-# override an explicit `load_model(..., safe_mode=True)`. Its scope (pinned
-# keras 3.15.1; no public equivalent) lets this module's `safe_mode` win.
-from keras.src.saving.serialization_lib import SafeModeScope
-
-from keras_seresnet.runtime import fuse_batch_norm
+from keras_seresnet.data.images import IMAGE_EXTENSIONS
 
 KERAS_SUFFIX = ".keras"
 SAVEDMODEL_FILE = "saved_model.pb"
+KERAS_CONFIG_FILE = "config.json"  # the model's configuration inside a `.keras` archive
+_PYTHON_CODE_CLASS = "__lambda__"  # how Keras serializes Python code (a `lambda`)
 
 
 def is_savedmodel_dir(path):
@@ -50,9 +49,9 @@ def load_model(path, *, safe_mode=True):
             refused with a `ValueError`, because loading it would run that
             code. Pass `safe_mode=False` only for a file you trust. This holds
             even if `keras.config.enable_unsafe_deserialization()` was called
-            elsewhere in the process. Ignored
-            for SavedModels, which hold TensorFlow graphs, not Python code
-            (see the module docstring for their trust rule).
+            elsewhere in the process. Ignored for SavedModels, which hold
+            TensorFlow graphs, not Python code (see the module docstring for
+            their trust rule).
 
     Returns:
         A `keras.Model` (from a `.keras` file; it returns logits if it was
@@ -78,29 +77,81 @@ def load_model(path, *, safe_mode=True):
             raise ValueError(
                 f"Folder {path} is not a TensorFlow SavedModel (it has no "
                 f"{SAVEDMODEL_FILE}). Expected a `.keras` file or a folder written "
-                "by `export_savedmodel`."
+                f"by `export_savedmodel`.{_looks_like_images(path)}"
             )
         return _load_savedmodel(path)
     if not path.endswith(KERAS_SUFFIX):
         raise ValueError(
             f"Unsupported model file {path}: expected a `{KERAS_SUFFIX}` file or a "
             "SavedModel folder (legacy .h5 and weights-only files are not accepted)."
+            f"{_looks_like_images(path)}"
+        )
+    # No public Keras API tells whether a file needs `safe_mode=False` short
+    # of loading it, and its refusal differs from other errors only in its
+    # text. So the check is structural: Keras's safe mode refuses exactly the
+    # objects serialized as {"class_name": "__lambda__"}, which are looked for
+    # in the archive's configuration before Keras runs anything. This also
+    # keeps `safe_mode=True` in force when another part of the process called
+    # `keras.config.enable_unsafe_deserialization()`.
+    holders = _python_code_holders(path)
+    if safe_mode and holders:
+        raise ValueError(
+            f"Refused to load {path}: {', '.join(holders)} hold(s) serialized Python "
+            "code (a `lambda`), which would run on this machine when loaded (Keras "
+            "safe mode). If you trust the file's source, opt in deliberately with "
+            "`safe_mode=False` (scripts: `--no-safe-mode`)."
         )
     try:
-        with SafeModeScope(safe_mode):
-            return fuse_batch_norm(keras.models.load_model(path, safe_mode=safe_mode))
-    except ValueError as e:
-        if "safe_mode" in str(e):
-            raise ValueError(
-                f"Refused to load {path}: it holds a `Lambda` layer or other "
-                "serialized Python code, which would run on this machine when "
-                "loaded (Keras safe mode). If you trust the file's source, opt in "
-                "deliberately with `safe_mode=False` (scripts: `--no-safe-mode`). "
-                f"Keras said: {e}"
-            ) from None
+        return keras.models.load_model(path, safe_mode=safe_mode)
+    except (ValueError, OSError, KeyError, TypeError) as e:
         raise ValueError(f"Cannot load model file {path}: {e}") from None
-    except (OSError, KeyError) as e:  # not a zip, or a zip without a model
-        raise ValueError(f"Cannot load model file {path}: {e}") from None
+
+
+def _python_code_holders(path):
+    """Names of the layers of a `.keras` archive that hold serialized Python code.
+
+    Raises:
+        ValueError: `path` is not a `.keras` archive with a readable configuration.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read(KERAS_CONFIG_FILE))
+    except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(
+            f"Cannot load model file {path}: not a Keras `{KERAS_SUFFIX}` archive "
+            f"with a readable {KERAS_CONFIG_FILE} ({type(e).__name__}: {e})"
+        ) from None
+    holders = []
+
+    def visit(node, owner):
+        if isinstance(node, dict):
+            if node.get("class_name") == _PYTHON_CODE_CLASS:
+                holders.append(owner)
+                return
+            inner = node.get("config")
+            if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+                owner = f"layer `{inner['name']}`"
+            for value in node.values():
+                visit(value, owner)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value, owner)
+
+    visit(config, "the model")
+    return sorted(set(holders))
+
+
+def _looks_like_images(path):
+    """A hint for a model argument that is an image or a folder of images."""
+    if os.path.isdir(path):
+        with os.scandir(path) as entries:
+            images = any(e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries)
+    else:
+        images = path.lower().endswith(IMAGE_EXTENSIONS)
+    if not images:
+        return ""
+    return (" It looks like image data: was the input given in the model's place "
+            "(the model comes first)?")
 
 
 def _load_savedmodel(path):
@@ -159,6 +210,9 @@ class ProbabilityModel:
         model: the Keras model or loaded SavedModel.
         source: a short description for messages ("a keras.Model", a path).
         is_savedmodel: True for a SavedModel.
+        num_classes: the width of the model's output (int), or None when
+            it cannot be read before a call (an object with a `serve` method
+            but no signatures).
     """
 
     def __init__(self, model, *, safe_mode=True):
@@ -181,6 +235,7 @@ class ProbabilityModel:
                 f"Received: model={model!r}"
             )
         self.model = model
+        self.num_classes = _output_width(model)
 
     def __call__(self, images):
         """Class probabilities of one batch.
@@ -224,7 +279,7 @@ class ProbabilityModel:
         Returns:
             float32 array [N, num_classes].
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         outputs = []
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]
@@ -236,7 +291,29 @@ class ProbabilityModel:
         return np.concatenate(outputs)
 
 
-def _check_batch_size(batch_size):
+def as_probability_model(model, *, safe_mode=True):
+    """`model` itself if it is a `ProbabilityModel`, else `ProbabilityModel(model, safe_mode=...)`."""
+    if isinstance(model, ProbabilityModel):
+        return model
+    return ProbabilityModel(model, safe_mode=safe_mode)
+
+
+def _output_width(model):
+    if isinstance(model, keras.Model):
+        try:
+            return int(model.outputs[0].shape[-1])
+        except (AttributeError, IndexError, TypeError, ValueError):
+            return None  # a subclassed model that has not been called
+    signature = getattr(model, "signatures", {}).get("serving_default")
+    if signature is None:
+        return None
+    specs = list(signature.structured_outputs.values())
+    width = specs[0].shape[-1] if len(specs) == 1 else None
+    return None if width is None else int(width)
+
+
+def check_batch_size(batch_size):
+    """Raises a Keras-style `ValueError` unless `batch_size` is a positive int."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(
             f"Argument `batch_size` must be a positive integer. Received: batch_size={batch_size!r}"

@@ -345,6 +345,44 @@ def test_savedmodel_whose_serve_returns_logits_is_refused():
         ProbabilityModel(Logits())(np.zeros((2, 32, 32, 3), np.float32))
 
 
+@pytest.mark.parametrize("precision,policy", [("bfloat16", "mixed_bfloat16"),
+                                              ("float16", "mixed_float16")])
+def test_reduced_precision_runs_a_copy_and_gives_float32_probabilities(tiny_model, precision,
+                                                                        policy):
+    x = np.stack([pixels(i) for i in range(4)])
+    reference = ProbabilityModel(tiny_model)
+    assert reference.model is tiny_model  # float32: no copy
+    low = ProbabilityModel(tiny_model, precision=precision)
+    assert {layer.dtype_policy.name for layer in low.model.layers
+            if not isinstance(layer, keras.layers.InputLayer)} == {policy}
+    probabilities = low(x)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(probabilities, reference(x), atol=2e-2)  # bf16: 8-bit mantissa
+    # The given model and Keras's global policy are as they were.
+    assert {layer.dtype_policy.name for layer in tiny_model.layers} == {"float32"}
+    assert keras.config.dtype_policy().name == "float32"
+    np.testing.assert_array_equal(reference(x), ProbabilityModel(tiny_model)(x))
+
+
+def test_precision_through_predict_dir_and_its_errors(tiny_model, tmp_path):
+    for i in range(3):
+        write(tmp_path / f"{i}.png", Image.fromarray(pixels(i)))
+    plain = predict_dir(tmp_path, tiny_model, verbose=0)
+    low = predict_dir(tmp_path, ProbabilityModel(tiny_model), precision="bfloat16", verbose=0)
+    np.testing.assert_allclose([r["confidence"] for r in low],
+                               [r["confidence"] for r in plain], atol=2e-2)
+    with pytest.raises(ValueError, match=r"`precision`.*'bfloat16'.*Received: precision='int8'"):
+        predict_dir(tmp_path, tiny_model, precision="int8")
+
+    class Served:
+        def serve(self, x):
+            return np.full((len(x), 10), 0.1, np.float32)
+
+    with pytest.raises(ValueError, match=r"`precision` must be 'float32' for a SavedModel"):
+        predict_dir(tmp_path, Served(), precision="float16")
+
+
 def test_predict_images_checks_shape(tiny_model):
     probabilities = predict_images(np.stack([pixels(i) for i in range(3)]), tiny_model,
                                    batch_size=2, verbose=0)

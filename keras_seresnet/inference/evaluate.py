@@ -86,7 +86,7 @@ def scores(probabilities, labels, *, label_smoothing=RECIPE_LABEL_SMOOTHING, cla
 
 def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
                    label_smoothing=RECIPE_LABEL_SMOOTHING, class_names=None,
-                   safe_mode=True, verbose="auto"):
+                   safe_mode=True, precision="float32", verbose="auto"):
     """Evaluates a model on labelled images.
 
     Args:
@@ -103,6 +103,8 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
         class_names: names indexed by class. Default None:
             `CIFAR10_CLASSES` for a model with 10 outputs, else "0", "1", ...
         safe_mode: Keras safe mode for a `.keras` path. Default True.
+        precision: compute precision of a Keras model: "float32" (default),
+            "bfloat16" or "float16" (see `ProbabilityModel`).
         verbose: progress bar: 1, 0, or "auto" (more than one batch).
 
     Returns:
@@ -127,7 +129,7 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
         raise ValueError(
             f"Argument `label_smoothing` must be in [0, 1). Received: label_smoothing={label_smoothing!r}"
         )
-    classifier = as_probability_model(model, safe_mode=safe_mode)
+    classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
     width = classifier.num_classes
     if class_names is not None and width is not None and width != len(class_names):
         raise ValueError(

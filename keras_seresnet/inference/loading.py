@@ -16,6 +16,10 @@ Two formats are supported, each with its trust rule:
 `ProbabilityModel` wraps a `keras.Model` (which returns logits, as
 `build_seresnet`'s does), a loaded SavedModel (which returns probabilities) or
 a path to either, behind one call: raw pixels in, float32 probabilities out.
+Its `precision` runs a Keras model in reduced precision (bfloat16 or
+float16 compute, float32 weights, float32 probabilities) on a copy of the
+model with that dtype policy; the given model and Keras's global policy are
+left as they are.
 """
 
 import json
@@ -31,6 +35,11 @@ KERAS_SUFFIX = ".keras"
 SAVEDMODEL_FILE = "saved_model.pb"
 KERAS_CONFIG_FILE = "config.json"  # the model's configuration inside a `.keras` archive
 _PYTHON_CODE_CLASS = "__lambda__"  # how Keras serializes Python code (a `lambda`)
+PRECISIONS = {  # `precision` -> the Keras dtype policy a model runs under
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "float16": "mixed_float16",
+}
 
 
 def is_savedmodel_dir(path):
@@ -205,17 +214,31 @@ class ProbabilityModel:
         safe_mode: passed to `load_model` when `model` is a path. Default
             True; `safe_mode=False` deliberately allows `.keras` files with
             `Lambda` layers.
+        precision: the compute precision of a Keras model: "float32"
+            (default), "bfloat16" or "float16" (Keras's `mixed_bfloat16` /
+            `mixed_float16` policies: float32 weights, low-precision
+            arithmetic; it pays on hardware with such units, GPUs and CPUs
+            with AMX or AVX512-BF16, and is slower where it is emulated).
+            A model already under the requested policy is used as it is;
+            otherwise a copy is made. SavedModels run as exported, so only
+            "float32" is accepted for them.
 
     Attributes:
         model: the Keras model or loaded SavedModel.
         source: a short description for messages ("a keras.Model", a path).
         is_savedmodel: True for a SavedModel.
+        precision: the `precision` argument.
         num_classes: the width of the model's output (int), or None when
             it cannot be read before a call (an object with a `serve` method
             but no signatures).
     """
 
-    def __init__(self, model, *, safe_mode=True):
+    def __init__(self, model, *, safe_mode=True, precision="float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"Argument `precision` must be one of {tuple(PRECISIONS)}. "
+                f"Received: precision={precision!r}"
+            )
         self.source = "a keras.Model"
         if isinstance(model, (str, os.PathLike)):
             self.source = os.fspath(model)
@@ -223,7 +246,14 @@ class ProbabilityModel:
         if isinstance(model, keras.Model):
             self.is_savedmodel = False
             self._returns_probabilities = _outputs_probabilities(model)
+            model = _under_policy(model, PRECISIONS[precision])
         elif hasattr(model, "serve"):
+            if precision != "float32":
+                raise ValueError(
+                    f"Argument `precision` must be 'float32' for a SavedModel ({self.source} "
+                    "runs at the precision it was exported with). "
+                    f"Received: precision={precision!r}"
+                )
             self.is_savedmodel = True
             self._returns_probabilities = True
             if self.source == "a keras.Model":
@@ -235,6 +265,7 @@ class ProbabilityModel:
                 f"Received: model={model!r}"
             )
         self.model = model
+        self.precision = precision
         self.num_classes = _output_width(model)
 
     def __call__(self, images):
@@ -291,11 +322,29 @@ class ProbabilityModel:
         return np.concatenate(outputs)
 
 
-def as_probability_model(model, *, safe_mode=True):
-    """`model` itself if it is a `ProbabilityModel`, else `ProbabilityModel(model, safe_mode=...)`."""
+def as_probability_model(model, *, safe_mode=True, precision="float32"):
+    """`model` as a `ProbabilityModel` at `precision` (itself if it already is one)."""
     if isinstance(model, ProbabilityModel):
+        if model.precision == precision:
+            return model
+        rewrapped = ProbabilityModel(model.model, precision=precision)
+        rewrapped.source = model.source
+        return rewrapped
+    return ProbabilityModel(model, safe_mode=safe_mode, precision=precision)
+
+
+def _under_policy(model, policy):
+    """`model`, or a copy with the same weights whose layers all run under `policy`."""
+    if all(layer.dtype_policy.name == policy for layer in model.layers
+           if not isinstance(layer, keras.layers.InputLayer)):
         return model
-    return ProbabilityModel(model, safe_mode=safe_mode)
+
+    def with_policy(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+
+    copy = keras.models.clone_model(model, clone_function=with_policy)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _output_width(model):

@@ -38,6 +38,7 @@ def iter_predict_dir(
     on_error="skip",
     top_k=None,
     safe_mode=True,
+    precision="float32",
     class_names=None,
     workers=None,
     verbose="auto",
@@ -85,6 +86,9 @@ def iter_predict_dir(
         safe_mode: Keras safe mode when `model` is a `.keras` path. Default
             True: a file with a `Lambda` layer is refused; pass False only
             for a file you trust.
+        precision: "float32" (default), "bfloat16" or "float16": the
+            compute precision of a Keras model (see `ProbabilityModel`);
+            probabilities are float32 in every case.
         class_names: names of the model's classes, indexed by label. Default
             None: `CIFAR10_CLASSES` for a model with 10 outputs, else the
             label numbers as strings ("0", "1", ...).
@@ -119,7 +123,7 @@ def iter_predict_dir(
             f"Argument `top_k` must be None or a positive integer. Received: top_k={top_k!r}"
         )
     paths = _image_paths(directory, recursive, follow_symlinks)
-    classifier = as_probability_model(model, safe_mode=safe_mode)
+    classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
     if class_names is not None:
         class_names = tuple(class_names)
         _check_width(classifier.num_classes, class_names, classifier)
@@ -147,7 +151,8 @@ def predict_dir(directory, model, **kwargs):
         **kwargs: the keyword arguments of `iter_predict_dir`:
             `batch_size=256`, `recursive=True`, `follow_symlinks=True`,
             `on_error="skip"`, `top_k=None`, `safe_mode=True`,
-            `class_names=None`, `workers=None`, `verbose="auto"`.
+            `precision="float32"`, `class_names=None`, `workers=None`,
+            `verbose="auto"`.
 
     Returns:
         A list with one record per readable image, in sorted path order (see
@@ -212,7 +217,8 @@ def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_nam
         )
 
 
-def predict_images(images, model, *, batch_size=256, safe_mode=True, verbose="auto"):
+def predict_images(images, model, *, batch_size=256, safe_mode=True, precision="float32",
+                   verbose="auto"):
     """Class probabilities of an array of images.
 
     Args:
@@ -220,8 +226,9 @@ def predict_images(images, model, *, batch_size=256, safe_mode=True, verbose="au
             float), N >= 1.
         model: as in `predict_dir`.
         batch_size: images per model call. Default 256.
-        safe_mode: as in `predict_dir`.
-        verbose: as in `predict_dir`.
+        safe_mode: as in `iter_predict_dir`.
+        precision: as in `iter_predict_dir`.
+        verbose: as in `iter_predict_dir`.
 
     Returns:
         float32 array [N, num_classes] of probabilities; `argmax(axis=1)`
@@ -236,7 +243,7 @@ def predict_images(images, model, *, batch_size=256, safe_mode=True, verbose="au
             "Argument `images` must be an array [N, 32, 32, 3] with N >= 1. "
             f"Received shape {images.shape}"
         )
-    classifier = as_probability_model(model, safe_mode=safe_mode)
+    classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
     show = (len(images) > batch_size) if verbose == "auto" else bool(verbose)
     progbar = keras.utils.Progbar(len(images), unit_name="image") if show else None
     return classifier.predict(images, batch_size=batch_size, progbar=progbar)

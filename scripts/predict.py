@@ -3,7 +3,7 @@
     python scripts/predict.py MODEL INPUT [--output predictions.csv]
 
 MODEL is a `.keras` file or a SavedModel folder (`scripts/export.py`). INPUT
-is either a folder of image files (CSV `path,label,class_name,confidence`,
+is either a folder of image files or one image file (CSV `path,label,class_name,confidence`,
 one row per readable image, sorted by path; broken files are named in
 warnings and left out, or with `--on-error raise` fail the run listing them
 all) or the course's unlabelled pickle, a dict with b'data' uint8
@@ -24,7 +24,7 @@ from keras_seresnet.cli import add_safe_mode_argument
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", help="a .keras file or a SavedModel folder")
-    parser.add_argument("input", help="a folder of images, or the unlabelled pickle file")
+    parser.add_argument("input", help="a folder of images, one image file, or the unlabelled pickle file")
     parser.add_argument("--output", default="predictions.csv", help="CSV file to write")
     parser.add_argument("--batch-size", type=int, default=256, help="images per model call")
     folder = parser.add_argument_group("folder input")
@@ -46,8 +46,10 @@ def main(argv=None):
         write_predictions_csv,
     )
 
+    from keras_seresnet.data.images import IMAGE_EXTENSIONS
+
     model = ProbabilityModel(args.model, safe_mode=args.safe_mode)
-    if os.path.isdir(args.input):
+    if os.path.isdir(args.input) or args.input.lower().endswith(IMAGE_EXTENSIONS):
         records = iter_predict_dir(
             args.input, model, batch_size=args.batch_size, recursive=args.recursive,
             on_error=args.on_error, verbose=1,

@@ -418,6 +418,15 @@ def test_predict_script_folder_csv(tiny_keras_file, mixed_folder, tmp_path):
         assert CIFAR10_CLASSES[int(label)] == name and 0.1 <= float(confidence) <= 1.0
 
 
+def test_predict_script_one_image_file(tiny_keras_file, tmp_path):
+    image = write(tmp_path / "photo.JPG", Image.fromarray(pixels(0, (50, 40, 3))))
+    output = tmp_path / "one.csv"
+    assert load_script("predict").main([tiny_keras_file, image, "--output", str(output)]) == 0
+    rows = output.read_text().splitlines()
+    assert rows[0] == "path,label,class_name,confidence" and len(rows) == 2
+    assert rows[1].startswith(image + ",")
+
+
 def test_labels_csv_is_the_course_format(tmp_path):
     path = tmp_path / "labels.csv"
     assert write_labels_csv(np.array([3, 0, 9]), path) == 3

@@ -74,7 +74,9 @@ def test_keras_file_beside_and_verify(exported):
     np.testing.assert_allclose(load_model(keras_path)(x, training=False),
                                model(x, training=False), atol=1e-6)
     assert verify_savedmodel(path, model) <= 1e-5
-    probabilities = ProbabilityModel(path)(x)  # a SavedModel path is accepted everywhere
+    served = ProbabilityModel(path)  # a SavedModel path is accepted everywhere
+    assert served.is_savedmodel and served.num_classes == 10  # read from its signature
+    probabilities = served(x)
     np.testing.assert_allclose(probabilities, softmax(model(x, training=False)), atol=1e-5)
 
 

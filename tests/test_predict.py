@@ -1,5 +1,6 @@
 import csv
 import importlib.util
+import json
 import os
 import pickle
 import shutil
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -272,13 +274,39 @@ def lambda_model_file(tmp_path):
 
 def test_lambda_keras_file_refused_unless_opted_in(tmp_path):
     path = lambda_model_file(tmp_path)
-    with pytest.raises(ValueError, match=r"Refused to load .*lambda\.keras.*safe_mode=False"):
+    with pytest.raises(ValueError, match=r"Refused to load .*lambda\.keras: it holds serialized "
+                       r"Python code \(a `lambda`\) in layer `lambda`.*safe_mode=False"):
         load_model(path)
     write(tmp_path / "images" / "a.png", Image.fromarray(pixels(0)))
     with pytest.raises(ValueError, match="Refused to load"):
         predict_dir(tmp_path / "images", path)
     assert isinstance(load_model(path, safe_mode=False), keras.Model)
     assert len(predict_dir(tmp_path / "images", path, safe_mode=False, verbose=0)) == 1
+
+
+def test_vocabulary_file_outside_the_archive_is_refused_unless_opted_in(tmp_path):
+    vocabulary = tmp_path / "words.txt"
+    vocabulary.write_text("cat\ndog\n")
+    inputs = keras.Input((1,), dtype="string")
+    model = keras.Model(inputs, keras.layers.StringLookup(vocabulary=str(vocabulary),
+                                                          name="lookup")(inputs))
+    saved = tmp_path / "saved.keras"
+    model.save(saved)
+    # Keras keeps an adapted vocabulary inside the archive; a hand-made file
+    # can still name one outside it, which safe mode refuses to read.
+    path = tmp_path / "lookup.keras"
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"][1]["config"]["vocabulary"] = str(vocabulary)
+                data = json.dumps(config)
+            target.writestr(item, data)
+    with pytest.raises(ValueError, match=r"a vocabulary file outside the archive in layer "
+                                         r"`lookup`.*safe_mode=False"):
+        load_model(path)
+    assert isinstance(load_model(path, safe_mode=False), keras.Model)
 
 
 def test_safe_mode_holds_after_a_process_wide_opt_out(tmp_path):

@@ -34,7 +34,14 @@ from keras_seresnet.data.images import IMAGE_EXTENSIONS
 KERAS_SUFFIX = ".keras"
 SAVEDMODEL_FILE = "saved_model.pb"
 KERAS_CONFIG_FILE = "config.json"  # the model's configuration inside a `.keras` archive
-_PYTHON_CODE_CLASS = "__lambda__"  # how Keras serializes Python code (a `lambda`)
+# What Keras's safe mode refuses (keras 3.15), by the `class_name` it is
+# serialized under: objects that would run code or read files on loading.
+_UNSAFE_CLASSES = {
+    "__lambda__": "serialized Python code (a `lambda`)",
+    "TFSMLayer": "an external SavedModel (`TFSMLayer`)",
+    "TorchModuleWrapper": "a pickled PyTorch module (`TorchModuleWrapper`)",
+}
+_UNSAFE_FILE_OPTION = "vocabulary"  # a lookup layer's vocabulary given as a file path
 PRECISIONS = {  # `precision` -> the Keras dtype policy a model runs under
     "float32": "float32",
     "bfloat16": "mixed_bfloat16",
@@ -97,18 +104,18 @@ def load_model(path, *, safe_mode=True):
         )
     # No public Keras API tells whether a file needs `safe_mode=False` short
     # of loading it, and its refusal differs from other errors only in its
-    # text. So the check is structural: Keras's safe mode refuses exactly the
-    # objects serialized as {"class_name": "__lambda__"}, which are looked for
-    # in the archive's configuration before Keras runs anything. This also
-    # keeps `safe_mode=True` in force when another part of the process called
+    # text. So the check is structural: what Keras's safe mode refuses is
+    # looked for in the archive's configuration before Keras runs anything
+    # (Keras still applies its own safe mode afterwards). This also keeps
+    # `safe_mode=True` in force when another part of the process called
     # `keras.config.enable_unsafe_deserialization()`.
-    holders = _python_code_holders(path)
-    if safe_mode and holders:
+    unsafe = _unsafe_contents(path)
+    if safe_mode and unsafe:
         raise ValueError(
-            f"Refused to load {path}: {', '.join(holders)} hold(s) serialized Python "
-            "code (a `lambda`), which would run on this machine when loaded (Keras "
-            "safe mode). If you trust the file's source, opt in deliberately with "
-            "`safe_mode=False` (scripts: `--no-safe-mode`)."
+            f"Refused to load {path}: it holds {'; '.join(unsafe)}, which would run "
+            "code or read files on this machine when loaded (Keras safe mode). If you "
+            "trust the file's source, opt in deliberately with `safe_mode=False` "
+            "(scripts: `--no-safe-mode`)."
         )
     try:
         return keras.models.load_model(path, safe_mode=safe_mode)
@@ -116,8 +123,8 @@ def load_model(path, *, safe_mode=True):
         raise ValueError(f"Cannot load model file {path}: {e}") from None
 
 
-def _python_code_holders(path):
-    """Names of the layers of a `.keras` archive that hold serialized Python code.
+def _unsafe_contents(path):
+    """What in a `.keras` archive safe mode refuses, as "what, in layer `name`" strings.
 
     Raises:
         ValueError: `path` is not a `.keras` archive with a readable configuration.
@@ -130,16 +137,19 @@ def _python_code_holders(path):
             f"Cannot load model file {path}: not a Keras `{KERAS_SUFFIX}` archive "
             f"with a readable {KERAS_CONFIG_FILE} ({type(e).__name__}: {e})"
         ) from None
-    holders = []
+    found = []
 
     def visit(node, owner):
         if isinstance(node, dict):
-            if node.get("class_name") == _PYTHON_CODE_CLASS:
-                holders.append(owner)
-                return
             inner = node.get("config")
             if isinstance(inner, dict) and isinstance(inner.get("name"), str):
                 owner = f"layer `{inner['name']}`"
+            what = _UNSAFE_CLASSES.get(node.get("class_name"))
+            if what is None and isinstance(inner, dict) and isinstance(
+                    inner.get(_UNSAFE_FILE_OPTION), str):
+                what = f"a {_UNSAFE_FILE_OPTION} file outside the archive"
+            if what is not None:
+                found.append(f"{what} in {owner}")
             for value in node.values():
                 visit(value, owner)
         elif isinstance(node, list):
@@ -147,7 +157,7 @@ def _python_code_holders(path):
                 visit(value, owner)
 
     visit(config, "the model")
-    return sorted(set(holders))
+    return sorted(set(found))
 
 
 def _looks_like_images(path):

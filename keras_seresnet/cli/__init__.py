@@ -1,11 +1,12 @@
-"""Command-line flags for every `TrainConfig` field, built from the dataclass itself.
+"""The command-line programs, and their flags for every `TrainConfig` field.
 
 Each field becomes a flag named after it (`limit_train` -> `--limit-train`)
-with the dataclass default as its default, the field's unit comment in
-`config.py` as its help, in an argument group named after the `# --- group ---`
-section the field sits in (data, model, optimiser, schedule, augmentation,
-run, scale). A field added to `TrainConfig` therefore gets its flag, help and group
-without touching this module. Flag shapes:
+with the dataclass default as its default, and the `"help"` and `"group"` of
+the field's metadata (see `keras_seresnet.config`) as its help text and
+argument group (data, model, optimiser, schedule, augmentation, run, scale).
+A field added to a configuration part therefore gets its flag, help and
+group without touching this module; nothing here reads source code. Flag
+shapes:
 
 - `bool`: a `--name/--no-name` pair, the `use_` prefix dropped: `use_se`
   gives `--se/--no-se`, `mixup_cutout` gives `--mixup-cutout/--no-mixup-cutout`,
@@ -16,21 +17,34 @@ without touching this module. Flag shapes:
 - `Optional[bool]`: a `--name/--no-name` pair whose default None means "not set"
   (`--jit/--no-jit`, None: Keras decides).
 
-Library code never reads `sys.argv`; scripts build a parser with
-`ArgumentParser`, add the flags with `add_config_arguments`, and turn the
-parsed namespace into a validated config with `config_from_args`.
+The programs (`keras_seresnet.cli.train`, `.predict`, `.evaluate`, `.export`,
+`.ablation`, `.import_torch`, `.plots`) are installed as the commands
+`keras-seresnet-train`, `keras-seresnet-predict`, ... and wrapped by
+`scripts/*.py`. Each `main(argv=None)` goes through `run_main`, so all of them
+answer mistakes the same way: one line `prog: error: message`, exit status 2
+for a usage mistake (a bad flag or value, a missing input path, arguments in
+the wrong order) and 1 for a failure while running (see `run_main`).
+
+The recipe the defaults describe is written up in `docs/recipe.md`. Library
+code never reads `sys.argv`.
 """
 
 import argparse
 import dataclasses
-import inspect
-import re
+import os
+import sys
 import typing
 
-from keras_seresnet.config import TrainConfig
+from keras_seresnet.config import ConfigError, TrainConfig, field_group, field_help
 
-_SECTION = re.compile(r"^\s*# --- (.+?) ---\s*$")
-_FIELD = re.compile(r"^    (\w+)\s*:.*?=.*?(?:#\s?(.*))?$")
+# The exit statuses of `run_main` (2 is also argparse's for a usage mistake).
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A failure a program reports as one line (exit status 1), raised by a command."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -45,26 +59,7 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _field_sections():
-    """`{field: (section, help)}` from the source of `TrainConfig`, or {} without source."""
-    try:
-        source = inspect.getsource(TrainConfig)
-    except (OSError, TypeError):
-        return {}
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    section, found = "config", {}
-    for line in source.splitlines():
-        header = _SECTION.match(line)
-        if header:
-            section = header.group(1)
-            continue
-        match = _FIELD.match(line)
-        if match and match.group(1) in names:
-            found[match.group(1)] = (section, (match.group(2) or "").strip())
-    return found
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def flag_name(field):
@@ -80,29 +75,31 @@ def _unwrap_optional(annotation):
     return annotation
 
 
-def add_config_arguments(parser, *, exclude=()):
-    """Adds a flag for every `TrainConfig` field to `parser`, grouped by section.
+def add_config_arguments(parser, *, exclude=(), only=None):
+    """Adds a flag for every `TrainConfig` field to `parser`, grouped by the field's group.
 
     Args:
         parser: an `argparse.ArgumentParser`.
         exclude: field names to leave out (a script that sets them itself).
+        only: if given, the field names to add (a script that needs a few).
 
     Returns:
-        `{section: argument group}`, so a script can add its own flags (such
-        as `--out`) to the "run" group.
+        `{group: argument group}` of every group, in the order of the fields,
+        even those whose fields are all left out (`--help` skips empty
+        groups), so a script can add its own flags (such as `--out`) to the
+        "run" group.
     """
-    sections = _field_sections()
     hints = typing.get_type_hints(TrainConfig)
     groups = {}
     for field in dataclasses.fields(TrainConfig):
-        if field.name in exclude:
+        group_name = field_group(field)
+        if group_name not in groups:
+            groups[group_name] = parser.add_argument_group(group_name)
+        if field.name in exclude or (only is not None and field.name not in only):
             continue
-        section, help_text = sections.get(field.name, ("config", ""))
-        if section not in groups:
-            groups[section] = parser.add_argument_group(section)
-        group = groups[section]
+        group = groups[group_name]
         annotation = _unwrap_optional(hints[field.name])
-        kwargs = dict(dest=field.name, default=field.default, help=help_text or field.name)
+        kwargs = dict(dest=field.name, default=field.default, help=field_help(field))
         if annotation is bool:
             group.add_argument(flag_name(field.name), action=argparse.BooleanOptionalAction, **kwargs)
         elif typing.get_origin(annotation) is typing.Literal:
@@ -124,8 +121,9 @@ def config_from_args(args, **overrides):
         **overrides: field values that win over the namespace.
 
     Raises:
-        ValueError: from `TrainConfig.validate()`, prefixed with the flag of
-            the first field the message names.
+        ConfigError: from `TrainConfig.validate()`, its message prefixed with
+            the flag of the first offending field when that field came from
+            the namespace.
     """
     values = {}
     for field in dataclasses.fields(TrainConfig):
@@ -135,10 +133,9 @@ def config_from_args(args, **overrides):
     values.update(overrides)
     try:
         return TrainConfig(**values).validate()
-    except ValueError as e:
-        named = re.search(r"`(\w+)`", str(e))
-        if named and named.group(1) in values:
-            raise ValueError(f"argument {flag_name(named.group(1))}: {e}") from None
+    except ConfigError as e:
+        if e.fields and e.fields[0] in values and e.fields[0] not in overrides:
+            raise ConfigError(f"argument {flag_name(e.fields[0])}: {e}", e.fields) from None
         raise
 
 
@@ -154,7 +151,7 @@ def parse_config(parser, argv=None, **overrides):
     args = parser.parse_args(argv)
     try:
         return args, config_from_args(args, **overrides)
-    except ValueError as e:
+    except ConfigError as e:
         parser.error(str(e))
 
 
@@ -163,3 +160,105 @@ def add_safe_mode_argument(parser):
     parser.add_argument("--no-safe-mode", dest="safe_mode", action="store_false",
                         help="allow .keras files with Lambda layers (runs code stored in the "
                              "file: only for files you trust)")
+
+
+def _missing(path):
+    return f"no such file or folder: {path!r}"
+
+
+def existing_path(text):
+    """An argparse `type` for an input file or folder: the path, if it exists.
+
+    Raises:
+        argparse.ArgumentTypeError: nothing exists at `text` (a usage error).
+    """
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(_missing(text))
+    return text
+
+
+def check_exists(parser, name, path):
+    """A usage error naming argument `name` when nothing exists at `path`."""
+    if not os.path.exists(path):
+        parser.error(f"argument {name}: {_missing(path)}")
+
+
+def run_main(parser, command, argv=None, *, with_config=False, check=None):
+    """Runs a command-line program: parse, make the process settings, run, report.
+
+    1. `argv` is parsed (`parse_config` with `with_config`): `--help`, or a
+       usage mistake as one line and `SystemExit(2)`, before TensorFlow
+       starts. `check(parser, args)`, if given, then looks for mistakes the
+       flags alone cannot show (it calls `parser.error`).
+    2. `keras_seresnet.runtime.configure_process()` makes the process-wide
+       settings, before the command imports Keras or TensorFlow.
+    3. `command(args)` (`command(args, config)` with `with_config`) runs;
+       its return value is the exit status (None means 0). A failure the
+       package documents, `ValueError` (with its subclasses `ConfigError`,
+       `DataError`, `ImageError`, `RunFolderError`), `OSError` (such as
+       `FileNotFoundError`, `FileExistsError`) or `CommandError`, is printed
+       as one line `prog: error: message` on stderr and gives 1; Ctrl-C
+       gives 130 after one line. Anything else is a bug and keeps its
+       traceback.
+
+    Returns:
+        The exit status, for `sys.exit`.
+    """
+    if with_config:
+        args, config = parse_config(parser, argv)
+        arguments = (args, config)
+    else:
+        args = parser.parse_args(argv)
+        arguments = (args,)
+    if check is not None:
+        check(parser, args)
+
+    from keras_seresnet import runtime
+
+    runtime.configure_process()  # before the command imports Keras and TensorFlow
+    try:
+        status = command(*arguments)
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, CommandError) as e:
+        print(f"{parser.prog}: error: {one_line(e)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0 if status is None else status
+
+
+def one_line(error):
+    """An exception's message on one line (a `FileNotFoundError` without text gets its path)."""
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+def looks_like_model(path):
+    """Whether `path` names a model `keras_seresnet.load_model` reads: a `.keras` file or a SavedModel folder.
+
+    Only the name and the folder's `saved_model.pb` are looked at, so it is
+    cheap enough for argument checks before TensorFlow starts.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return os.path.isfile(os.path.join(path, "saved_model.pb"))
+    return path.endswith(".keras")
+
+
+def check_order(parser, first, second, *, looks_like_first):
+    """A usage error when two positional arguments look swapped.
+
+    Args:
+        parser: the program's parser (for `parser.error`).
+        first, second: `(metavar, value)` of the two arguments, in their
+            documented order.
+        looks_like_first: `path -> bool`, whether a value looks like the
+            first argument (for example, a `.keras` file).
+    """
+    (first_name, first_value), (second_name, second_value) = first, second
+    if not looks_like_first(first_value) and looks_like_first(second_value):
+        parser.error(
+            f"argument {first_name}: {first_value!r} does not look like a {first_name} but "
+            f"{second_name} {second_value!r} does: are they swapped? The order is "
+            f"{first_name} {second_name}."
+        )

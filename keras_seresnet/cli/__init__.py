@@ -222,12 +222,12 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None):
         print(f"\n{parser.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, OSError, CommandError) as e:
-        print(f"{parser.prog}: error: {one_line(e)}", file=sys.stderr)
+        print(f"{parser.prog}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_FAILURE
     return 0 if status is None else status
 
 
-def one_line(error):
+def _one_line(error):
     """An exception's message on one line (a `FileNotFoundError` without text gets its path)."""
     text = str(error) or type(error).__name__
     return " ".join(text.split())

@@ -228,7 +228,7 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None):
 
 
 def _one_line(error):
-    """An exception's message on one line (a `FileNotFoundError` without text gets its path)."""
+    """An exception's message with its line breaks folded; an empty one gives the type's name."""
     text = str(error) or type(error).__name__
     return " ".join(text.split())
 

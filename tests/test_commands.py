@@ -169,11 +169,13 @@ def test_import_torch_swapped_arguments(tmp_path):
     assert "are they swapped? The order is OUT.keras CHECKPOINT" in line
 
 
+@pytest.mark.slow  # the program imports Keras before it fails
 def test_plots_missing_history(tmp_path):
     line = one_error_line(script("plots", tmp_path), 1)
     assert line.startswith("plots.py: error: ") and "history.csv" in line
 
 
+@pytest.mark.slow  # the program imports Keras before it fails
 def test_predict_damaged_model_file(fake_model, image_folder):
     line = one_error_line(script("predict", fake_model, image_folder), 1)
     assert line.startswith("predict.py: error: ") and str(fake_model) in line
@@ -191,6 +193,7 @@ def tiny_keras_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # the program imports Keras before it fails
 def test_predict_bad_pickle(tmp_path, tiny_keras_file):
     bad = tmp_path / "unlabelled.pkl"
     bad.write_bytes(pickle.dumps({b"labels": np.zeros(3)}))

@@ -3,11 +3,12 @@
     keras-seresnet-predict MODEL INPUT [--output predictions.csv]
 
 MODEL is a `.keras` file or a SavedModel folder (`keras-seresnet-export`).
-INPUT is either a folder of image files (CSV `path,label,class_name,confidence`,
-one row per readable image, sorted by path; broken files are named in
-warnings and left out, or with `--on-error raise` fail the run listing them
-all) or the course's unlabelled pickle, a dict with b'data' uint8
-[N, 32, 32, 3] (CSV `ID,Labels`: row index and class index).
+INPUT is either a folder of image files, or one image file (CSV
+`path,label,class_name,confidence`, one row per readable image, sorted by
+path; broken files are named in warnings and left out, or with
+`--on-error raise` fail the run listing them all), or the course's unlabelled
+pickle, a dict with b'data' uint8 [N, 32, 32, 3] (CSV `ID,Labels`: row index
+and class index).
 """
 
 import os
@@ -21,7 +22,7 @@ def build_parser():
     parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", metavar="MODEL", help="a .keras file or a SavedModel folder")
     parser.add_argument("input", metavar="INPUT", type=cli.existing_path,
-                        help="a folder of images, or the unlabelled pickle file")
+                        help="a folder of images, an image file, or the unlabelled pickle file")
     parser.add_argument("--output", default="predictions.csv", help="CSV file to write")
     parser.add_argument("--batch-size", type=int, default=256, help="images per model call")
     folder = parser.add_argument_group("folder input")
@@ -46,6 +47,7 @@ def main(argv=None):
 
 
 def _predict(args):
+    from keras_seresnet.data.images import IMAGE_EXTENSIONS
     from keras_seresnet.inference.loading import ProbabilityModel
     from keras_seresnet.inference.predict import (
         iter_predict_dir,
@@ -55,7 +57,7 @@ def _predict(args):
     )
 
     model = ProbabilityModel(args.model, safe_mode=args.safe_mode)
-    if os.path.isdir(args.input):
+    if os.path.isdir(args.input) or args.input.lower().endswith(IMAGE_EXTENSIONS):
         records = iter_predict_dir(
             args.input, model, batch_size=args.batch_size, recursive=args.recursive,
             on_error=args.on_error, verbose=1,

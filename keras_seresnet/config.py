@@ -33,6 +33,7 @@ True
 
 import dataclasses
 import json
+import numbers
 import typing
 from typing import Literal, Optional, Tuple
 
@@ -121,12 +122,16 @@ def _check_fractions(config, *names, closed=False):
 
 
 def _check_types(config, part):
-    """The `bool` fields hold bools and the `Literal` fields one of their choices."""
+    """The `bool`, `int` and `float` fields of `part` hold such values, the `Literal` ones a choice."""
     hints = typing.get_type_hints(part)
     for field in dataclasses.fields(part):
-        value = getattr(config, field.name)
-        if hints[field.name] is bool and not isinstance(value, bool):
+        value, hint = getattr(config, field.name), hints[field.name]
+        if hint is bool and not isinstance(value, bool):
             _fail(config, field.name, "True or False")
+        if hint is int and not _is_int(value):
+            _fail(config, field.name, "an integer")
+        if hint is float and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+            _fail(config, field.name, "a number")
     for name, choices in field_choices(part).items():
         if getattr(config, name) not in choices:
             _fail(config, name, "one of " + ", ".join(repr(c) for c in choices))
@@ -210,6 +215,7 @@ class DataConfig(_Part):
 
     def validate(self):
         """Checks the data fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, DataConfig)
         for name in ("limit_train", "limit_test", "val_split"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
@@ -218,7 +224,6 @@ class DataConfig(_Part):
                 and self.val_split >= self.limit_train:
             _fail(self, "val_split", f"smaller than limit_train={self.limit_train} "
                                      "(some images must remain for training)")
-        _check_types(self, DataConfig)
         return self
 
 
@@ -247,6 +252,7 @@ class ModelConfig(_Part):
 
     def validate(self):
         """Checks the model fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, ModelConfig)
         _check_positive_ints(self, "num_classes", "se_reduction")
         if len(self.widths) != len(self.blocks) or not self.widths:
             raise ConfigError(
@@ -268,7 +274,6 @@ class ModelConfig(_Part):
         _check_fractions(self, "dropout", "bn_momentum")
         if not self.bn_epsilon > 0:
             _fail(self, "bn_epsilon", "positive")
-        _check_types(self, ModelConfig)
         return self
 
 
@@ -297,6 +302,7 @@ class AugmentConfig(_Part):
 
     def validate(self):
         """Checks the augmentation fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, AugmentConfig)
         _check_fractions(self, "brightness", "contrast", "saturation", "grayscale_rate",
                          closed=True)
         if not 0.0 <= self.hue <= 0.5:
@@ -307,7 +313,6 @@ class AugmentConfig(_Part):
             _fail(self, "cutout_size", "an integer in [0, 32]")
         if not self.mixup_alpha > 0 or not 0 < self.mixup_alpha_min <= self.mixup_alpha:
             _fail(self, "mixup_alpha_min", f"in (0, mixup_alpha={self.mixup_alpha}]")
-        _check_types(self, AugmentConfig)
         return self
 
 
@@ -325,6 +330,7 @@ class OptimizerConfig(_Part):
 
     def validate(self):
         """Checks the optimiser fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, OptimizerConfig)
         _check_positive_ints(self, "batch_size")
         _check_fractions(self, "momentum", "label_smoothing")
         if self.weight_decay < 0:
@@ -362,6 +368,7 @@ class ScheduleConfig(_Part):
 
     def validate(self):
         """Checks the schedule fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, ScheduleConfig)
         _check_positive_ints(self, "epochs")
         if not self.base_lr > 0:
             _fail(self, "base_lr", "positive")
@@ -371,7 +378,6 @@ class ScheduleConfig(_Part):
             _is_int(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs
         ):
             _fail(self, "warmup_epochs", f"an integer in [0, epochs={self.epochs}) or None")
-        _check_types(self, ScheduleConfig)
         return self
 
 
@@ -386,8 +392,7 @@ class RunConfig(_Part):
 
     def validate(self):
         """Checks the seed; returns `self`. Raises `ConfigError`."""
-        if not _is_int(self.seed):
-            _fail(self, "seed", "an integer")
+        _check_types(self, RunConfig)
         return self
 
 
@@ -412,10 +417,10 @@ class ScaleConfig(_Part):
 
     def validate(self):
         """Checks the scale fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, ScaleConfig)
         _check_positive_ints(self, "steps_per_execution")
         if self.jit is not None and not isinstance(self.jit, bool):
             _fail(self, "jit", "True, False or None")
-        _check_types(self, ScaleConfig)
         return self
 
 

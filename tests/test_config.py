@@ -144,7 +144,10 @@ def test_from_parts_refuses_what_is_not_a_part():
      (ScheduleConfig, "base_lr", -1, "positive"),
      (ScheduleConfig, "schedule_unit", "batch", "one of 'epoch', 'step'"),
      (RunConfig, "seed", 1.5, "an integer"),
-     (ScaleConfig, "steps_per_execution", 0, "a positive integer")],
+     (ScaleConfig, "steps_per_execution", 0, "a positive integer"),
+     (ModelConfig, "dropout", "0.2", "a number"),
+     (OptimizerConfig, "momentum", True, "a number"),
+     (ScheduleConfig, "epochs", 2.0, "an integer")],
 )
 def test_each_part_validates_its_own_fields(part, field, value, rule):
     for config_class in (part, TrainConfig):

@@ -15,6 +15,7 @@ from keras_seresnet.cli import (
     config_from_args,
     flag_name,
     parse_config,
+    resumable_run,
     run_main,
 )
 from keras_seresnet.config import ConfigError
@@ -196,7 +197,7 @@ def test_interrupt_is_one_line_and_status_130(capsys, no_process_settings):
         raise KeyboardInterrupt
 
     assert program(command)([]) == EXIT_INTERRUPTED == 130
-    assert capsys.readouterr().err.strip() == "prog: interrupted"
+    assert capsys.readouterr().err.strip() == "prog: interrupted."
 
 
 def test_a_bug_keeps_its_traceback(no_process_settings):
@@ -220,3 +221,25 @@ def test_the_cli_reads_no_source_and_uses_no_private_argparse_api():
             text = f.read()
         for banned in ("inspect", "import re\n", "_option_string_actions", "getsource"):
             assert banned not in text, (path, banned)
+
+
+def test_a_training_interrupt_says_how_to_resume(capsys, no_process_settings):
+    def command(args):
+        with resumable_run("saved_models/run"):
+            raise KeyboardInterrupt
+
+    assert program(command)([]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "prog: interrupted. Run the same command again to resume from the last finished epoch "
+        "(saved_models/run).")
+
+
+def test_a_diverged_run_is_one_line(capsys, no_process_settings):
+    from keras_seresnet.training.loop import TrainingDivergedError
+
+    def command(args):
+        with resumable_run("out"):
+            raise TrainingDivergedError("The loss became NaN at epoch 3.")
+
+    assert program(command)([]) == 1
+    assert capsys.readouterr().err == "prog: error: The loss became NaN at epoch 3.\n"

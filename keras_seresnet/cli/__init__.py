@@ -30,6 +30,7 @@ code never reads `sys.argv`.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -198,8 +199,9 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None):
        `DataError`, `ImageError`, `RunFolderError`), `OSError` (such as
        `FileNotFoundError`, `FileExistsError`) or `CommandError`, is printed
        as one line `prog: error: message` on stderr and gives 1; Ctrl-C
-       gives 130 after one line. Anything else is a bug and keeps its
-       traceback.
+       gives 130 after one line (with the message of the `KeyboardInterrupt`,
+       if any, such as `resumable_run`'s). Anything else is a bug and keeps
+       its traceback.
 
     Returns:
         The exit status, for `sys.exit`.
@@ -218,13 +220,33 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None):
     runtime.configure_process()  # before the command imports Keras and TensorFlow
     try:
         status = command(*arguments)
-    except KeyboardInterrupt:
-        print(f"\n{parser.prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        hint = f" {e}" if str(e) else ""
+        print(f"\n{parser.prog}: interrupted.{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, OSError, CommandError) as e:
         print(f"{parser.prog}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_FAILURE
     return 0 if status is None else status
+
+
+@contextlib.contextmanager
+def resumable_run(out):
+    """Around a training call: a diverged run is a `CommandError`; Ctrl-C says how to resume.
+
+    Args:
+        out: the run (or ablation) folder that the same command resumes.
+    """
+    from keras_seresnet.training.loop import TrainingDivergedError
+
+    try:
+        yield
+    except TrainingDivergedError as e:
+        raise CommandError(str(e)) from None
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"Run the same command again to resume from the last finished epoch ({out})."
+        ) from None
 
 
 def _one_line(error):

@@ -39,17 +39,11 @@ def main(argv=None):
 
 def _ablation(args, config):
     from keras_seresnet.training.ablation import default_ablation_dir, run_ablation
-    from keras_seresnet.training.loop import TrainingDivergedError
 
     out = args.out or default_ablation_dir(config, args.seeds, args.models)
-    try:
+    with cli.resumable_run(out):
         rows = run_ablation(config, out, seeds=args.seeds, models=args.models,
                             overwrite=args.overwrite, verbose=2 if args.quiet else 1)
-    except TrainingDivergedError as e:
-        raise cli.CommandError(str(e)) from None
-    except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to resume ({out}).", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
     for row in rows:
         print(f"Model {row['model']} ({row['name']}): {row['accuracy_mean']:.2f}% "
               f"+- {row['accuracy_std']:.2f} over seeds {row['seeds']}")

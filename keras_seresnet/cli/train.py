@@ -33,17 +33,11 @@ def main(argv=None):
 
 
 def _train(args, config):
-    from keras_seresnet.training.loop import TrainingDivergedError, default_out_dir, train
+    from keras_seresnet.training.loop import default_out_dir, train
 
     out = args.out or default_out_dir(config)
-    try:
+    with cli.resumable_run(out):
         train(config, out, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
-    except TrainingDivergedError as e:
-        raise cli.CommandError(str(e)) from None
-    except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to resume from the last finished epoch ({out}).",
-              file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
     return 0
 
 

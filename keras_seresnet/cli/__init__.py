@@ -156,6 +156,13 @@ def parse_config(parser, argv=None, **overrides):
         parser.error(str(e))
 
 
+def add_run_folder_arguments(group, *, out_help, overwrite_help):
+    """Adds `--out`, `--overwrite` and `--quiet` for the programs that train into a folder."""
+    group.add_argument("--out", help=out_help)
+    group.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    group.add_argument("--quiet", action="store_true", help="no progress bar, only one line per epoch")
+
+
 def add_safe_mode_argument(parser):
     """Adds `--no-safe-mode` (sets `args.safe_mode` False) for scripts that load models."""
     parser.add_argument("--no-safe-mode", dest="safe_mode", action="store_false",

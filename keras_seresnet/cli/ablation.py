@@ -26,9 +26,9 @@ def build_parser():
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per arm and seed")
     run.add_argument("--models", type=int, nargs="+", default=[1, 2, 3, 4, 5], choices=range(1, 6),
                      help="the arms to run")
-    run.add_argument("--out", help="ablation folder; default: saved_models/ablation-e<epochs>-<hash>")
-    run.add_argument("--overwrite", action="store_true", help="restart every arm from scratch")
-    run.add_argument("--quiet", action="store_true", help="no progress bars, only one line per epoch")
+    cli.add_run_folder_arguments(
+        run, out_help="ablation folder; default: saved_models/ablation-e<epochs>-<hash>",
+        overwrite_help="restart every arm from scratch")
     return parser
 
 

@@ -21,9 +21,9 @@ def build_parser():
     """The parser of `keras-seresnet-train`: every config flag plus --out, --overwrite, --quiet."""
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     run = cli.add_config_arguments(parser)["run"]
-    run.add_argument("--out", help="run folder; default: saved_models/seresnet-e<epochs>-seed<seed>-<config hash>")
-    run.add_argument("--overwrite", action="store_true", help="delete a previous run in --out first")
-    run.add_argument("--quiet", action="store_true", help="no progress bar, only one line per epoch")
+    cli.add_run_folder_arguments(
+        run, out_help="run folder; default: saved_models/seresnet-e<epochs>-seed<seed>-<config hash>",
+        overwrite_help="delete a previous run in --out first")
     return parser
 
 

@@ -401,7 +401,10 @@ _scale = _options("scale")
 
 @dataclasses.dataclass(kw_only=True)
 class ScaleConfig(_Part):
-    """How a run executes: devices, precision, compilation. See `EXECUTION_FIELDS`."""
+    """How a run executes: devices, precision, compilation.
+
+    All but `mixed_precision` are `EXECUTION_FIELDS`: a resumed run may change them.
+    """
 
     strategy: Strategy = _scale(
         "default", "default: one device; mirrored: all local GPUs; multiworker: the cluster "

@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import numpy as np
 import pytest
@@ -52,6 +51,7 @@ def one_error_line(result, status):
 
 
 def test_pyproject_lists_every_command_and_each_is_a_main_function():
+    tomllib = pytest.importorskip("tomllib", reason="the TOML reader of Python 3.11+")
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         scripts = tomllib.load(f)["project"]["scripts"]
     assert scripts == {command: f"keras_seresnet.cli.{module}:main" for command, module in COMMANDS.items()}

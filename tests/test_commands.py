@@ -149,12 +149,14 @@ def test_evaluate_missing_model(tmp_path):
 
 def test_predict_swapped_arguments(fake_model, image_folder):
     line = one_error_line(script("predict", image_folder, fake_model), 2)
-    assert "are they swapped? The order is MODEL INPUT" in line
+    assert line == (f"predict.py: error: arguments MODEL and INPUT look swapped (received "
+                    f"'{image_folder}' then '{fake_model}'); the order is MODEL INPUT "
+                    "(see predict.py --help)")
 
 
 def test_export_swapped_arguments(tmp_path, fake_model):
     line = one_error_line(script("export", tmp_path / "serving" / "1", fake_model), 2)
-    assert "are they swapped? The order is MODEL OUTPUT" in line
+    assert "arguments MODEL and OUTPUT look swapped" in line and "the order is MODEL OUTPUT" in line
 
 
 def test_export_existing_folder(tmp_path, fake_model):
@@ -166,7 +168,8 @@ def test_export_existing_folder(tmp_path, fake_model):
 def test_import_torch_swapped_arguments(tmp_path):
     (tmp_path / "best.pth").write_bytes(b"")
     line = one_error_line(script("import_torch", tmp_path / "out.keras", tmp_path / "best.pth"), 2)
-    assert "are they swapped? The order is OUT.keras CHECKPOINT" in line
+    assert "arguments CHECKPOINT and OUT.keras look swapped" in line
+    assert "the order is CHECKPOINT OUT.keras" in line
 
 
 @pytest.mark.slow  # the program imports Keras before it fails

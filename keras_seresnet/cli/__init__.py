@@ -274,20 +274,26 @@ def looks_like_model(path):
     return path.endswith(".keras")
 
 
-def check_order(parser, first, second, *, looks_like_first):
+def check_order(parser, first, second, *, looks_like_first=None, looks_like_second=None):
     """A usage error when two positional arguments look swapped.
 
     Args:
         parser: the program's parser (for `parser.error`).
         first, second: `(metavar, value)` of the two arguments, in their
             documented order.
-        looks_like_first: `path -> bool`, whether a value looks like the
-            first argument (for example, a `.keras` file).
+        looks_like_first, looks_like_second: `value -> bool`, whether a value
+            looks like that argument (for example, a `.keras` file). The
+            arguments look swapped when one's own value does not and the
+            other's does.
     """
     (first_name, first_value), (second_name, second_value) = first, second
-    if not looks_like_first(first_value) and looks_like_first(second_value):
+    swapped = any(
+        looks_like is not None and not looks_like(own) and looks_like(other)
+        for looks_like, own, other in ((looks_like_first, first_value, second_value),
+                                       (looks_like_second, second_value, first_value))
+    )
+    if swapped:
         parser.error(
-            f"argument {first_name}: {first_value!r} does not look like a {first_name} but "
-            f"{second_name} {second_value!r} does: are they swapped? The order is "
-            f"{first_name} {second_name}."
+            f"arguments {first_name} and {second_name} look swapped (received {first_value!r} "
+            f"then {second_value!r}); the order is {first_name} {second_name}"
         )

@@ -26,8 +26,8 @@ def build_parser():
 
 def check_arguments(parser, args):
     """Usage errors for swapped or missing arguments and an output without `.keras`."""
-    cli.check_order(parser, ("OUT.keras", args.output), ("CHECKPOINT", args.checkpoint),
-                    looks_like_first=cli.looks_like_model)
+    cli.check_order(parser, ("CHECKPOINT", args.checkpoint), ("OUT.keras", args.output),
+                    looks_like_second=lambda path: path.endswith(".keras"))
     if not args.output.endswith(".keras"):
         parser.error(f"argument OUT.keras: must end with .keras. Received: {args.output!r}")
     cli.check_exists(parser, "CHECKPOINT", args.checkpoint)

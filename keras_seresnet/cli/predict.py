@@ -25,9 +25,13 @@ def build_parser():
                         help="a folder of images, an image file, or the unlabelled pickle file")
     parser.add_argument("--output", default="predictions.csv", help="CSV file to write")
     parser.add_argument("--batch-size", type=int, default=256, help="images per model call")
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="compute dtype of a .keras model (bfloat16 pays on CPUs with bf16 units)")
     folder = parser.add_argument_group("folder input")
     folder.add_argument("--no-recursive", dest="recursive", action="store_false",
                         help="ignore subfolders")
+    folder.add_argument("--no-follow-symlinks", dest="follow_symlinks", action="store_false",
+                        help="leave symbolic links out (default: follow them, with a guard against cycles)")
     folder.add_argument("--on-error", choices=("skip", "raise"), default="skip",
                         help="broken image files: skip with a warning, or fail")
     cli.add_safe_mode_argument(parser)
@@ -56,11 +60,11 @@ def _predict(args):
         write_predictions_csv,
     )
 
-    model = ProbabilityModel(args.model, safe_mode=args.safe_mode)
+    model = ProbabilityModel(args.model, safe_mode=args.safe_mode, precision=args.precision)
     if os.path.isdir(args.input) or args.input.lower().endswith(IMAGE_EXTENSIONS):
         records = iter_predict_dir(
             args.input, model, batch_size=args.batch_size, recursive=args.recursive,
-            on_error=args.on_error, verbose=1,
+            follow_symlinks=args.follow_symlinks, on_error=args.on_error, verbose=1,
         )
         count = write_predictions_csv(records, args.output)
     else:

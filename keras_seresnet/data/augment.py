@@ -36,6 +36,11 @@ import keras
 import keras_cv
 import tensorflow as tf
 
+from keras_seresnet.config import TrainConfig
+
+# The recipe's numbers, for the defaults below (TrainConfig is their one home).
+_RECIPE = TrainConfig()
+
 
 def _check_range(name, value, low, high):
     if not low <= value <= high:
@@ -144,7 +149,8 @@ class TorchColorJitter(_StatelessAugmentation):
 
     _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)
 
-    def __init__(self, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05,
+    def __init__(self, brightness=_RECIPE.brightness, contrast=_RECIPE.contrast,
+                 saturation=_RECIPE.saturation, hue=_RECIPE.hue,
                  value_range=(0, 255), seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         for name, value in (("brightness", brightness), ("contrast", contrast),
@@ -222,7 +228,7 @@ class RandomGrayscale(_StatelessAugmentation):
     Input/output: float [B, H, W, 3] RGB.
     """
 
-    def __init__(self, rate=0.1, seed=None, **kwargs):
+    def __init__(self, rate=_RECIPE.grayscale_rate, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         _check_range("rate", rate, 0.0, 1.0)
         self.rate = float(rate)
@@ -260,7 +266,7 @@ class PaddedRandomCrop(_StatelessAugmentation):
     Input/output: float [B, H, W, C].
     """
 
-    def __init__(self, padding=4, seed=None, **kwargs):
+    def __init__(self, padding=_RECIPE.crop_padding, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(padding, int) or padding < 0:
             raise ValueError(f"Argument `padding` must be a non-negative integer. "
@@ -340,7 +346,8 @@ class Cutout(_StatelessAugmentation):
     Input/output: float [B, H, W, C].
     """
 
-    def __init__(self, size=16, fill_value=(125.307, 122.961, 113.8575), seed=None, **kwargs):
+    def __init__(self, size=_RECIPE.cutout_size, fill_value=tuple(255.0 * m for m in _RECIPE.mean),
+                 seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(size, int) or size < 0:
             raise ValueError(f"Argument `size` must be a non-negative integer. Received: size={size}")
@@ -373,7 +380,7 @@ class Cutout(_StatelessAugmentation):
         return {**super().get_config(), "size": self.size, "fill_value": list(self.fill_value)}
 
 
-def make_mixup_alpha(value=0.4):
+def make_mixup_alpha(value=_RECIPE.mixup_alpha):
     """The mixup alpha as a variable that a running `tf.data` pipeline reads.
 
     `MixUp(variable)` reads it each time it mixes a batch, so an assignment
@@ -418,7 +425,7 @@ class MixUp(_StatelessAugmentation):
     `augment_labels` with one transformation).
     """
 
-    def __init__(self, alpha=0.4, seed=None, **kwargs):
+    def __init__(self, alpha=_RECIPE.mixup_alpha, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(alpha, tf.Variable) and not alpha > 0:
             raise ValueError(f"Argument `alpha` must be > 0. Received: alpha={alpha}")

@@ -76,7 +76,7 @@ def train_augmentations(config: TrainConfig):
     if config.crop_padding:
         layers.append(PaddedRandomCrop(config.crop_padding))
     if config.horizontal_flip:
-        layers.append(RandomHorizontalFlip(0.5))
+        layers.append(RandomHorizontalFlip())
     if config.mixup_cutout and config.cutout_size:
         layers.append(Cutout(config.cutout_size, fill_value=[255.0 * m for m in config.mean]))
     return layers

@@ -5,7 +5,8 @@ Training, per epoch (one pass over the dataset):
     pass key (the epoch) -> permuted indices -> batch(128) -> gather images,
     one-hot labels -> augment the batch (map, num_parallel_calls=AUTOTUNE):
        color jitter, [greyscale], pad-4 crop, flip, cutout
-    -> mixup (map, AUTOTUNE) -> prefetch(AUTOTUNE)
+    -> mixup (map, AUTOTUNE) with the alpha schedule's value for the
+       batch's (epoch, index in the pass) -> prefetch(AUTOTUNE)
 
 Everything works on float32 raw pixels in [0, 255]; the model normalises
 inside. Images stay in memory as one uint8 tensor and are gathered a batch at

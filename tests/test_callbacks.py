@@ -174,6 +174,11 @@ def test_epoch_summary_prints_one_line_with_lr_alpha_and_logs_seconds():
     assert "test_loss" in lines[1] and lines[1].endswith(" s)")
     assert all(s >= 0 for s in history.history["seconds"])
     assert format_epoch_summary(0, 250, {"learning_rate": 0.1 / 15}) == "epoch 1/250: lr 0.0066667"
+    # A validation split is named as such; logs already named test_* print as they are.
+    validation = {"val_loss": 1.0, "val_accuracy": 0.5}
+    assert format_epoch_summary(1, 2, validation, validation_label="val") == "epoch 2/2: val_loss 1.0000 val_acc 0.5000"
+    assert format_epoch_summary(1, 2, {"test_loss": 1.0, "test_accuracy": 0.5}) == (
+        "epoch 2/2: test_loss 1.0000 test_acc 0.5000")
 
 
 def test_arguments_are_checked_by_the_callbacks_with_keras_style_messages():

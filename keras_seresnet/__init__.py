@@ -31,6 +31,14 @@ __version__ = "0.1.0"
 # Public name -> module that defines it, imported on first use.
 _EXPORTS = {
     "CIFAR10_CLASSES": "keras_seresnet.config",
+    "AugmentConfig": "keras_seresnet.config",
+    "ConfigError": "keras_seresnet.config",
+    "DataConfig": "keras_seresnet.config",
+    "ModelConfig": "keras_seresnet.config",
+    "OptimizerConfig": "keras_seresnet.config",
+    "RunConfig": "keras_seresnet.config",
+    "ScaleConfig": "keras_seresnet.config",
+    "ScheduleConfig": "keras_seresnet.config",
     "TrainConfig": "keras_seresnet.config",
     "DataError": "keras_seresnet.data.cifar10",
     "load_cifar10": "keras_seresnet.data.cifar10",

@@ -1,24 +1,50 @@
-"""The one configuration dataclass: every hyperparameter of the recipe.
+"""The recipe's configuration: one small validated dataclass per concern, and their union.
 
-Defaults are the published recipe (`SPEC.md`): SE-ResNet with widths 32-256,
-SGD with momentum 0.9 and coupled weight decay 5e-4, batch 128, 250 epochs of
-15-epoch linear warmup then cosine decay, torchvision-style color jitter,
-pad-4 random crop, horizontal flip, 16x16 cutout and mixup with a decaying
-alpha. Scripts only parse command-line flags into a `TrainConfig`; each run
-writes the resolved configuration next to its outputs as `config.json`.
+Each part is the one home of its fields' defaults (the published recipe,
+written up in `docs/recipe.md`), their units and their command-line help:
+
+- `DataConfig`: where the images come from and how many are used.
+- `ModelConfig`: the SE-ResNet's architecture and input normalisation.
+- `AugmentConfig`: colour jitter, crop, flip, cutout, mixup, greyscale.
+- `OptimizerConfig`: batch, SGD momentum, weight decay, label smoothing.
+- `ScheduleConfig`: epochs and the warmup-cosine learning rate.
+- `RunConfig`: the seed.
+- `ScaleConfig`: how a run executes (devices, precision, XLA).
+
+`TrainConfig` inherits every part's fields, so it stays flat: flat keyword
+arguments (`TrainConfig(base_lr=0.05, epochs=10)`), flat attributes
+(`config.base_lr`) and a flat `config.json`. Its properties return the parts
+(`config.schedule_config`), and `validate()` runs every part's checks.
+Invalid values raise `ConfigError`, a `ValueError` whose `fields` names the
+offending fields.
+
+Each field's `dataclasses.field` metadata holds its `"help"` (with the unit)
+and its `"group"` (the part's command-line group); `keras_seresnet.cli`
+builds the flags from them.
+
+Example:
+
+>>> config = TrainConfig(epochs=10, base_lr=0.05)
+>>> config.schedule_config.base_lr
+0.05
+>>> TrainConfig.from_json(config.to_json()) == config
+True
 """
 
 import dataclasses
 import json
+import numbers
 import typing
 from typing import Literal, Optional, Tuple
+
+from keras_seresnet.files import write_text
 
 # The recipe's schedule is defined for 250 epochs with 15 warmup epochs; a
 # shorter run keeps the same proportion.
 RECIPE_EPOCHS = 250
 RECIPE_WARMUP_EPOCHS = 15
 
-# The choices of the scale fields (`field_choices()` lists them, the CLI offers them).
+# The choices of the fields typed `Literal[...]` (`field_choices()` lists them, the CLI offers them).
 Strategy = Literal["default", "mirrored", "multiworker"]
 Precision = Literal["off", "mixed_float16", "mixed_bfloat16"]
 ScheduleUnit = Literal["epoch", "step"]
@@ -26,8 +52,13 @@ ScheduleUnit = Literal["epoch", "step"]
 # Fields that say how a run executes, not what it computes: a run may be
 # resumed with other values (on more devices, with XLA), so they are left out
 # of the resume check and of the default run folder's name. Their effect on
-# the numbers is float rounding (all-reduce order, XLA fusion); see scale.py.
+# the numbers is float rounding (all-reduce order, XLA fusion).
 EXECUTION_FIELDS = ("strategy", "jit", "steps_per_execution")
+
+# Fields added after version 0.1.0. `resume_dict()` leaves each out while it
+# holds its default, so run folders (and their default names) of 0.1.0 still
+# resume.
+FIELDS_ADDED_AFTER_0_1_0 = ("val_split", "schedule_unit", "steps_per_execution")
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -43,70 +74,286 @@ CIFAR10_CLASSES = (
 )
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """Every hyperparameter of a training run; defaults are the paper's recipe.
+class ConfigError(ValueError):
+    """An invalid configuration value.
 
-    Tuples stay tuples after a JSON round trip. Validation happens in
-    `validate()`, which `from_dict` and the training entry point call, so an
-    impossible value fails early with a message naming the field.
+    Attributes:
+        fields: the names of the offending fields, first the one the message
+            is about.
     """
 
-    # --- data ---
-    data_dir: Optional[str] = None  # None: keras.datasets download
-    limit_train: Optional[int] = None  # first N training images; None: all
-    limit_test: Optional[int] = None  # first N test images; None: all
-    val_split: Optional[int] = None  # hold out N training images (stratified) for validation; None: validate on the test set, as the notebook
+    def __init__(self, message, fields):
+        super().__init__(message)
+        self.fields = tuple(fields)
 
-    # --- model ---
-    num_classes: int = 10
-    widths: Tuple[int, ...] = (32, 64, 128, 256)  # channels per stage
-    blocks: Tuple[int, ...] = (2, 2, 2, 2)  # residual blocks per stage
-    use_se: bool = True  # False: the ablation's Model 5
-    se_stages: Tuple[int, ...] = (3, 4)  # 1-based stages that carry SE
-    se_reduction: int = 16  # SE bottleneck = channels / se_reduction
-    dropout: float = 0.2  # before the classifier
-    bn_momentum: float = 0.9  # Keras convention; PyTorch's momentum 0.1
-    bn_epsilon: float = 1e-5  # PyTorch's BatchNorm epsilon
-    mean: Tuple[float, ...] = (0.4914, 0.4822, 0.4465)  # per channel, [0, 1]
-    std: Tuple[float, ...] = (0.35, 0.35, 0.35)  # per channel, [0, 1]
 
-    # --- optimiser ---
-    batch_size: int = 128  # images per step (global, across replicas)
-    momentum: float = 0.9  # SGD momentum (PyTorch's, dampening 0)
-    weight_decay: float = 5e-4  # coupled L2 added to every gradient
-    label_smoothing: float = 0.08  # on the (mixed) one-hot targets
+def _options(group):
+    """A `dataclasses.field` factory for the fields of one command-line group."""
 
-    # --- schedule ---
-    epochs: int = RECIPE_EPOCHS
-    base_lr: float = 0.1  # peak learning rate, reached at the end of warmup
-    min_lr: float = 0.001  # floor of the cosine decay
-    warmup_epochs: Optional[int] = None  # None: 15/250 of the run
-    schedule_unit: ScheduleUnit = "epoch"  # epoch: the recipe, lr and alpha set per epoch; step: the same curves per step, ending at the floor
+    def option(default, help):
+        return dataclasses.field(default=default, metadata={"group": group, "help": help})
 
-    # --- augmentation ---
-    color_jitter: bool = True  # False: the ablation's Model 3
-    brightness: float = 0.2  # torchvision ColorJitter: factor in [1-b, 1+b]
-    contrast: float = 0.2  # factor in [1-c, 1+c], blend with mean grey
-    saturation: float = 0.2  # factor in [1-s, 1+s], blend with greyscale
-    hue: float = 0.05  # shift in [-h, h] of the full hue circle
-    crop_padding: int = 4  # pixels of zero padding before the random crop
-    horizontal_flip: bool = True  # flip with probability 0.5
-    mixup_cutout: bool = True  # False: the ablation's Model 2
-    cutout_size: int = 16  # side of the square, pixels
-    mixup_alpha: float = 0.4  # Beta(alpha, alpha) at epoch 0
-    mixup_alpha_min: float = 0.1  # floor of the linear alpha decay
-    grayscale: bool = False  # True: the ablation's greyscale arm
-    grayscale_rate: float = 0.1  # per-image probability when on (torchvision's default)
+    return option
 
-    # --- run ---
-    seed: int = 0  # the one seed for weights, shuffling and augmentation
 
-    # --- scale ---
-    strategy: Strategy = "default"  # default: one device; mirrored: all local GPUs; multiworker: the cluster in TF_CONFIG
-    mixed_precision: Precision = "off"  # Keras dtype policy; weights, logits and loss stay float32
-    steps_per_execution: int = 1  # training steps per call of the compiled step (host overhead vs callback granularity)
-    jit: Optional[bool] = None  # XLA for the training step; None: Keras's choice (on with a GPU and no strategy)
+def _fail(config, name, rule):
+    raise ConfigError(
+        f"Config field `{name}` must be {rule}. Received: {name}={getattr(config, name)!r}",
+        (name,),
+    )
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_positive_ints(config, *names):
+    for name in names:
+        if not _is_int(getattr(config, name)) or getattr(config, name) < 1:
+            _fail(config, name, "a positive integer")
+
+
+def _check_fractions(config, *names, closed=False):
+    """Each field in [0, 1), or [0, 1] with `closed`."""
+    for name in names:
+        value = getattr(config, name)
+        if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+            _fail(config, name, "in [0, 1]" if closed else "in [0, 1)")
+
+
+def _check_types(config, part):
+    """The `bool`, `int` and `float` fields of `part` hold such values, the `Literal` ones a choice."""
+    hints = typing.get_type_hints(part)
+    for field in dataclasses.fields(part):
+        value, hint = getattr(config, field.name), hints[field.name]
+        if hint is bool and not isinstance(value, bool):
+            _fail(config, field.name, "True or False")
+        if hint is int and not _is_int(value):
+            _fail(config, field.name, "an integer")
+        if hint is float and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+            _fail(config, field.name, "a number")
+    for name, choices in field_choices(part).items():
+        if getattr(config, name) not in choices:
+            _fail(config, name, "one of " + ", ".join(repr(c) for c in choices))
+
+
+class _Part:
+    """What every configuration part shares: dict and JSON conversion."""
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of every field (tuples become lists)."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Builds a validated config from a dict; fields it lacks keep their defaults.
+
+        Raises:
+            ConfigError: an unknown key (the message lists the known ones)
+                or an invalid value.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"Unknown config field(s): {', '.join(unknown)}. "
+                f"Known fields: {', '.join(names)}",
+                unknown,
+            )
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**kwargs).validate()
+
+    def to_json(self, path=None) -> str:
+        """Returns the config as JSON text (keys sorted), and writes it to `path` if given."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path):
+        """Reads a validated config from JSON text or from a path to a JSON file.
+
+        Raises:
+            ConfigError: the text is not a JSON object of known fields with
+                valid values.
+            OSError: the file cannot be read.
+        """
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            with open(text_or_path, encoding="utf-8") as f:
+                text = f.read()
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"Config is not valid JSON: {e}", ()) from None
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"Config JSON must be an object. Received: {type(values).__name__}", ()
+            )
+        return cls.from_dict(values)
+
+
+_data = _options("data")
+
+
+@dataclasses.dataclass(kw_only=True)
+class DataConfig(_Part):
+    """Where the training and test images come from and how many are used."""
+
+    data_dir: Optional[str] = _data(
+        None, "CIFAR-10 source: a JPEG tree train/<class>/*.jpg + test/<class>/*.jpg or the "
+              "python pickles cifar-10-batches-py; None: the keras.datasets download")
+    limit_train: Optional[int] = _data(None, "use only the first N training images; None: all")
+    limit_test: Optional[int] = _data(None, "use only the first N test images; None: all")
+    val_split: Optional[int] = _data(
+        None, "hold out N training images (stratified, from the seed) to validate on and choose "
+              "the best model; None: validate on the test set, as the reference notebook does")
+
+    def validate(self):
+        """Checks the data fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, DataConfig)
+        for name in ("limit_train", "limit_test", "val_split"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                _fail(self, name, "a positive integer or None")
+        if self.val_split is not None and self.limit_train is not None \
+                and self.val_split >= self.limit_train:
+            _fail(self, "val_split", f"smaller than limit_train={self.limit_train} "
+                                     "(some images must remain for training)")
+        return self
+
+
+_model = _options("model")
+
+
+@dataclasses.dataclass(kw_only=True)
+class ModelConfig(_Part):
+    """The SE-ResNet's architecture and the normalisation of its input."""
+
+    num_classes: int = _model(10, "classes of the classifier head")
+    widths: Tuple[int, ...] = _model((32, 64, 128, 256), "channels per stage")
+    blocks: Tuple[int, ...] = _model((2, 2, 2, 2), "residual blocks per stage")
+    use_se: bool = _model(True, "squeeze-and-excitation in the stages --se-stages (off: the "
+                                "ablation's Model 5)")
+    se_stages: Tuple[int, ...] = _model((3, 4), "1-based stages whose blocks carry SE")
+    se_reduction: int = _model(16, "SE bottleneck width = channels / se_reduction")
+    dropout: float = _model(0.2, "dropout rate before the classifier, in [0, 1)")
+    bn_momentum: float = _model(0.9, "BatchNorm moving-average momentum, Keras convention "
+                                     "(PyTorch's momentum 0.1)")
+    bn_epsilon: float = _model(1e-5, "BatchNorm epsilon (PyTorch's default)")
+    mean: Tuple[float, ...] = _model((0.4914, 0.4822, 0.4465),
+                                     "per-channel input mean, pixels scaled to [0, 1]")
+    std: Tuple[float, ...] = _model((0.35, 0.35, 0.35),
+                                    "per-channel input std, pixels scaled to [0, 1]")
+
+    def validate(self):
+        """Checks the model fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, ModelConfig)
+        _check_positive_ints(self, "num_classes", "se_reduction")
+        if len(self.widths) != len(self.blocks) or not self.widths:
+            raise ConfigError(
+                "Config fields `widths` and `blocks` must be non-empty and of "
+                f"equal length. Received: widths={self.widths!r}, "
+                f"blocks={self.blocks!r}",
+                ("widths", "blocks"),
+            )
+        if any(not _is_int(w) or w < 1 for w in self.widths):
+            _fail(self, "widths", "positive integers")
+        if any(not _is_int(b) or b < 1 for b in self.blocks):
+            _fail(self, "blocks", "positive integers")
+        if any(s not in range(1, len(self.widths) + 1) for s in self.se_stages):
+            _fail(self, "se_stages", f"stage numbers in 1..{len(self.widths)}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            _fail(self, "mean", "three per-channel values (and so must `std`)")
+        if any(s <= 0 for s in self.std):
+            _fail(self, "std", "positive")
+        _check_fractions(self, "dropout", "bn_momentum")
+        if not self.bn_epsilon > 0:
+            _fail(self, "bn_epsilon", "positive")
+        return self
+
+
+_augment = _options("augmentation")
+
+
+@dataclasses.dataclass(kw_only=True)
+class AugmentConfig(_Part):
+    """The training images' augmentation, applied in the order of the fields."""
+
+    color_jitter: bool = _augment(True, "torchvision-style colour jitter (off: the ablation's Model 3)")
+    brightness: float = _augment(0.2, "brightness factor drawn from [1-b, 1+b]")
+    contrast: float = _augment(0.2, "contrast factor drawn from [1-c, 1+c], blending with the "
+                                    "mean grey")
+    saturation: float = _augment(0.2, "saturation factor drawn from [1-s, 1+s], blending with "
+                                      "the greyscale image")
+    hue: float = _augment(0.05, "hue shift drawn from [-h, h], in fractions of the hue circle")
+    crop_padding: int = _augment(4, "zero padding before the random 32x32 crop (pixels per side)")
+    horizontal_flip: bool = _augment(True, "random horizontal flip with probability 0.5")
+    mixup_cutout: bool = _augment(True, "cutout and mixup (off: the ablation's Model 2)")
+    cutout_size: int = _augment(16, "side of the cutout square (pixels)")
+    mixup_alpha: float = _augment(0.4, "mixup's Beta(alpha, alpha) at the start of training")
+    mixup_alpha_min: float = _augment(0.1, "floor of the linear decay of the mixup alpha")
+    grayscale: bool = _augment(False, "random greyscale (on: the ablation's greyscale arm)")
+    grayscale_rate: float = _augment(0.1, "per-image probability of greyscale when on")
+
+    def validate(self):
+        """Checks the augmentation fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, AugmentConfig)
+        _check_fractions(self, "brightness", "contrast", "saturation", "grayscale_rate",
+                         closed=True)
+        if not 0.0 <= self.hue <= 0.5:
+            _fail(self, "hue", "in [0, 0.5]")
+        if not _is_int(self.crop_padding) or self.crop_padding < 0:
+            _fail(self, "crop_padding", "a non-negative integer")
+        if not _is_int(self.cutout_size) or not 0 <= self.cutout_size <= 32:
+            _fail(self, "cutout_size", "an integer in [0, 32]")
+        if not self.mixup_alpha > 0 or not 0 < self.mixup_alpha_min <= self.mixup_alpha:
+            _fail(self, "mixup_alpha_min", f"in (0, mixup_alpha={self.mixup_alpha}]")
+        return self
+
+
+_optimizer = _options("optimiser")
+
+
+@dataclasses.dataclass(kw_only=True)
+class OptimizerConfig(_Part):
+    """The SGD optimiser and the loss."""
+
+    batch_size: int = _optimizer(128, "images per step, global across replicas")
+    momentum: float = _optimizer(0.9, "SGD momentum (PyTorch's, dampening 0)")
+    weight_decay: float = _optimizer(5e-4, "coupled L2 weight decay added to every gradient")
+    label_smoothing: float = _optimizer(0.08, "label smoothing of the (mixed) one-hot targets")
+
+    def validate(self):
+        """Checks the optimiser fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, OptimizerConfig)
+        _check_positive_ints(self, "batch_size")
+        _check_fractions(self, "momentum", "label_smoothing")
+        if self.weight_decay < 0:
+            _fail(self, "weight_decay", "non-negative")
+        return self
+
+
+_schedule = _options("schedule")
+
+
+@dataclasses.dataclass(kw_only=True)
+class ScheduleConfig(_Part):
+    """Training length and the learning rate's linear warmup and cosine decay."""
+
+    epochs: int = _schedule(RECIPE_EPOCHS, "passes over the training images")
+    base_lr: float = _schedule(0.1, "peak learning rate, reached at the end of the warmup")
+    min_lr: float = _schedule(0.001, "floor of the cosine decay of the learning rate")
+    warmup_epochs: Optional[int] = _schedule(
+        None, f"linear warmup length (epochs); None: {RECIPE_WARMUP_EPOCHS}/{RECIPE_EPOCHS} of "
+              "the run")
+    schedule_unit: ScheduleUnit = _schedule(
+        "epoch", "epoch: the recipe, learning rate and mixup alpha set once per epoch; step: "
+                 "the same curves evaluated per step, ending at the floor")
 
     @property
     def resolved_warmup_epochs(self) -> int:
@@ -119,133 +366,189 @@ class TrainConfig:
         scaled = round(self.epochs * RECIPE_WARMUP_EPOCHS / RECIPE_EPOCHS)
         return max(scaled, 1) if self.epochs >= 2 else 0
 
+    def validate(self):
+        """Checks the schedule fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, ScheduleConfig)
+        _check_positive_ints(self, "epochs")
+        if not self.base_lr > 0:
+            _fail(self, "base_lr", "positive")
+        if not 0 <= self.min_lr <= self.base_lr:
+            _fail(self, "min_lr", f"in [0, base_lr={self.base_lr}]")
+        if self.warmup_epochs is not None and not (
+            _is_int(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs
+        ):
+            _fail(self, "warmup_epochs", f"an integer in [0, epochs={self.epochs}) or None")
+        return self
+
+
+_run = _options("run")
+
+
+@dataclasses.dataclass(kw_only=True)
+class RunConfig(_Part):
+    """What makes a run reproducible."""
+
+    seed: int = _run(0, "the one seed of the weights, the data order and the augmentation")
+
+    def validate(self):
+        """Checks the seed; returns `self`. Raises `ConfigError`."""
+        _check_types(self, RunConfig)
+        return self
+
+
+_scale = _options("scale")
+
+
+@dataclasses.dataclass(kw_only=True)
+class ScaleConfig(_Part):
+    """How a run executes: devices, precision, compilation.
+
+    All but `mixed_precision` are `EXECUTION_FIELDS`: a resumed run may change them.
+    """
+
+    strategy: Strategy = _scale(
+        "default", "default: one device; mirrored: all local GPUs; multiworker: the cluster "
+                   "in TF_CONFIG")
+    mixed_precision: Precision = _scale(
+        "off", "Keras dtype policy of the layers; weights, logits and loss stay float32")
+    steps_per_execution: int = _scale(
+        1, "training steps per call of the compiled step (less host overhead, coarser "
+           "callbacks)")
+    jit: Optional[bool] = _scale(
+        None, "XLA compilation of the training step; None: Keras's choice (on with a GPU and "
+              "no strategy)")
+
+    def validate(self):
+        """Checks the scale fields; returns `self`. Raises `ConfigError`."""
+        _check_types(self, ScaleConfig)
+        _check_positive_ints(self, "steps_per_execution")
+        if self.jit is not None and not isinstance(self.jit, bool):
+            _fail(self, "jit", "True, False or None")
+        return self
+
+
+# The parts in the order of `TrainConfig`'s fields and of the command-line groups.
+PARTS = (DataConfig, ModelConfig, OptimizerConfig, ScheduleConfig, AugmentConfig, RunConfig,
+         ScaleConfig)
+
+
+# A dataclass collects the fields of its last base first: the bases are
+# `PARTS` reversed, so the fields come in `PARTS` order.
+@dataclasses.dataclass(kw_only=True)
+class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, OptimizerConfig,
+                  ModelConfig, DataConfig):
+    """Every hyperparameter of a training run; defaults are the recipe (`docs/recipe.md`).
+
+    The fields are those of the parts (`PARTS`), flat. Tuples stay tuples
+    after a JSON round trip. Validation happens in `validate()`, which
+    `from_dict` and the training entry point call, so an impossible value
+    fails early with a message naming the field.
+    """
+
+    @classmethod
+    def from_parts(cls, *parts, **fields) -> "TrainConfig":
+        """A validated config of the given parts' fields, `fields` and defaults for the rest.
+
+        >>> TrainConfig.from_parts(ScheduleConfig(epochs=10), seed=3).epochs
+        10
+        """
+        values = {}
+        for part in parts:
+            if not isinstance(part, PARTS):
+                raise ConfigError(
+                    "Arguments of `from_parts` must be configuration parts "
+                    f"({', '.join(p.__name__ for p in PARTS)}). Received: {part!r}", ()
+                )
+            values.update(part.to_dict())
+        values.update(fields)
+        return cls.from_dict(values)
+
+    def _part(self, part):
+        return part(**{f.name: getattr(self, f.name) for f in dataclasses.fields(part)})
+
+    @property
+    def data_config(self) -> DataConfig:
+        """The `DataConfig` of this config's data fields."""
+        return self._part(DataConfig)
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The `ModelConfig` of this config's model fields."""
+        return self._part(ModelConfig)
+
+    @property
+    def augment_config(self) -> AugmentConfig:
+        """The `AugmentConfig` of this config's augmentation fields."""
+        return self._part(AugmentConfig)
+
+    @property
+    def optimizer_config(self) -> OptimizerConfig:
+        """The `OptimizerConfig` of this config's optimiser fields."""
+        return self._part(OptimizerConfig)
+
+    @property
+    def schedule_config(self) -> ScheduleConfig:
+        """The `ScheduleConfig` of this config's schedule fields."""
+        return self._part(ScheduleConfig)
+
+    @property
+    def run_config(self) -> RunConfig:
+        """The `RunConfig` of this config's run fields."""
+        return self._part(RunConfig)
+
+    @property
+    def scale_config(self) -> ScaleConfig:
+        """The `ScaleConfig` of this config's scale fields."""
+        return self._part(ScaleConfig)
+
     def validate(self) -> "TrainConfig":
-        """Checks every field; raises `ValueError` naming the first bad one.
+        """Checks every part's fields; raises `ConfigError` naming the first bad one.
+
+        Every rule relating two fields lies within one part (`warmup_epochs`
+        below `epochs`, `min_lr` at most `base_lr`, `val_split` below
+        `limit_train`, `se_stages` within the stages of `widths`).
 
         Returns:
             `self`, so calls can be chained.
         """
-
-        def fail(name, rule):
-            raise ValueError(
-                f"Config field `{name}` must be {rule}. "
-                f"Received: {name}={getattr(self, name)!r}"
-            )
-
-        for name in ("num_classes", "batch_size", "epochs", "se_reduction", "steps_per_execution"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                fail(name, "a positive integer")
-        for name in ("limit_train", "limit_test", "val_split"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                fail(name, "a positive integer or None")
-        if len(self.widths) != len(self.blocks) or not self.widths:
-            raise ValueError(
-                "Config fields `widths` and `blocks` must be non-empty and of "
-                f"equal length. Received: widths={self.widths!r}, "
-                f"blocks={self.blocks!r}"
-            )
-        if any(not isinstance(w, int) or w < 1 for w in self.widths):
-            fail("widths", "positive integers")
-        if any(not isinstance(b, int) or b < 1 for b in self.blocks):
-            fail("blocks", "positive integers")
-        if any(s not in range(1, len(self.widths) + 1) for s in self.se_stages):
-            fail("se_stages", f"stage numbers in 1..{len(self.widths)}")
-        if len(self.mean) != 3 or len(self.std) != 3:
-            fail("mean", "three per-channel values (and so must `std`)")
-        if any(s <= 0 for s in self.std):
-            fail("std", "positive")
-        for name in ("dropout", "bn_momentum", "momentum", "label_smoothing"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                fail(name, "in [0, 1)")
-        for name in ("brightness", "contrast", "saturation"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                fail(name, "in [0, 1]")
-        if not 0.0 <= self.hue <= 0.5:
-            fail("hue", "in [0, 0.5]")
-        if not 0.0 <= self.grayscale_rate <= 1.0:
-            fail("grayscale_rate", "in [0, 1]")
-        for name in ("bn_epsilon", "base_lr"):
-            if not getattr(self, name) > 0:
-                fail(name, "positive")
-        if not 0 <= self.min_lr <= self.base_lr:
-            fail("min_lr", f"in [0, base_lr={self.base_lr}]")
-        if self.weight_decay < 0:
-            fail("weight_decay", "non-negative")
-        if self.warmup_epochs is not None and not (
-            isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs
-        ):
-            fail("warmup_epochs", f"an integer in [0, epochs={self.epochs}) or None")
-        if not isinstance(self.crop_padding, int) or self.crop_padding < 0:
-            fail("crop_padding", "a non-negative integer")
-        if not isinstance(self.cutout_size, int) or not 0 <= self.cutout_size <= 32:
-            fail("cutout_size", "an integer in [0, 32]")
-        if not self.mixup_alpha > 0 or not 0 < self.mixup_alpha_min <= self.mixup_alpha:
-            fail("mixup_alpha_min", f"in (0, mixup_alpha={self.mixup_alpha}]")
-        if not isinstance(self.seed, int):
-            fail("seed", "an integer")
-        if self.jit not in (None, True, False):
-            fail("jit", "True, False or None")
-        for name, choices in field_choices().items():
-            if getattr(self, name) not in choices:
-                fail(name, "one of " + ", ".join(repr(c) for c in choices))
+        for part in PARTS:
+            part.validate(self)
         return self
 
     def resume_dict(self) -> dict:
-        """`to_dict()` without `EXECUTION_FIELDS`: what a resumed run must match."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        """What a resumed run must match: `to_dict()` without `EXECUTION_FIELDS`.
 
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (tuples become lists)."""
+        Fields of `FIELDS_ADDED_AFTER_0_1_0` are also left out while they hold
+        their defaults, so the dict (and the hash naming the default run
+        folder) of a config that leaves them alone is that of version 0.1.0.
+        """
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         return {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(self).items()
+            k: v for k, v in self.to_dict().items()
+            if k not in EXECUTION_FIELDS
+            and not (k in FIELDS_ADDED_AFTER_0_1_0 and v == defaults[k])
         }
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        """Builds a validated config; unknown keys raise `ValueError`."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(
-                f"Unknown config field(s): {', '.join(unknown)}. "
-                f"Known fields: {', '.join(fields)}"
-            )
-        kwargs = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
-        }
-        return cls(**kwargs).validate()
 
-    def to_json(self, path: Optional[str] = None) -> str:
-        """Returns the config as JSON text, and writes it to `path` if given."""
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-        return text
+def field_choices(config_class=TrainConfig) -> dict:
+    """`{field: allowed values}` of the fields typed `Literal[...]` of a config class.
 
-    @classmethod
-    def from_json(cls, text_or_path: str) -> "TrainConfig":
-        """Reads a config from JSON text or from a path to a JSON file."""
-        text = text_or_path
-        if not text_or_path.lstrip().startswith("{"):
-            with open(text_or_path, encoding="utf-8") as f:
-                text = f.read()
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"Config is not valid JSON: {e}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"Config JSON must be an object, got {type(values).__name__}")
-        return cls.from_dict(values)
-
-
-def field_choices() -> dict:
-    """`{field: allowed values}` of the `TrainConfig` fields typed `Literal[...]`."""
-    hints = typing.get_type_hints(TrainConfig)
+    Args:
+        config_class: `TrainConfig` (default) or one of its parts.
+    """
+    hints = typing.get_type_hints(config_class)
     return {
-        name: typing.get_args(hint)
-        for name, hint in hints.items()
-        if typing.get_origin(hint) is Literal
+        f.name: typing.get_args(hints[f.name])
+        for f in dataclasses.fields(config_class)
+        if typing.get_origin(hints[f.name]) is Literal
     }
+
+
+def field_help(field) -> str:
+    """The command-line help of a config field (a `dataclasses.Field`)."""
+    return field.metadata["help"]
+
+
+def field_group(field) -> str:
+    """The command-line group of a config field (a `dataclasses.Field`)."""
+    return field.metadata["group"]

@@ -3,11 +3,20 @@ and the confusion matrix of an evaluation.
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas,
 never through `pyplot`, so plotting needs no display, changes no global
-matplotlib state and is safe in a training process.
+matplotlib state and is safe in a training process. Every file is written
+atomically (`keras_seresnet.files.atomic_path`): a reader never sees half a
+PNG, and a failed plot leaves the previous file in place.
 
 A history is a mapping `{column: [value per epoch]}` with an `epoch` column
 (zero-based), as `keras.callbacks.History.history` plus `epoch`, or as
-`run_folder.read_history_csv` returns it.
+`run_folder.read_history_csv` returns it. The per-epoch evaluation is read
+from `test_loss`/`test_accuracy` (the test set, evaluated every epoch as the
+reference notebook does) or `val_loss`/`val_accuracy` (a held-out
+validation split; run folders written before the columns were renamed also
+use these names for the test set). On every axis a user reads, epochs count
+from 1, as Keras's progress bar does: the history's zero-based epoch `e` is
+drawn at `e + 1`, with integer ticks, and any number of epochs (one
+included) shows its data.
 """
 
 import math
@@ -19,12 +28,23 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from keras_seresnet.config import CIFAR10_CLASSES
+from keras_seresnet.files import atomic_path
+from keras_seresnet.training import schedules
 
 PLOT_FILES = {
-    "loss": "loss.png",  # training and test loss per epoch
-    "accuracy": "accuracy.png",  # test accuracy per epoch
-    "schedules": "schedules.png",  # learning rate and mixup alpha per epoch
+    "loss": "loss.png",  # training and test (or validation) loss per epoch
+    "accuracy": "accuracy.png",  # test (or validation) accuracy per epoch
+    "schedules": "schedules.png",  # learning rate and mixup alpha, both schedule units
 }
+
+# Per-epoch evaluation columns, in the order looked for: (prefix, label).
+_EVALUATIONS = (("test", "test"), ("val", "validation"))
+
+# Markers keep short histories visible (a single epoch is a single point).
+_MARKERS_UP_TO = 50
+
+# Points per epoch of a step-unit curve drawn without the run's steps per epoch.
+_CURVE_POINTS = 2000
 
 
 def _figure(width=6.4, height=4.0):
@@ -33,63 +53,112 @@ def _figure(width=6.4, height=4.0):
     return fig
 
 
-def _save(fig, path):
+def _save(fig, path, dpi=None):
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
     return path
 
 
-def _epoch_axis(ax):
-    ax.set_xlabel("epoch (zero-based)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+def _epochs(history):
+    """The history's epochs, 1-based."""
+    return [int(e) + 1 for e in history["epoch"]]
+
+
+def _epoch_axis(ax, epochs):
+    """1-based integer epoch ticks; the axis spans at least one epoch either side of a lone point."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if epochs:
+        low, high = min(epochs), max(epochs)
+        margin = max(0.5, 0.03 * (high - low))
+        ax.set_xlim(low - margin, high + margin)
 
 
 def _column(history, name):
     return [math.nan if v is None else float(v) for v in history.get(name, [])]
 
 
+def _line(ax, x, y, **kwargs):
+    if len(x) <= _MARKERS_UP_TO:
+        kwargs.setdefault("marker", "o")
+        kwargs.setdefault("markersize", 4)
+    return ax.plot(x, y, **kwargs)
+
+
+def evaluation_columns(history):
+    """`(loss column, accuracy column, label)` of the history's per-epoch evaluation.
+
+    `test_*` columns if the history has them, else `val_*`; the label is
+    "test" or "validation".
+
+    Raises:
+        ValueError: the history has neither.
+    """
+    for prefix, label in _EVALUATIONS:
+        if f"{prefix}_accuracy" in history or f"{prefix}_loss" in history:
+            return f"{prefix}_loss", f"{prefix}_accuracy", label
+    raise ValueError(
+        "Argument `history` must have test_loss/test_accuracy or val_loss/val_accuracy "
+        f"columns. Received columns: {sorted(history)}"
+    )
+
+
 def plot_losses(history, path):
-    """Training and test loss per epoch.
+    """Writes `loss_figure(history)` to the PNG file `path`; returns `path`."""
+    return _save(loss_figure(history), path)
+
+
+def loss_figure(history):
+    """Training and test (or validation) loss per epoch.
 
     Args:
-        history: mapping with `epoch`, `loss` and `val_loss` lists.
-        path: the PNG file to write.
+        history: mapping with `epoch`, `loss` and `test_loss` (or `val_loss`)
+            lists.
 
     Returns:
-        `path`.
+        A `matplotlib.figure.Figure`.
     """
+    loss_column, _, label = evaluation_columns(history)
     fig = _figure()
     ax = fig.add_subplot()
-    epochs = history["epoch"]
-    ax.plot(epochs, _column(history, "loss"), label="training loss (mixup, smoothing)")
-    ax.plot(epochs, _column(history, "val_loss"), label="test loss (smoothing)")
-    _epoch_axis(ax)
+    epochs = _epochs(history)
+    _line(ax, epochs, _column(history, "loss"), label="training loss (mixup, smoothing)")
+    _line(ax, epochs, _column(history, loss_column), label=f"{label} loss (smoothing)")
+    _epoch_axis(ax, epochs)
     ax.set_ylabel("cross-entropy")
     ax.set_title("Loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return fig
 
 
 def plot_accuracy(history, path):
-    """Test accuracy per epoch in percent, the best epoch marked.
+    """Writes `accuracy_figure(history)` to the PNG file `path`; returns `path`."""
+    return _save(accuracy_figure(history), path)
+
+
+def accuracy_figure(history):
+    """Test (or validation) accuracy per epoch in percent, the best epoch marked.
 
     Args:
-        history: mapping with `epoch` and `val_accuracy` (fraction in [0, 1]).
-        path: the PNG file to write.
+        history: mapping with `epoch` and `test_accuracy` (or
+            `val_accuracy`), fractions in [0, 1].
 
     Returns:
-        `path`.
+        A `matplotlib.figure.Figure`.
     """
+    _, accuracy_column, label = evaluation_columns(history)
     fig = _figure()
     ax = fig.add_subplot()
-    epochs = history["epoch"]
-    accuracy = [100.0 * a for a in _column(history, "val_accuracy")]
-    ax.plot(epochs, accuracy, label="test accuracy")
-    finite = [(a, e) for a, e in zip(accuracy, epochs) if not math.isnan(a)]
+    epochs = _epochs(history)
+    accuracy = [100.0 * a for a in _column(history, accuracy_column)]
+    _line(ax, epochs, accuracy, label=f"{label} accuracy")
+    finite = [(a, -e) for a, e in zip(accuracy, epochs) if not math.isnan(a)]
     if finite:
-        best, best_epoch = max(finite)
-        ax.plot([best_epoch], [best], "o", label=f"best {best:.2f}% (epoch {best_epoch})")
+        best, best_epoch = max(finite)  # the first epoch of the best accuracy
+        best_epoch = -best_epoch
+        ax.plot([best_epoch], [best], "o", color="tab:red", label=f"best {best:.2f}% (epoch {best_epoch})")
         ax.annotate(
             f"final {accuracy[-1]:.2f}%",
             (epochs[-1], accuracy[-1]),
@@ -97,60 +166,125 @@ def plot_accuracy(history, path):
             xytext=(-10, -15),
             ha="right",
         )
-    _epoch_axis(ax)
+    _epoch_axis(ax, epochs)
     ax.set_ylabel("accuracy (%)")
-    ax.set_title("Test accuracy")
+    ax.set_title(f"{label.capitalize()} accuracy")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return fig
 
 
-def plot_schedules(history, path):
-    """Learning rate and mixup alpha per epoch, side by side.
+def _schedule_curves(config, steps_per_epoch):
+    """`{unit: (x, lr, alpha)}` of both units over the whole run, x in 1-based epochs."""
+    per_epoch = steps_per_epoch or max(1, _CURVE_POINTS // config.epochs)
+    total = config.epochs * per_epoch
+    # At most about _CURVE_POINTS points per curve, the last step included.
+    stride = -(-total // _CURVE_POINTS)
+    lr_args = dict(epochs=config.epochs, base_lr=config.base_lr, min_lr=config.min_lr,
+                   warmup_epochs=config.warmup_epochs)
+    alpha_args = dict(epochs=config.epochs, alpha=config.mixup_alpha, alpha_min=config.mixup_alpha_min)
+    curves = {}
+    for unit, steps in (("epoch", 1), ("step", per_epoch)):
+        points = range(config.epochs) if unit == "epoch" else sorted({*range(0, total, stride), total - 1})
+        located = [divmod(s, steps) for s in points]
+        x = [1 + s / steps for s in points]
+        lr = [schedules.warmup_cosine_lr(e, b, steps_per_epoch=steps, unit=unit, **lr_args)
+              for e, b in located]
+        alpha = [schedules.decayed_mixup_alpha(e, b, steps_per_epoch=steps, unit=unit, **alpha_args)
+                 for e, b in located]
+        # Each value holds until the next point; the last one until the run's end.
+        curves[unit] = (x + [1 + config.epochs], lr + lr[-1:], alpha + alpha[-1:])
+    return curves
+
+
+def plot_schedules(history, path, *, config=None, steps_per_epoch=None):
+    """Writes `schedules_figure(...)` to the PNG file `path`; returns `path`."""
+    return _save(schedules_figure(history, config=config, steps_per_epoch=steps_per_epoch), path)
+
+
+def schedules_figure(history, *, config=None, steps_per_epoch=None):
+    """Learning rate and mixup alpha, side by side.
+
+    The history's per-epoch values (the value of each epoch's first step)
+    are drawn as points. With `config`, both schedule units' curves over the
+    whole run are drawn too, the run's own unit (`config.schedule_unit`) as a
+    solid line, the other dashed: the epoch unit is a staircase, one value
+    per epoch; the step unit changes every step and reaches the learning
+    rate's floor at the last step.
 
     Args:
         history: mapping with `epoch`, `learning_rate` and `mixup_alpha`
-            (NaN where mixup is off).
+            (NaN or missing where mixup is off).
         path: the PNG file to write.
+        config: the run's `TrainConfig` (schedule and mixup fields), or None
+            to draw the history only. Default None.
+        steps_per_epoch: batches per epoch, for the step unit's curve; None:
+            a fine grid (the curve's shape does not depend on it). Default
+            None.
 
     Returns:
-        `path`.
+        A `matplotlib.figure.Figure`.
     """
     fig = _figure(width=10.0)
     lr_ax, alpha_ax = fig.subplots(1, 2)
-    epochs = history["epoch"]
-    lr_ax.plot(epochs, _column(history, "learning_rate"), ".-", markersize=3)
-    lr_ax.set_title("Learning rate (warmup + cosine)")
-    _epoch_axis(lr_ax)
-    lr_ax.set_ylabel("learning rate")
+    epochs = _epochs(history)
     alpha = _column(history, "mixup_alpha")
-    if any(not math.isnan(a) for a in alpha):
-        alpha_ax.plot(epochs, alpha, ".-", markersize=3, color="tab:orange")
+    mixup = any(not math.isnan(a) for a in alpha) or (config is not None and config.mixup_cutout)
+    if config is not None:
+        own = config.schedule_unit
+        for unit, (x, lr, alpha_curve) in _schedule_curves(config, steps_per_epoch).items():
+            style = dict(linewidth=1.8 if unit == own else 1.0, linestyle="-" if unit == own else "--",
+                         drawstyle="steps-post", label=f"{unit} unit" + (" (this run)" if unit == own else ""))
+            lr_ax.plot(x, lr, color="tab:blue" if unit == own else "tab:gray", **style)
+            if mixup:
+                alpha_ax.plot(x, alpha_curve, color="tab:orange" if unit == own else "tab:gray", **style)
+    # With the curves drawn, the logged values are points on them.
+    logged = dict(linestyle="-" if config is None else "none", marker="o", markersize=4,
+                  label="logged (first step of each epoch)")
+    lr_ax.plot(epochs, _column(history, "learning_rate"), color="tab:blue", **logged)
+    lr_ax.set_title("Learning rate (warmup + cosine)")
+    lr_ax.set_ylabel("learning rate")
+    if mixup:
+        alpha_ax.plot(epochs, alpha, color="tab:orange", **logged)
     else:
         alpha_ax.text(0.5, 0.5, "mixup off", ha="center", va="center", transform=alpha_ax.transAxes)
     alpha_ax.set_title("Mixup alpha (linear decay, floor)")
-    _epoch_axis(alpha_ax)
     alpha_ax.set_ylabel("alpha")
+    span = epochs + ([1, config.epochs + 1] if config is not None else [])
     for ax in (lr_ax, alpha_ax):
+        _epoch_axis(ax, span)
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    return fig
 
 
-def plot_history(history, folder):
+def plot_history(history, folder, *, config=None, steps_per_epoch=None):
     """Writes the three training figures of `PLOT_FILES` into `folder`.
 
     Args:
-        history: mapping with `epoch`, `loss`, `val_loss`, `val_accuracy`,
+        history: mapping with `epoch`, `loss`, `test_loss` and
+            `test_accuracy` (or `val_loss` and `val_accuracy`),
             `learning_rate`, `mixup_alpha`.
-        folder: existing output folder.
+        folder: the output folder (created if missing).
+        config: the run's `TrainConfig`, for the schedules' curves
+            (`plot_schedules`). Default None: the logged values only.
+        steps_per_epoch: batches per epoch, for the step unit's curve.
+            Default None.
 
     Returns:
         `{name: path}` of the files written.
     """
-    writers = {"loss": plot_losses, "accuracy": plot_accuracy, "schedules": plot_schedules}
+    figures = history_figures(history, config=config, steps_per_epoch=steps_per_epoch)
+    return {name: _save(figure, os.path.join(folder, PLOT_FILES[name])) for name, figure in figures.items()}
+
+
+def history_figures(history, *, config=None, steps_per_epoch=None):
+    """`{name: Figure}` of the three training figures, keyed as `PLOT_FILES`."""
     return {
-        name: writer(history, os.path.join(folder, PLOT_FILES[name]))
-        for name, writer in writers.items()
+        "loss": loss_figure(history),
+        "accuracy": accuracy_figure(history),
+        "schedules": schedules_figure(history, config=config, steps_per_epoch=steps_per_epoch),
     }
 
 
@@ -230,7 +364,8 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
                 j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
                 color="white" if share[i, j] > 0.5 else "black",
             )
-    figure.tight_layout()
     if path is not None:
-        figure.savefig(path, dpi=150)
+        _save(figure, path, dpi=150)
+    else:
+        figure.tight_layout()
     return figure

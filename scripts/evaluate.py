@@ -1,70 +1,7 @@
-"""Evaluates a saved model on the CIFAR-10 test split.
-
-    python scripts/evaluate.py MODEL [--data-dir DIR] [--limit-test N] [--tta]
-
-MODEL is a `.keras` file or a SavedModel folder. Prints accuracy, loss (plain
-cross-entropy, and with the recipe's label smoothing 0.08, the loss SPEC's
-0.540 refers to) and per-class accuracy, and writes `evaluation.json` and
-`confusion_matrix.png` (with `--tta`, also `confusion_matrix_tta.png`; flip
-TTA numbers are reported separately) into `--output-dir`.
-"""
-
-import argparse
-import os
+"""The `keras-seresnet-evaluate` command without installing the package (keras_seresnet/cli/evaluate.py)."""
 import sys
 
-from keras_seresnet import runtime
-
-runtime.configure_process()  # before Keras and TensorFlow start
-
-from keras_seresnet.cli import add_safe_mode_argument
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="a .keras file or a SavedModel folder")
-    data = parser.add_argument_group("data")
-    data.add_argument("--data-dir", default=None,
-                      help="CIFAR-10 source (see keras_seresnet.data.load_cifar10); "
-                           "default: the keras.datasets download")
-    data.add_argument("--limit-test", type=int, default=None, help="first N test images")
-    evaluation = parser.add_argument_group("evaluation")
-    evaluation.add_argument("--batch-size", type=int, default=256, help="images per model call")
-    evaluation.add_argument("--tta", action="store_true",
-                            help="also report horizontal-flip test-time augmentation")
-    evaluation.add_argument("--label-smoothing", type=float, default=0.08,
-                            help="smoothing of the reported smoothed loss (the recipe's 0.08)")
-    parser.add_argument("--output-dir", default="evaluation", help="folder for the JSON and PNGs")
-    add_safe_mode_argument(parser)
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    from keras_seresnet.data.cifar10 import load_cifar10
-    from keras_seresnet.inference.evaluate import evaluate_model, format_results, write_results_json
-    from keras_seresnet.plots import plot_confusion_matrix
-
-    # limit_train=1: only the test split is needed; read one training image, not 50,000.
-    _, (x_test, y_test) = load_cifar10(args.data_dir, limit_train=1, limit_test=args.limit_test)
-    results = evaluate_model(
-        args.model, x_test, y_test, batch_size=args.batch_size, tta=args.tta,
-        label_smoothing=args.label_smoothing, safe_mode=args.safe_mode, verbose=1,
-    )
-    print(format_results(results))
-    os.makedirs(args.output_dir, exist_ok=True)
-    write_results_json(results, os.path.join(args.output_dir, "evaluation.json"))
-    plot_confusion_matrix(results["confusion_matrix"],
-                          path=os.path.join(args.output_dir, "confusion_matrix.png"))
-    if args.tta:
-        plot_confusion_matrix(
-            results["tta"]["confusion_matrix"],
-            path=os.path.join(args.output_dir, "confusion_matrix_tta.png"),
-            title="Confusion matrix, horizontal-flip TTA",
-        )
-    print(f"Wrote {args.output_dir}/evaluation.json and the confusion matrix PNG(s)")
-    return 0
-
+from keras_seresnet.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ of its own. Prints one JSON object:
 - `same_batches`: the distributed dataset's per-replica shares, put back
   together, equal the one-device batches of the same epoch.
 - `spread_wide`, `spread_narrow`: mean lambda (1 - lambda) of the mixed
-  targets read through the distributed dataset after assigning alpha 20, then
+  targets read through the distributed dataset of a constant alpha 20, then
   0.02 (Beta(a, a): a / (2 (2a + 1)) = 0.244 and 0.0096).
 - `steps`: after each epoch (one step each), the largest absolute weight
   difference between `train()` on one device and with `--strategy mirrored`
@@ -54,25 +54,26 @@ def pipeline_checks(strategy):
     # 50 batches of 8 images, each its own class, so a mixed row holds
     # lambda and 1 - lambda; no augmentation but mixup (fast).
     images, labels = np.zeros((400, 32, 32, 3), np.uint8), np.arange(400)
-    config = TrainConfig(batch_size=8, num_classes=400, color_jitter=False, crop_padding=0,
-                         horizontal_flip=False, cutout_size=0)
-    alpha = pipeline.make_mixup_alpha(config.mixup_alpha)
     epoch = pipeline.make_epoch_variable()
-    dataset = pipeline.make_train_dataset(images, labels, config, alpha, epoch=epoch, jit_compile=False)
-    # What Keras's fit does with a tf.data dataset under a strategy.
-    distributed = strategy.experimental_distribute_dataset(scale.data_sharded(dataset))
 
-    def global_batches():
-        return [[np.concatenate([t.numpy() for t in strategy.experimental_local_results(part)])
-                 for part in batch] for batch in distributed]
+    def distributed_batches(alpha):
+        # A constant alpha schedule (start = floor), so the pipeline's alpha is known.
+        config = TrainConfig(batch_size=8, num_classes=400, color_jitter=False, crop_padding=0,
+                             horizontal_flip=False, cutout_size=0, mixup_alpha=alpha,
+                             mixup_alpha_min=alpha)
+        dataset = pipeline.make_train_dataset(images, labels, config, epoch=epoch, jit_compile=False)
+        # What Keras's fit does with a tf.data dataset under a strategy.
+        distributed = strategy.experimental_distribute_dataset(scale.data_sharded(dataset))
+        return dataset, [[np.concatenate([t.numpy() for t in strategy.experimental_local_results(part)])
+                          for part in batch] for batch in distributed]
 
     epoch.assign(1)
-    same = all(np.array_equal(a, b.numpy()) for batch, one in zip(global_batches(), dataset)
+    dataset, batches = distributed_batches(0.4)
+    same = all(np.array_equal(a, b.numpy()) for batch, one in zip(batches, dataset)
                for a, b in zip(batch, one))
     spreads = []
     for value in (20.0, 0.02):
-        alpha.assign(value)
-        second = [np.sort(t, axis=1)[:, -2].max() for _, t in global_batches()]
+        second = [np.sort(t, axis=1)[:, -2].max() for _, t in distributed_batches(value)[1]]
         spreads.append(float(np.mean([w * (1 - w) for w in second])))
     return same, spreads
 

@@ -61,3 +61,43 @@ def test_arms_are_the_reports_models_with_one_change_each():
     ]
     with pytest.raises(ValueError, match=r"models=\[6\]"):
         run_ablation(TrainConfig(), "unused", models=(6,))
+
+
+@pytest.mark.slow
+def test_five_arms_log_no_retracing_warning_and_leave_the_logger_as_it_was(tmp_path, caplog):
+    import logging
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), np.arange(16) % 10
+    config = TrainConfig(**TINY, epochs=1)
+    logger = logging.getLogger("tensorflow")
+    filters = list(logger.filters)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        # One evaluation batch per arm: each new model's first trace is counted.
+        run_ablation(config, tmp_path, models=(1, 2, 3, 4, 5), data=((x, y), (x[:8], y[:8])), verbose=0)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    assert logger.filters == filters
+
+
+def test_every_arm_starts_from_the_seeds_initial_weights(tmp_path):
+    import keras
+    import numpy as np
+
+    from keras_seresnet.models.seresnet import build_from_config
+    from keras_seresnet.training.ablation import initial_weights_path
+    from keras_seresnet.training.loop import copy_matching_weights
+
+    config = TrainConfig(**TINY)
+    path = initial_weights_path(config, tmp_path, seed=3)
+    assert initial_weights_path(config, tmp_path, seed=3) == path  # created once
+    start = {layer.name: layer.get_weights() for layer in keras.models.load_model(path).layers}
+    for arm in ARMS:
+        keras.utils.set_random_seed(100 + arm.model)  # another init: the copy must overwrite it
+        model = build_from_config(TrainConfig(**TINY, seed=3, **arm.switches))
+        copied, missing = copy_matching_weights(path, model)
+        assert missing == []  # every layer of every arm comes from the file (Model 5 lacks only SE)
+        for layer in model.layers:
+            for got, want in zip(layer.get_weights(), start.get(layer.name, [])):
+                np.testing.assert_array_equal(got, want)

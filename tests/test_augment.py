@@ -254,3 +254,36 @@ def test_bad_arguments_are_named():
         PaddedRandomCrop(-1)
     with pytest.raises(ValueError, match="value"):
         make_mixup_alpha(0.0)
+
+
+def test_layers_use_only_keras_cv_public_hooks():
+    import inspect
+
+    from keras_seresnet.data import augment
+
+    source = inspect.getsource(augment)
+    for private in ("_random_generator", "_batch_augment", "keras.src"):
+        assert private not in source
+
+
+@pytest.mark.parametrize("make", [lambda: TorchColorJitter(seed=5), lambda: PaddedRandomCrop(4, seed=5),
+                                  lambda: Cutout(8, seed=5)], ids=["jitter", "crop", "cutout"])
+def test_a_seeded_layer_called_directly_is_reproducible_and_draws_anew_each_call(make):
+    images = tf.constant(np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)), tf.float32)
+    first, second = make(), make()
+    a1, a2 = first(images).numpy(), first(images).numpy()
+    np.testing.assert_array_equal(a1, second(images).numpy())  # same seed, same draws
+    np.testing.assert_array_equal(a2, second(images).numpy())
+    assert not np.array_equal(a1, a2)  # the layer's generator moves on
+
+
+def test_mixup_needs_labels_and_mixes_with_a_given_alpha():
+    layer = MixUp(0.4, seed=1)
+    with pytest.raises(ValueError, match="MixUp needs labels"):
+        layer(tf.zeros((4, 8, 8, 3)))
+    with pytest.raises(ValueError, match="Argument `alpha` must be > 0"):
+        MixUp(0.0)
+    # A per-batch alpha overrides the layer's: a huge alpha gives lambda near 0.5.
+    lambdas = [float(layer.sample_transformations(4, tf.constant([i, 2], tf.int64), alpha=1000.0)["lambda"])
+               for i in range(20)]
+    assert max(abs(lam - 0.5) for lam in lambdas) < 0.05

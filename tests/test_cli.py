@@ -1,9 +1,24 @@
 import dataclasses
+import inspect
+import os
 
 import pytest
 
-from keras_seresnet import TrainConfig
-from keras_seresnet.cli import ArgumentParser, add_config_arguments, flag_name, parse_config
+from keras_seresnet import TrainConfig, runtime
+from keras_seresnet.cli import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ArgumentParser,
+    CommandError,
+    add_config_arguments,
+    config_from_args,
+    flag_name,
+    parse_config,
+    resumable_run,
+    run_main,
+)
+from keras_seresnet.config import ConfigError
 
 
 def parser(**kwargs):
@@ -88,3 +103,143 @@ def test_excluded_fields_keep_defaults():
         p.parse_args(["--no-se"])
     _, config = parse_config(p, [], seed=3)
     assert config.use_se and config.seed == 3
+
+
+def test_flags_and_help_do_not_need_the_source(monkeypatch):
+    def no_source(*args, **kwargs):
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    monkeypatch.setattr(inspect, "getsourcelines", no_source)
+    p, groups = parser()
+    assert list(groups) == ["data", "model", "optimiser", "schedule", "augmentation", "run", "scale"]
+    for action in p._actions[1:]:  # after --help
+        field = next(f for f in dataclasses.fields(TrainConfig) if f.name == action.dest)
+        assert action.help == field.metadata["help"]
+    assert "hold out N training images" in p.format_help()
+
+
+def test_only_adds_the_named_fields():
+    p = ArgumentParser(prog="evaluate.py")
+    add_config_arguments(p, only=("data_dir", "limit_test"))
+    assert p.parse_args(["--limit-test", "5"]).limit_test == 5
+    assert {a.dest for a in p._actions} == {"help", "data_dir", "limit_test"}
+
+
+def test_an_override_error_is_not_blamed_on_a_flag():
+    with pytest.raises(ConfigError) as info:
+        config_from_args(parser()[0].parse_args([]), epochs=0)
+    assert str(info.value).startswith("Config field `epochs`")
+
+
+# --- run_main: one behaviour for every program ---
+
+
+@pytest.fixture
+def no_process_settings(monkeypatch):
+    calls = []
+    monkeypatch.setattr(runtime, "configure_process", lambda: calls.append("configured"))
+    return calls
+
+
+def program(command, **kwargs):
+    p = ArgumentParser(prog="prog")
+    p.add_argument("--value", type=int, default=1)
+    return lambda argv: run_main(p, command, argv, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("bad value"), FileNotFoundError("No such model: m.keras"),
+     FileExistsError("Export folder out exists"), ConfigError("Config field `x`", ("x",)),
+     CommandError("training diverged"), OSError("disk full\nsecond line")],
+)
+def test_documented_failures_are_one_line_and_status_1(capsys, no_process_settings, error):
+    def command(args):
+        raise error
+
+    assert program(command)([]) == EXIT_FAILURE == 1
+    err = capsys.readouterr().err
+    assert err == f"prog: error: {' '.join(str(error).split())}\n"
+    assert no_process_settings == ["configured"]
+
+
+def test_process_settings_come_after_parsing_and_before_the_command(capsys, no_process_settings):
+    seen = []
+    assert program(lambda args: seen.append((args.value, list(no_process_settings))))(["--value", "3"]) == 0
+    assert seen == [(3, ["configured"])]
+    with pytest.raises(SystemExit) as info:
+        program(lambda args: 0)(["--value", "x"])
+    assert info.value.code == EXIT_USAGE == 2
+    assert no_process_settings == ["configured"]  # not again: a usage error stops before
+
+
+def test_check_runs_before_the_process_settings(capsys, no_process_settings):
+    def check(parser, args):
+        parser.error("argument MODEL: no such file or folder: 'm.keras'")
+
+    with pytest.raises(SystemExit) as info:
+        program(lambda args: 0, check=check)([])
+    assert info.value.code == 2 and not no_process_settings
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_with_config_passes_the_validated_config(no_process_settings):
+    p = ArgumentParser(prog="train.py")
+    add_config_arguments(p)
+    got = []
+    assert run_main(p, lambda args, config: got.append(config), ["--epochs", "3"], with_config=True) == 0
+    assert got == [TrainConfig(epochs=3)]
+
+
+def test_interrupt_is_one_line_and_status_130(capsys, no_process_settings):
+    def command(args):
+        raise KeyboardInterrupt
+
+    assert program(command)([]) == EXIT_INTERRUPTED == 130
+    assert capsys.readouterr().err.strip() == "prog: interrupted."
+
+
+def test_a_bug_keeps_its_traceback(no_process_settings):
+    def command(args):
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        program(command)([])
+
+
+def test_the_cli_reads_no_source_and_uses_no_private_argparse_api():
+    import keras_seresnet.cli as cli_package
+
+    folder = os.path.dirname(cli_package.__file__)
+    sources = [os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".py")]
+    root = os.path.dirname(os.path.dirname(folder))
+    sources += [os.path.join(root, "scripts", name) for name in os.listdir(os.path.join(root, "scripts"))
+                if name.endswith(".py") and name != "benchmark.py"]
+    for path in sources:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for banned in ("inspect", "import re\n", "_option_string_actions", "getsource"):
+            assert banned not in text, (path, banned)
+
+
+def test_a_training_interrupt_says_how_to_resume(capsys, no_process_settings):
+    def command(args):
+        with resumable_run("saved_models/run"):
+            raise KeyboardInterrupt
+
+    assert program(command)([]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "prog: interrupted. Run the same command again to resume from the last finished epoch "
+        "(saved_models/run).")
+
+
+def test_a_diverged_run_is_one_line(capsys, no_process_settings):
+    from keras_seresnet.training.loop import TrainingDivergedError
+
+    def command(args):
+        with resumable_run("out"):
+            raise TrainingDivergedError("The loss became NaN at epoch 3.")
+
+    assert program(command)([]) == 1
+    assert capsys.readouterr().err == "prog: error: The loss became NaN at epoch 3.\n"

@@ -1,9 +1,28 @@
 import dataclasses
+import hashlib
 import json
+import os
 
 import pytest
 
 from keras_seresnet import TrainConfig
+from keras_seresnet.config import (
+    EXECUTION_FIELDS,
+    FIELDS_ADDED_AFTER_0_1_0,
+    PARTS,
+    AugmentConfig,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RunConfig,
+    ScaleConfig,
+    ScheduleConfig,
+    field_choices,
+)
+
+# `TrainConfig().to_json()` as version 0.1.0 (commit 4373dac) wrote it.
+OLD_CONFIG = os.path.join(os.path.dirname(__file__), "data", "config-0.1.0.json")
 
 
 def test_defaults_are_the_recipe():
@@ -59,7 +78,161 @@ def test_scale_defaults_are_one_device_float32_and_keras_jit_choice():
 
 
 def test_resume_dict_leaves_out_only_the_execution_fields():
-    c = TrainConfig(strategy="mirrored", jit=True, mixed_precision="mixed_bfloat16")
+    # The fields added after 0.1.0 are set away from their defaults, which
+    # keeps them in (see the tests below for the defaults).
+    c = TrainConfig(strategy="mirrored", jit=True, mixed_precision="mixed_bfloat16",
+                    val_split=100, schedule_unit="step", steps_per_execution=4)
     assert set(c.to_dict()) - set(c.resume_dict()) == {"strategy", "jit", "steps_per_execution"}
     assert c.resume_dict()["mixed_precision"] == "mixed_bfloat16"
     assert TrainConfig().resume_dict() == TrainConfig(strategy="multiworker", jit=False).resume_dict()
+
+
+# --- the parts ---
+
+
+def test_train_config_is_the_parts_fields_flat_each_written_once():
+    names = [f.name for part in PARTS for f in dataclasses.fields(part)]
+    assert len(names) == len(set(names))  # no field in two parts
+    assert [f.name for f in dataclasses.fields(TrainConfig)] == names
+    whole = TrainConfig()
+    for part in PARTS:
+        assert issubclass(TrainConfig, part)
+        for field in dataclasses.fields(part):
+            assert getattr(part(), field.name) == getattr(whole, field.name), field.name
+
+
+def test_every_field_has_help_and_group_metadata():
+    groups = {DataConfig: "data", ModelConfig: "model", OptimizerConfig: "optimiser",
+              ScheduleConfig: "schedule", AugmentConfig: "augmentation", RunConfig: "run",
+              ScaleConfig: "scale"}
+    assert set(groups) == set(PARTS)
+    for part, group in groups.items():
+        for field in dataclasses.fields(part):
+            assert field.metadata["group"] == group, field.name
+            assert field.metadata["help"].strip(), field.name
+
+
+def test_properties_return_the_parts_with_the_configs_values():
+    config = TrainConfig(epochs=10, base_lr=0.05, widths=(8, 16), blocks=(1, 1), se_stages=(2,),
+                         seed=3, jit=True, limit_train=64)
+    assert config.schedule_config == ScheduleConfig(epochs=10, base_lr=0.05)
+    assert config.model_config == ModelConfig(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    assert config.run_config == RunConfig(seed=3)
+    assert config.scale_config == ScaleConfig(jit=True)
+    assert config.data_config == DataConfig(limit_train=64)
+    assert config.optimizer_config == OptimizerConfig()
+    assert config.augment_config == AugmentConfig()
+    assert config.schedule_config.resolved_warmup_epochs == config.resolved_warmup_epochs == 1
+    rebuilt = TrainConfig.from_parts(config.data_config, config.model_config,
+                                     config.schedule_config, config.scale_config, seed=3)
+    assert rebuilt == config
+
+
+def test_from_parts_refuses_what_is_not_a_part():
+    with pytest.raises(ConfigError, match=r"configuration parts.*Received: \{'epochs': 3\}"):
+        TrainConfig.from_parts({"epochs": 3})
+
+
+@pytest.mark.parametrize(
+    "part, field, value, rule",
+    [(DataConfig, "limit_test", 0, "a positive integer or None"),
+     (ModelConfig, "se_reduction", 0, "a positive integer"),
+     (ModelConfig, "use_se", "no", "True or False"),
+     (AugmentConfig, "hue", 0.7, "in [0, 0.5]"),
+     (AugmentConfig, "grayscale", 1, "True or False"),
+     (OptimizerConfig, "weight_decay", -1.0, "non-negative"),
+     (ScheduleConfig, "base_lr", -1, "positive"),
+     (ScheduleConfig, "schedule_unit", "batch", "one of 'epoch', 'step'"),
+     (RunConfig, "seed", 1.5, "an integer"),
+     (ScaleConfig, "steps_per_execution", 0, "a positive integer"),
+     (ModelConfig, "dropout", "0.2", "a number"),
+     (OptimizerConfig, "momentum", True, "a number"),
+     (ScheduleConfig, "epochs", 2.0, "an integer")],
+)
+def test_each_part_validates_its_own_fields(part, field, value, rule):
+    for config_class in (part, TrainConfig):
+        with pytest.raises(ConfigError) as info:
+            config_class(**{field: value}).validate()
+        assert str(info.value) == f"Config field `{field}` must be {rule}. Received: {field}={value!r}"
+        assert info.value.fields == (field,)
+        assert isinstance(info.value, ValueError)
+
+
+def test_a_part_round_trips_through_json_and_refuses_other_parts_fields():
+    schedule = ScheduleConfig(epochs=20, warmup_epochs=2, schedule_unit="step")
+    assert ScheduleConfig.from_json(schedule.to_json()) == schedule
+    with pytest.raises(ConfigError, match="Unknown config field.*seed"):
+        ScheduleConfig.from_dict({"seed": 1})
+
+
+def test_rules_relating_two_fields():
+    with pytest.raises(ConfigError, match=r"`warmup_epochs` must be an integer in \[0, epochs=10\)"):
+        ScheduleConfig(epochs=10, warmup_epochs=10).validate()
+    with pytest.raises(ConfigError, match=r"`val_split` must be smaller than limit_train=100"):
+        TrainConfig(limit_train=100, val_split=100).validate()
+    TrainConfig(limit_train=100, val_split=99).validate()
+    with pytest.raises(ConfigError, match=r"`se_stages` must be stage numbers in 1..2") as info:
+        TrainConfig(widths=(8, 16), blocks=(1, 1)).validate()
+    assert info.value.fields == ("se_stages",)
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(widths=(8, 16)).validate()
+    assert info.value.fields == ("widths", "blocks")
+
+
+def test_field_choices_of_the_whole_and_of_a_part():
+    assert field_choices() == {
+        "schedule_unit": ("epoch", "step"),
+        "strategy": ("default", "mirrored", "multiworker"),
+        "mixed_precision": ("off", "mixed_float16", "mixed_bfloat16"),
+    }
+    assert field_choices(ScaleConfig) == {
+        "strategy": ("default", "mirrored", "multiworker"),
+        "mixed_precision": ("off", "mixed_float16", "mixed_bfloat16"),
+    }
+
+
+# --- files and run folders of version 0.1.0 ---
+
+
+def test_a_config_json_of_version_0_1_0_loads():
+    with open(OLD_CONFIG, encoding="utf-8") as f:
+        old = json.load(f)
+    assert not set(FIELDS_ADDED_AFTER_0_1_0) & set(old)  # the file predates them
+    config = TrainConfig.from_json(OLD_CONFIG)
+    assert config == TrainConfig()
+    assert (config.val_split, config.schedule_unit, config.steps_per_execution) == (None, "epoch", 1)
+    # What a resumed run compares is exactly what 0.1.0 compared.
+    assert config.resume_dict() == {k: v for k, v in old.items() if k not in EXECUTION_FIELDS}
+
+
+def _digest(config):
+    text = json.dumps(config.resume_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+@pytest.mark.parametrize(
+    "changes, digest",
+    [  # Computed with the TrainConfig of version 0.1.0 (commit 4373dac).
+        ({}, "3afeef2c"),
+        ({"warmup_epochs": 15}, "ef97c934"),
+        ({"epochs": 10, "limit_train": 512, "seed": 3, "warmup_epochs": 1}, "f9cb818c"),
+        ({"epochs": 10, "limit_train": 512, "seed": 3, "warmup_epochs": 1, "strategy": "mirrored",
+          "jit": True, "steps_per_execution": 8}, "f9cb818c"),
+    ],
+)
+def test_the_resume_hash_of_a_config_without_new_fields_is_that_of_0_1_0(changes, digest):
+    assert _digest(TrainConfig(**changes)) == digest
+
+
+@pytest.mark.parametrize("changes", [{"val_split": 1000}, {"schedule_unit": "step"}])
+def test_a_new_field_away_from_its_default_changes_the_resume_hash(changes):
+    config = TrainConfig(**changes)
+    assert _digest(config) != _digest(TrainConfig())
+    assert set(changes) <= set(config.resume_dict())
+
+
+def test_the_default_run_folder_keeps_its_0_1_0_name():
+    from keras_seresnet.training.loop import default_out_dir
+
+    # 0.1.0's default_out_dir(TrainConfig()): the hash of the resolved config (warmup 15).
+    assert default_out_dir(TrainConfig()) == os.path.join("saved_models", "seresnet-e250-seed0-ef97c934")

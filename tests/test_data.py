@@ -3,6 +3,7 @@
 import builtins
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import urllib.error
@@ -145,22 +146,25 @@ def test_keras_datasets_source_labels_become_int64(monkeypatch):
     assert c.shape == (2, 32, 32, 3) and d.shape == (2,)
 
 
-def test_offline_download_says_how_to_pass_a_local_copy(monkeypatch):
-    from keras.src.datasets import cifar10 as keras_cifar10
+def test_offline_download_says_where_cifar10_is_and_which_layouts_work(monkeypatch):
+    import keras
 
-    def offline(*args, **kwargs):
-        # What keras.utils.get_file raises when there is no network.
+    def offline():
+        # What keras.datasets.cifar10.load_data raises (from keras.utils.get_file)
+        # when there is no network.
         try:
             raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
         except urllib.error.URLError as e:
-            raise Exception(f"URL fetch failure on {kwargs.get('origin')}: None -- {e.reason}")
+            raise Exception(f"URL fetch failure on https://example.invalid: None -- {e.reason}")
 
-    monkeypatch.setattr(keras_cifar10, "get_file", offline)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     with pytest.raises(DataError) as info:
         load_cifar10()
     message = str(info.value)
     assert "Could not download CIFAR-10" in message and "name resolution" in message
     assert "cifar-10-batches-py" in message and "train/<class>" in message
+    assert "https://www.cs.toronto.edu/~kriz/cifar.html" in message
+    assert "../shared" not in message  # no path that exists only beside the developers' clone
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
@@ -234,6 +238,57 @@ def test_tree_cache_falls_back_outside_an_unwritable_tree(tmp_path, monkeypatch)
     assert len(list((tmp_path / "chosen").glob("test-*-y.npy"))) == 1
 
 
+def test_failed_cache_write_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
+    write_tree(tmp_path, {"train": {"cat": 2}, "test": {"cat": 1}})
+    real_save = np.save
+
+    def disk_full(path, array, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"\x93NUMPY half")  # what a full disk leaves of a write
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", disk_full)
+    (x, y), _ = load_cifar10(tmp_path)
+    assert len(x) == 2 and "cannot write the image cache" in capsys.readouterr().err
+    cache = tmp_path / data.CACHE_FOLDER
+    assert list(cache.iterdir()) == []  # neither a half file nor a temporary one
+    monkeypatch.setattr(np, "save", real_save)
+    (x2, _), _ = load_cifar10(tmp_path)
+    np.testing.assert_array_equal(x2, x)
+    assert len(list(cache.glob("*-x.npy"))) == 2
+
+
+def test_tree_of_links_loads_like_a_tree_of_copies(tmp_path):
+    # A symlink farm: class folders and files that link into another tree.
+    write_tree(tmp_path / "store", {"train": {"cat": 2, "dog": 1}, "test": {"dog": 1}})
+    farm = tmp_path / "farm"
+    (farm / "train" / "cat").mkdir(parents=True)
+    for image in sorted((tmp_path / "store" / "train" / "cat").iterdir()):
+        (farm / "train" / "cat" / image.name).symlink_to(image)
+    (farm / "train" / "dog").symlink_to(tmp_path / "store" / "train" / "dog")
+    (farm / "test").symlink_to(tmp_path / "store" / "test")
+    (x, y), (xt, yt) = load_cifar10(farm, cache_dir=tmp_path / "cache-farm")
+    (xc, yc), (xtc, ytc) = load_cifar10(tmp_path / "store", cache_dir=tmp_path / "cache-store")
+    np.testing.assert_array_equal(x, xc)
+    np.testing.assert_array_equal(xt, xtc)
+    assert y.tolist() == yc.tolist() == [3, 5, 3] and yt.tolist() == ytc.tolist() == [5]
+    opted_out = dict(cache_dir=tmp_path / "cache-farm", follow_symlinks=False)
+    with pytest.warns(UserWarning, match=r"Left out 2 symbolic link"):
+        with pytest.raises(DataError, match=r"cat: no image files"):
+            load_cifar10(farm, **opted_out)
+    shutil.rmtree(farm / "train")
+    write_tree(farm, {"train": {"cat": 1}})
+    with pytest.raises(DataError, match=r"test: a symbolic link, and follow_symlinks=False"):
+        load_cifar10(farm, **opted_out)
+
+
+def test_tree_with_a_dangling_link_names_it(tmp_path):
+    write_tree(tmp_path, {"train": {"bird": 1}, "test": {"bird": 1}})
+    (tmp_path / "train" / "bird" / "moved.png").symlink_to(tmp_path / "elsewhere.png")
+    with pytest.raises(DataError, match=r"moved\.png: broken symbolic link"):
+        load_cifar10(tmp_path)
+
+
 def test_tree_reports_every_broken_image(tmp_path):
     write_tree(tmp_path, {"train": {"bird": 2}, "test": {"bird": 1}})
     (tmp_path / "train" / "bird" / "broken.jpg").write_bytes(b"not a jpeg")
@@ -263,6 +318,12 @@ def test_tree_unknown_class_and_empty_folders(tmp_path):
 
 
 # --- unlabelled pickle ------------------------------------------------------------
+
+
+def test_unlabelled_pickle_given_an_image_file_says_so(tmp_path):
+    Image.fromarray(random_images(1)[0]).save(tmp_path / "photo.jpg")
+    with pytest.raises(DataError, match=r"photo\.jpg: an image file, not a pickle.*predict_dir"):
+        load_unlabelled_pickle(tmp_path / "photo.jpg")
 
 
 def test_unlabelled_pickle(tmp_path):

@@ -1,4 +1,5 @@
 import json
+import os
 
 import keras
 import numpy as np
@@ -68,6 +69,28 @@ def test_evaluate_model_plain_and_flip_tta(tiny_model, tmp_path):
     assert "flip TTA" in text and "loss (CE, smooth 0.08)" in text and "airplane" in text
     write_results_json(results, tmp_path / "r.json")
     assert '"tta"' in (tmp_path / "r.json").read_text()
+
+
+def test_failed_results_json_leaves_an_existing_file_untouched(tmp_path):
+    path = tmp_path / "evaluation.json"
+    path.write_text('{"accuracy": 0.9}\n')
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_results_json({"accuracy": 0.5, "model": object()}, path)
+    assert path.read_text() == '{"accuracy": 0.9}\n'
+    assert os.listdir(tmp_path) == ["evaluation.json"]
+
+
+def test_class_names_and_label_range_follow_the_models_width():
+    keras.utils.set_random_seed(0)
+    three = build_seresnet(widths=(8, 16, 16, 16), num_classes=3)
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    results = evaluate_model(three, x, np.array([0, 1, 2, 1]), verbose=0)
+    assert list(results["per_class_accuracy"]) == ["0", "1", "2"]
+    assert np.array(results["confusion_matrix"]).shape == (3, 3)
+    with pytest.raises(ValueError, match=r"`labels`.*\[0, 3\)"):
+        evaluate_model(three, x, np.array([0, 1, 2, 3]), verbose=0)
+    named = evaluate_model(three, x, np.array([0, 1, 2, 1]), class_names=NAMES, verbose=0)
+    assert list(named["per_class_accuracy"]) == list(NAMES)
 
 
 def test_symmetric_images_give_identical_tta(tiny_model):

@@ -74,7 +74,9 @@ def test_keras_file_beside_and_verify(exported):
     np.testing.assert_allclose(load_model(keras_path)(x, training=False),
                                model(x, training=False), atol=1e-6)
     assert verify_savedmodel(path, model) <= 1e-5
-    probabilities = ProbabilityModel(path)(x)  # a SavedModel path is accepted everywhere
+    served = ProbabilityModel(path)  # a SavedModel path is accepted everywhere
+    assert served.is_savedmodel and served.num_classes == 10  # read from its signature
+    probabilities = served(x)
     np.testing.assert_allclose(probabilities, softmax(model(x, training=False)), atol=1e-5)
 
 
@@ -83,8 +85,36 @@ def test_export_refuses_to_overwrite_unless_asked(exported):
     model, path, _ = exported
     with pytest.raises(FileExistsError, match="overwrite"):
         export_savedmodel(model, path)
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        export_savedmodel(os.path.join(path, "missing.keras"), path + "_other")
     with pytest.raises(ValueError, match="`model`"):
         export_savedmodel(42, path + "_other")
+
+
+class SaveFails(keras.Model):
+    """A model whose `.keras` save fails, as on a full disk."""
+
+    def save(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.slow
+def test_failed_export_keeps_the_previous_one(exported, tmp_path):
+    model, _, _ = exported
+    path = tmp_path / "serving" / "1"
+    path.mkdir(parents=True)
+    (path / "saved_model.pb").write_bytes(b"the previous export")
+    (tmp_path / "serving" / "1.keras").write_bytes(b"the previous model")
+    failing = SaveFails(model.inputs, model.outputs)
+    with pytest.raises(OSError, match="No space left"):
+        export_savedmodel(failing, path, overwrite=True)
+    assert sorted(os.listdir(tmp_path / "serving")) == ["1", "1.keras"]  # no temporaries
+    assert os.listdir(path) == ["saved_model.pb"]
+    assert (path / "saved_model.pb").read_bytes() == b"the previous export"
+    assert (tmp_path / "serving" / "1.keras").read_bytes() == b"the previous model"
+    export_savedmodel(model, path, overwrite=True)
+    assert verify_savedmodel(str(path), model) <= 1e-5
+    assert isinstance(load_model(str(path) + ".keras"), keras.Model)
 
 
 @pytest.mark.slow

@@ -1,6 +1,9 @@
 import io
 import os
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 
 import numpy as np
@@ -118,18 +121,67 @@ def test_list_images_sorted_any_case_recursive_and_ignores_other_files(tmp_path)
     assert flat == ["a.png", "b.JPG", "e.bmp", "f.GIF"]
 
 
-def test_symlinks_leaving_the_folder_are_skipped(tmp_path):
-    outside = tmp_path / "outside"
-    inside = tmp_path / "inside"
+def linked_folder(tmp_path):
+    """`inside/` holding a real image and links of every kind; `outside/` the targets."""
+    outside, inside = tmp_path / "outside", tmp_path / "inside"
     save(outside / "secret.png", Image.new("RGB", (32, 32)))
+    save(outside / "deeper" / "more.png", Image.new("RGB", (32, 32)))
     save(inside / "real.png", Image.new("RGB", (32, 32)))
     (inside / "link_out.png").symlink_to(outside / "secret.png")
     (inside / "dir_out").symlink_to(outside)
     (inside / "link_in.png").symlink_to(inside / "real.png")
     (inside / "loop").symlink_to(inside)
-    with pytest.warns(UserWarning, match="outside the folder"):
+    return inside
+
+
+def test_symlinks_are_followed_wherever_they_lead(tmp_path):
+    inside = linked_folder(tmp_path)
+    with pytest.warns(UserWarning, match=r"loop.*contains it") as caught:
         names = [os.path.relpath(p, inside) for p in list_images(inside)]
-    assert names == ["link_in.png", "real.png"]
+    assert names == ["dir_out/deeper/more.png", "dir_out/secret.png", "link_in.png",
+                     "link_out.png", "real.png"]
+    assert len(caught) == 1  # only the cycle is worth a warning
+
+
+def test_follow_symlinks_false_leaves_every_link_out(tmp_path):
+    inside = linked_folder(tmp_path)
+    with pytest.warns(UserWarning, match=r"Left out 4 symbolic link\(s\).*follow_symlinks=False"):
+        names = [os.path.relpath(p, inside) for p in list_images(inside, follow_symlinks=False)]
+    assert names == ["real.png"]
+
+
+def test_link_cycles_terminate(tmp_path):
+    # a/b/up -> a and a/b/self -> a/b: two cycles at different depths.
+    save(tmp_path / "a" / "b" / "x.png", Image.new("RGB", (32, 32)))
+    (tmp_path / "a" / "b" / "up").symlink_to(tmp_path / "a")
+    (tmp_path / "a" / "b" / "self").symlink_to(tmp_path / "a" / "b")
+    with pytest.warns(UserWarning, match="contains it"):
+        assert [os.path.relpath(p, tmp_path) for p in list_images(tmp_path)] == ["a/b/x.png"]
+
+
+def test_dangling_link_is_listed_and_named_by_the_reader(tmp_path):
+    (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")
+    assert list_images(tmp_path) == [str(tmp_path / "gone.png")]
+    with pytest.raises(ImageError, match=r"gone\.png: broken symbolic link .*deleted\.png"):
+        read_image(tmp_path / "gone.png")
+
+
+def test_importing_changes_no_pillow_setting(tmp_path):
+    # A fresh interpreter: the settings a user made before importing survive.
+    code = textwrap.dedent(
+        """
+        from PIL import Image, ImageFile
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        Image.MAX_IMAGE_PIXELS = 123
+        import keras_seresnet.data.images
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is True, ImageFile.LOAD_TRUNCATED_IMAGES
+        assert Image.MAX_IMAGE_PIXELS == 123, Image.MAX_IMAGE_PIXELS
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_list_images_missing_or_not_a_folder(tmp_path):

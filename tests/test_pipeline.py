@@ -7,7 +7,13 @@ import pytest
 
 from keras_seresnet.data.augment import make_mixup_alpha
 from keras_seresnet.config import TrainConfig
-from keras_seresnet.data.pipeline import make_epoch_variable, make_eval_dataset, make_train_dataset
+from keras_seresnet.data.pipeline import (
+    make_epoch_variable,
+    make_eval_dataset,
+    make_train_dataset,
+    mixup_alpha_table,
+)
+from keras_seresnet.training.schedules import mixup_alpha_at
 
 N = 20
 IMAGES = np.random.default_rng(0).integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)
@@ -144,6 +150,43 @@ def test_changing_the_alpha_variable_after_building_changes_the_mixing():
     narrow = lambda_spread(dataset)
     assert abs(wide - 20 / 82) < 0.02  # 0.244: lambda near 0.5
     assert narrow < 0.04  # 0.0096: lambda near 0 or 1
+
+
+@pytest.mark.parametrize("unit", ["epoch", "step"])
+def test_each_batch_is_mixed_with_the_schedules_alpha_for_its_place_in_the_run(unit):
+    run = config(epochs=3, schedule_unit=unit, color_jitter=False, crop_padding=0)
+    epoch = make_epoch_variable()
+    drifting = make_mixup_alpha(0.4)  # what a per-batch callback would assign
+    dataset = make_train_dataset(IMAGES, LABELS, run, drifting, epoch=epoch, with_mixup_alpha=True, **QUICK)
+    plain = make_train_dataset(IMAGES, LABELS, run, epoch=epoch, **QUICK)
+    steps = 3  # 20 images in batches of 8
+    for e in range(3):
+        epoch.assign(e)
+        alphas = []
+        for b, (x, t, alpha) in enumerate(dataset):
+            drifting.assign(5.0 + b)  # ignored: the batch's place in the run decides
+            alphas.append(float(alpha))
+        expected = [float(np.float32(mixup_alpha_at(e, run, b, steps))) for b in range(steps)]
+        assert alphas == expected
+        first = first if e else alphas
+        # The alpha output changes nothing else: the same images and mixed targets.
+        for (xa, ta, _), (xb, tb) in zip(dataset, plain):
+            np.testing.assert_array_equal(xa.numpy(), xb.numpy())
+            np.testing.assert_array_equal(ta.numpy(), tb.numpy())
+    if unit == "step":
+        assert first[0] > first[1] > first[2]  # within an epoch, per step
+    else:
+        assert len(set(first)) == 1
+    # Epochs past the run's end keep the last epoch's row.
+    epoch.assign(7)
+    assert [float(a) for _, _, a in dataset] == alphas
+    table = mixup_alpha_table(run, steps)
+    assert table.shape == ((3, 3) if unit == "step" else (3, 1)) and table.dtype == np.float32
+
+
+def test_mixup_alpha_output_needs_mixup():
+    with pytest.raises(ValueError, match="`with_mixup_alpha` needs mixup on"):
+        make_train_dataset(IMAGES, LABELS, config(mixup_cutout=False), epoch=0, with_mixup_alpha=True)
 
 
 def test_eval_batches_are_the_data_untouched():

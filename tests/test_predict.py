@@ -1,19 +1,28 @@
 import csv
 import importlib.util
+import json
 import os
 import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
 import warnings
+import zipfile
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
-from keras.src.saving.serialization_lib import SafeModeScope
-
 from keras_seresnet import CIFAR10_CLASSES, build_seresnet, predict_dir
 from keras_seresnet.inference.loading import ProbabilityModel, load_model, softmax
-from keras_seresnet.inference.predict import iter_predict_dir, predict_images, write_labels_csv
+from keras_seresnet.inference.predict import (
+    iter_predict_dir,
+    predict_images,
+    write_labels_csv,
+    write_predictions_csv,
+)
 from tests.test_images import png_bomb
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), os.pardir, "scripts")
@@ -120,20 +129,65 @@ def test_keras_file_path_gives_the_same_predictions(tiny_model, tiny_keras_file,
                                [r["confidence"] for r in from_model], rtol=1e-5)
 
 
-def test_non_recursive_and_symlink_rule(tiny_model, tmp_path):
-    inside, outside = tmp_path / "in", tmp_path / "out"
-    top = write(inside / "top.png", Image.fromarray(pixels(0)))
-    write(inside / "sub" / "nested.png", Image.fromarray(pixels(1)))
-    write(outside / "secret.png", Image.fromarray(pixels(2)))
-    (inside / "leak.png").symlink_to(outside / "secret.png")
-    with pytest.warns(UserWarning, match="outside the folder"):
-        records = predict_dir(inside, tiny_model, recursive=False, verbose=0)
+def test_non_recursive(tiny_model, tmp_path):
+    top = write(tmp_path / "top.png", Image.fromarray(pixels(0)))
+    write(tmp_path / "sub" / "nested.png", Image.fromarray(pixels(1)))
+    records = predict_dir(tmp_path, tiny_model, recursive=False, verbose=0)
     assert [r["path"] for r in records] == [top]
+
+
+def without_paths(records):
+    return [{k: v for k, v in r.items() if k != "path"} for r in records]
+
+
+def test_folder_of_links_predicts_like_a_folder_of_copies(tiny_model, tmp_path):
+    store = tmp_path / "store"
+    for i in range(3):
+        write(store / "nested" / f"{i}.png", Image.fromarray(pixels(i)))
+    write(store / "top.jpg", Image.fromarray(pixels(9)), quality=95)
+    copies, links = tmp_path / "copies", tmp_path / "links"
+    shutil.copytree(store, copies)
+    links.mkdir()
+    (links / "nested").symlink_to(store / "nested")  # a folder link
+    (links / "top.jpg").symlink_to(store / "top.jpg")  # a file link, outside the folder
+    expected = predict_dir(copies, tiny_model, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # following links is silent
+        linked = predict_dir(links, tiny_model, verbose=0)
+    assert [os.path.relpath(r["path"], links) for r in linked] == [
+        os.path.relpath(r["path"], copies) for r in expected]
+    assert without_paths(linked) == without_paths(expected)
+    with pytest.warns(UserWarning, match="Left out 2 symbolic link"):
+        with pytest.raises(ValueError, match=r"No image files.*follow_symlinks=False"):
+            predict_dir(links, tiny_model, follow_symlinks=False)
+
+
+def test_link_cycle_terminates_and_dangling_link_is_named(tiny_model, tmp_path):
+    good = write(tmp_path / "sub" / "a.png", Image.fromarray(pixels(0)))
+    (tmp_path / "sub" / "again").symlink_to(tmp_path)
+    (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = predict_dir(tmp_path, tiny_model, verbose=0)
+    assert [r["path"] for r in records] == [good]
+    messages = [str(w.message) for w in caught]
+    assert any("again" in m and "contains it" in m for m in messages), messages
+    assert any(str(tmp_path / "gone.png") in m and "broken symbolic link" in m
+               for m in messages), messages
+
+
+def test_one_image_file_gives_one_record(tiny_model, tmp_path):
+    path = write(tmp_path / "photo.jpg", Image.fromarray(pixels(0, (48, 64, 3))))
+    records = predict_dir(path, tiny_model, verbose=0)
+    assert [r["path"] for r in records] == [path]
+    assert without_paths(records) == without_paths(predict_dir(tmp_path, tiny_model, verbose=0))
 
 
 def test_missing_folder_empty_folder_and_bad_arguments(tiny_model, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         predict_dir(tmp_path / "nowhere", tiny_model)
+    with pytest.raises(TypeError, match="recursve"):
+        predict_dir(tmp_path, tiny_model, recursve=False)
     (tmp_path / "readme.txt").write_text("no images here")
     with pytest.raises(ValueError, match="No image files"):
         predict_dir(tmp_path, tiny_model)
@@ -142,8 +196,12 @@ def test_missing_folder_empty_folder_and_bad_arguments(tiny_model, tmp_path):
         predict_dir(tmp_path, tiny_model, on_error="ignore")
     with pytest.raises(ValueError, match=r"`top_k`.*11"):
         predict_dir(tmp_path, tiny_model, top_k=11)
+    with pytest.raises(ValueError, match=r"`top_k`.*0"):
+        predict_dir(tmp_path, tiny_model, top_k=0)
     with pytest.raises(ValueError, match=r"`batch_size`.*0"):
         predict_dir(tmp_path, tiny_model, batch_size=0)
+    with pytest.raises(ValueError, match=r"predicts 10 classes but `class_names` has 3"):
+        iter_predict_dir(tmp_path, tiny_model, class_names=("a", "b", "c"))
     with pytest.raises(ValueError, match="`model`"):
         predict_dir(tmp_path, object())
 
@@ -155,6 +213,44 @@ def test_iter_predict_dir_streams_in_batches(tiny_model, tmp_path):
     first = next(stream)
     assert first["path"].endswith("0.png")
     assert len([first, *stream]) == 5
+
+
+def test_class_names_follow_the_models_width(tmp_path):
+    keras.utils.set_random_seed(0)
+    three = build_seresnet(widths=(8, 16, 16, 16), num_classes=3)
+    write(tmp_path / "a.png", Image.fromarray(pixels(0)))
+    (record,) = predict_dir(tmp_path, three, top_k=3, verbose=0)
+    assert record["class_name"] == str(record["label"]) and 0 <= record["label"] < 3
+    assert sorted(t["class_name"] for t in record["top_k"]) == ["0", "1", "2"]
+    (named,) = predict_dir(tmp_path, three, class_names=("cat", "dog", "fox"), verbose=0)
+    assert named["class_name"] == ("cat", "dog", "fox")[record["label"]]
+    with pytest.raises(ValueError, match=r"`top_k`.*\[1, 3\]"):
+        predict_dir(tmp_path, three, top_k=4)
+
+
+def test_failed_prediction_leaves_an_existing_csv_untouched(tiny_model, tmp_path):
+    folder = tmp_path / "images"
+    for i in range(3):
+        write(folder / f"{i}.jpg", Image.fromarray(pixels(i)), quality=95)
+    jpeg = (folder / "0.jpg").read_bytes()
+    (folder / "1-truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    output = tmp_path / "existing.csv"
+    output.write_text("path,label,class_name,confidence\nprevious,1,automobile,0.9\n")
+    before = output.read_bytes()
+    records = iter_predict_dir(folder, tiny_model, on_error="raise", batch_size=2, verbose=0)
+    with pytest.raises(ValueError, match="1-truncated.jpg"):
+        write_predictions_csv(records, output)
+    assert output.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["existing.csv", "images"]  # no temporary left
+
+
+def test_failed_labels_csv_leaves_an_existing_file_untouched(tmp_path):
+    output = tmp_path / "labels.csv"
+    output.write_text("ID,Labels\n0,7\n")
+    with pytest.raises(ValueError, match="not a label"):  # fails at the second row
+        write_labels_csv(["3", "not a label"], output)
+    assert output.read_text() == "ID,Labels\n0,7\n"
+    assert os.listdir(tmp_path) == ["labels.csv"]
 
 
 def test_all_broken_folder_returns_no_records_with_warnings(tiny_model, tmp_path):
@@ -178,18 +274,64 @@ def lambda_model_file(tmp_path):
 
 def test_lambda_keras_file_refused_unless_opted_in(tmp_path):
     path = lambda_model_file(tmp_path)
-    with pytest.raises(ValueError, match=r"Refused to load .*lambda\.keras.*safe_mode=False"):
+    with pytest.raises(ValueError, match=r"Refused to load .*lambda\.keras: it holds serialized "
+                       r"Python code \(a `lambda`\) in layer `lambda`.*safe_mode=False"):
         load_model(path)
     write(tmp_path / "images" / "a.png", Image.fromarray(pixels(0)))
     with pytest.raises(ValueError, match="Refused to load"):
         predict_dir(tmp_path / "images", path)
-    # A process-wide keras.config.enable_unsafe_deserialization() does not
-    # override the explicit default (simulated by Keras's own scope).
-    with SafeModeScope(False):
-        with pytest.raises(ValueError, match="Refused to load"):
-            load_model(path)
     assert isinstance(load_model(path, safe_mode=False), keras.Model)
     assert len(predict_dir(tmp_path / "images", path, safe_mode=False, verbose=0)) == 1
+
+
+def test_vocabulary_file_outside_the_archive_is_refused_unless_opted_in(tmp_path):
+    vocabulary = tmp_path / "words.txt"
+    vocabulary.write_text("cat\ndog\n")
+    inputs = keras.Input((1,), dtype="string")
+    model = keras.Model(inputs, keras.layers.StringLookup(vocabulary=str(vocabulary),
+                                                          name="lookup")(inputs))
+    saved = tmp_path / "saved.keras"
+    model.save(saved)
+    # Keras keeps an adapted vocabulary inside the archive; a hand-made file
+    # can still name one outside it, which safe mode refuses to read.
+    path = tmp_path / "lookup.keras"
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"][1]["config"]["vocabulary"] = str(vocabulary)
+                data = json.dumps(config)
+            target.writestr(item, data)
+    with pytest.raises(ValueError, match=r"a vocabulary file outside the archive in layer "
+                                         r"`lookup`.*safe_mode=False"):
+        load_model(path)
+    assert isinstance(load_model(path, safe_mode=False), keras.Model)
+
+
+def test_safe_mode_holds_after_a_process_wide_opt_out(tmp_path):
+    # keras.config.enable_unsafe_deserialization() cannot be undone, so a
+    # fresh interpreter calls it; the explicit default must still refuse.
+    path = lambda_model_file(tmp_path)
+    code = textwrap.dedent(
+        """
+        import sys, keras
+        from keras_seresnet.inference.loading import load_model
+        keras.config.enable_unsafe_deserialization()
+        try:
+            load_model(sys.argv[1])
+        except ValueError as e:
+            print("refused:", e)
+        print("opted in:", type(load_model(sys.argv[1], safe_mode=False)).__name__)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=300,
+        cwd=os.path.dirname(SCRIPTS), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "refused: Refused to load" in result.stdout and "safe_mode=False" in result.stdout
+    assert "opted in: Functional" in result.stdout
 
 
 def test_load_model_errors_name_the_path(tmp_path):
@@ -206,6 +348,12 @@ def test_load_model_errors_name_the_path(tmp_path):
         load_model(tmp_path / "corrupt.keras")
     with pytest.raises(ValueError, match="`safe_mode`"):
         load_model(tmp_path / "corrupt.keras", safe_mode="no")
+    # The arguments swapped: an image, or a folder of images, in the model's place.
+    write(tmp_path / "images" / "a.png", Image.fromarray(pixels(0)))
+    with pytest.raises(ValueError, match=r"not a TensorFlow SavedModel.*model's place"):
+        load_model(tmp_path / "images")
+    with pytest.raises(ValueError, match=r"Unsupported model file .*a\.png.*model's place"):
+        load_model(tmp_path / "images" / "a.png")
 
 
 def test_softmax_output_model_is_not_softmaxed_twice():
@@ -223,6 +371,44 @@ def test_savedmodel_whose_serve_returns_logits_is_refused():
 
     with pytest.raises(ValueError, match="does not return class probabilities"):
         ProbabilityModel(Logits())(np.zeros((2, 32, 32, 3), np.float32))
+
+
+@pytest.mark.parametrize("precision,policy", [("bfloat16", "mixed_bfloat16"),
+                                              ("float16", "mixed_float16")])
+def test_reduced_precision_runs_a_copy_and_gives_float32_probabilities(tiny_model, precision,
+                                                                        policy):
+    x = np.stack([pixels(i) for i in range(4)])
+    reference = ProbabilityModel(tiny_model)
+    assert reference.model is tiny_model  # float32: no copy
+    low = ProbabilityModel(tiny_model, precision=precision)
+    assert {layer.dtype_policy.name for layer in low.model.layers
+            if not isinstance(layer, keras.layers.InputLayer)} == {policy}
+    probabilities = low(x)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(probabilities, reference(x), atol=2e-2)  # bf16: 8-bit mantissa
+    # The given model and Keras's global policy are as they were.
+    assert {layer.dtype_policy.name for layer in tiny_model.layers} == {"float32"}
+    assert keras.config.dtype_policy().name == "float32"
+    np.testing.assert_array_equal(reference(x), ProbabilityModel(tiny_model)(x))
+
+
+def test_precision_through_predict_dir_and_its_errors(tiny_model, tmp_path):
+    for i in range(3):
+        write(tmp_path / f"{i}.png", Image.fromarray(pixels(i)))
+    plain = predict_dir(tmp_path, tiny_model, verbose=0)
+    low = predict_dir(tmp_path, ProbabilityModel(tiny_model), precision="bfloat16", verbose=0)
+    np.testing.assert_allclose([r["confidence"] for r in low],
+                               [r["confidence"] for r in plain], atol=2e-2)
+    with pytest.raises(ValueError, match=r"`precision`.*'bfloat16'.*Received: precision='int8'"):
+        predict_dir(tmp_path, tiny_model, precision="int8")
+
+    class Served:
+        def serve(self, x):
+            return np.full((len(x), 10), 0.1, np.float32)
+
+    with pytest.raises(ValueError, match=r"`precision` must be 'float32' for a SavedModel"):
+        predict_dir(tmp_path, Served(), precision="float16")
 
 
 def test_predict_images_checks_shape(tiny_model):
@@ -258,6 +444,15 @@ def test_predict_script_folder_csv(tiny_keras_file, mixed_folder, tmp_path):
     assert [r[0] for r in rows[1:]] == sorted(good.values())
     for path, label, name, confidence in rows[1:]:
         assert CIFAR10_CLASSES[int(label)] == name and 0.1 <= float(confidence) <= 1.0
+
+
+def test_predict_script_one_image_file(tiny_keras_file, tmp_path):
+    image = write(tmp_path / "photo.JPG", Image.fromarray(pixels(0, (50, 40, 3))))
+    output = tmp_path / "one.csv"
+    assert load_script("predict").main([tiny_keras_file, image, "--output", str(output)]) == 0
+    rows = output.read_text().splitlines()
+    assert rows[0] == "path,label,class_name,confidence" and len(rows) == 2
+    assert rows[1].startswith(image + ",")
 
 
 def test_labels_csv_is_the_course_format(tmp_path):

@@ -1,9 +1,16 @@
+import dataclasses
 import math
 
 import pytest
 
 from keras_seresnet import TrainConfig
-from keras_seresnet.training.schedules import learning_rate_at, mixup_alpha_at
+from keras_seresnet.training.schedules import (
+    decayed_mixup_alpha,
+    default_warmup_epochs,
+    learning_rate_at,
+    mixup_alpha_at,
+    warmup_cosine_lr,
+)
 
 
 def spec_lr(e):
@@ -33,3 +40,49 @@ def test_short_run_scales_warmup_and_decay():
     assert mixup_alpha_at(0, config) == 0.4
     assert mixup_alpha_at(5, config) == pytest.approx(0.2)
     assert mixup_alpha_at(9, config) == pytest.approx(0.1)
+
+
+def reference_step_schedule(s, epochs, steps, warmup_epochs, base=0.1, floor=0.001, alpha=0.4, alpha_min=0.1):
+    """The step unit written out again: `s` of `epochs * steps`, the floor at the last step."""
+    total, warmup = epochs * steps, warmup_epochs * steps
+    if s < warmup:
+        lr = base * (s + 1) / warmup
+    else:
+        lr = floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * (s - warmup) / (total - 1 - warmup)))
+    return lr, max(alpha_min, alpha * (1 - s / total))
+
+
+@pytest.mark.parametrize("epochs,steps,warmup", [(250, 391, None), (2, 40, None), (3, 7, 0), (1, 5, None)])
+def test_step_unit_matches_the_reference_at_every_step(epochs, steps, warmup):
+    config = TrainConfig(epochs=epochs, warmup_epochs=warmup, schedule_unit="step")
+    resolved = config.resolved_warmup_epochs
+    lrs, alphas = [], []
+    for s in range(epochs * steps):
+        lr, alpha = reference_step_schedule(s, epochs, steps, resolved)
+        e, b = divmod(s, steps)
+        lrs.append(learning_rate_at(e, config, b, steps))
+        alphas.append(mixup_alpha_at(e, config, b, steps))
+        assert lrs[-1] == pytest.approx(lr, rel=1e-12) and alphas[-1] == pytest.approx(alpha, rel=1e-12)
+    assert lrs[-1] == pytest.approx(0.001)  # the floor at the last step
+    if resolved:
+        assert lrs[resolved * steps - 1] == pytest.approx(0.1)  # the peak at the end of the warmup
+    # At each epoch's first step the alpha is the epoch unit's.
+    per_epoch = dataclasses.replace(config, schedule_unit="epoch")
+    assert alphas[::steps] == pytest.approx([mixup_alpha_at(e, per_epoch) for e in range(epochs)], rel=1e-12)
+
+
+def test_two_epoch_step_schedule_anneals_where_the_epoch_schedule_stays_at_the_peak():
+    epoch_unit, step_unit = TrainConfig(epochs=2), TrainConfig(epochs=2, schedule_unit="step")
+    assert [learning_rate_at(e, epoch_unit) for e in range(2)] == pytest.approx([0.1, 0.1])
+    step_lrs = [learning_rate_at(e, step_unit, b, 10) for e in range(2) for b in range(10)]
+    assert step_lrs[9] == pytest.approx(0.1) and step_lrs[-1] == pytest.approx(0.001)
+    assert step_lrs[10] == pytest.approx(0.1)  # the cosine starts at the peak, as in the epoch unit
+    assert all(a > b for a, b in zip(step_lrs[10:], step_lrs[11:]))
+
+
+def test_the_default_warmup_is_the_configs():
+    for epochs in range(1, 400):
+        assert default_warmup_epochs(epochs) == TrainConfig(epochs=epochs).resolved_warmup_epochs
+    assert warmup_cosine_lr(3, epochs=10, base_lr=0.1, min_lr=0.0) == pytest.approx(
+        learning_rate_at(3, TrainConfig(epochs=10, min_lr=0.0)), rel=1e-15)
+    assert decayed_mixup_alpha(10, epochs=10, alpha=0.4, alpha_min=0.1) == 0.1  # past the end: the floor

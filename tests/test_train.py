@@ -158,7 +158,7 @@ def test_another_config_in_the_same_folder_is_refused(finished_run, tiny_image_t
 
 
 def test_nan_loss_stops_with_epoch_and_batch_and_keeps_nothing_of_it(tiny_image_tree, tmp_path):
-    with pytest.raises(TrainingDivergedError, match=r"epoch 0 .*batch \d+/3.*Lower the learning rate"):
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1/\d+ at batch \d+/3.*Lower the learning rate"):
         train(tiny_config(tiny_image_tree, base_lr=1e30, epochs=1), tmp_path, verbose=0)
     assert not (tmp_path / "checkpoint").exists() and not (tmp_path / "history.csv").exists()
 

@@ -6,8 +6,9 @@ random parameters for the whole batch with `sample_transformations(batch_size,
 seed)` (stateless: the same seed gives the same parameters) and applies them
 with `augment_images(images, transformations)`, in fully vectorised
 TensorFlow ops (no per-image loops, no `vectorized_map`). Called as a plain
-layer, `layer(images)` draws its seed from the layer's own generator, as
-keras-cv layers do; the training pipeline (`pipeline.py`) instead passes a
+layer, `layer(images)` draws its seed from the layer's own
+`keras.random.SeedGenerator(seed)` through keras-cv's public hook
+`get_random_transformation_batch`; the training pipeline (`pipeline.py`) instead passes a
 seed derived from the run's one seed, so a run is reproducible even with
 parallel `tf.data` maps (a shared stateful generator would hand out numbers in
 whatever order the parallel calls happen to run).
@@ -17,7 +18,7 @@ Images are float32 NHWC in `value_range` (the pipeline uses raw pixels
 
 keras-cv 0.9.0 is used where it is exact and fast, and replaced where not:
 
-| SPEC step | keras-cv 0.9.0 | here |
+| recipe step | keras-cv 0.9.0 | here |
 | --- | --- | --- |
 | brightness (x factor in [0.8, 1.2]) | `RandomBrightness` adds a delta | `TorchColorJitter` |
 | contrast (blend with mean grey) | `RandomContrast` blends each channel with its own mean | `TorchColorJitter` |
@@ -28,12 +29,17 @@ keras-cv 0.9.0 is used where it is exact and fast, and replaced where not:
 | horizontal flip p=0.5 | `RandomFlip`: exact | `RandomFlip.augment_images` |
 | 16x16 cutout, mean-colour fill | `RandomCutout` fills one scalar for all channels | `Cutout` |
 | greyscale (ablation) | `Grayscale`: exact, always on | `RandomGrayscale` applies it with a rate |
-| mixup, one lambda per batch, decaying alpha | `MixUp`: one lambda per image, alpha a Python float fixed in the graph | `MixUp` reads a `tf.Variable` |
+| mixup, one lambda per batch, decaying alpha | `MixUp`: one lambda per image, alpha a Python float fixed in the graph | `MixUp`: alpha read at run time (a `tf.Variable`, or given per batch) |
 """
 
 import keras
 import keras_cv
 import tensorflow as tf
+
+from keras_seresnet.config import TrainConfig
+
+# The recipe's numbers, for the defaults below (TrainConfig is their one home).
+_RECIPE = TrainConfig()
 
 
 def _check_range(name, value, low, high):
@@ -52,7 +58,18 @@ def _per_image(values):
 
 
 class _StatelessAugmentation(keras_cv.layers.VectorizedBaseImageAugmentationLayer):
-    """Base: transformations come from `sample_transformations(batch, seed)`."""
+    """Base: transformations come from `sample_transformations(batch, seed)`.
+
+    keras-cv's public hooks do the rest: `get_random_transformation_batch`
+    draws a seed from the layer's own `keras.random.SeedGenerator` (seeded
+    by `seed`) and calls `sample_transformations`; keras-cv's `call` then
+    hands the result to `augment_images` (and `augment_labels`).
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def sample_transformations(self, batch_size, seed):
         """Random parameters for `batch_size` images from a stateless seed.
@@ -71,7 +88,7 @@ class _StatelessAugmentation(keras_cv.layers.VectorizedBaseImageAugmentationLaye
         self.built = True
 
     def get_random_transformation_batch(self, batch_size, **kwargs):
-        return self.sample_transformations(batch_size, self._random_generator.make_seeds(1)[:, 0])
+        return self.sample_transformations(batch_size, self.seed_generator.next())
 
     def augment_labels(self, labels, transformations, **kwargs):
         return labels
@@ -132,7 +149,8 @@ class TorchColorJitter(_StatelessAugmentation):
 
     _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)
 
-    def __init__(self, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05,
+    def __init__(self, brightness=_RECIPE.brightness, contrast=_RECIPE.contrast,
+                 saturation=_RECIPE.saturation, hue=_RECIPE.hue,
                  value_range=(0, 255), seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         for name, value in (("brightness", brightness), ("contrast", contrast),
@@ -143,7 +161,6 @@ class TorchColorJitter(_StatelessAugmentation):
         self.brightness, self.contrast = float(brightness), float(contrast)
         self.saturation, self.hue = float(saturation), float(hue)
         self.value_range = tuple(value_range)
-        self.seed = seed
         # keras-cv's RandomHue draws a shift of up to factor / 2 either way.
         self._hue_layer = keras_cv.layers.RandomHue(factor=(0.0, 2 * self.hue), value_range=(0, 1))
 
@@ -211,11 +228,10 @@ class RandomGrayscale(_StatelessAugmentation):
     Input/output: float [B, H, W, 3] RGB.
     """
 
-    def __init__(self, rate=0.1, seed=None, **kwargs):
+    def __init__(self, rate=_RECIPE.grayscale_rate, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         _check_range("rate", rate, 0.0, 1.0)
         self.rate = float(rate)
-        self.seed = seed
         self._grayscale = keras_cv.layers.Grayscale(output_channels=3)
 
     def sample_transformations(self, batch_size, seed):
@@ -250,13 +266,12 @@ class PaddedRandomCrop(_StatelessAugmentation):
     Input/output: float [B, H, W, C].
     """
 
-    def __init__(self, padding=4, seed=None, **kwargs):
+    def __init__(self, padding=_RECIPE.crop_padding, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(padding, int) or padding < 0:
             raise ValueError(f"Argument `padding` must be a non-negative integer. "
                              f"Received: padding={padding}")
         self.padding = padding
-        self.seed = seed
 
     def sample_transformations(self, batch_size, seed):
         return tf.random.stateless_uniform([batch_size, 2], seed, 0, 2 * self.padding + 1,
@@ -294,7 +309,6 @@ class RandomHorizontalFlip(_StatelessAugmentation):
         super().__init__(seed=seed, **kwargs)
         _check_range("rate", rate, 0.0, 1.0)
         self.rate = float(rate)
-        self.seed = seed
         self._flip = keras_cv.layers.RandomFlip("horizontal", rate=self.rate)
 
     def sample_transformations(self, batch_size, seed):
@@ -332,13 +346,13 @@ class Cutout(_StatelessAugmentation):
     Input/output: float [B, H, W, C].
     """
 
-    def __init__(self, size=16, fill_value=(125.307, 122.961, 113.8575), seed=None, **kwargs):
+    def __init__(self, size=_RECIPE.cutout_size, fill_value=tuple(255.0 * m for m in _RECIPE.mean),
+                 seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(size, int) or size < 0:
             raise ValueError(f"Argument `size` must be a non-negative integer. Received: size={size}")
         self.size = size
         self.fill_value = tuple(float(v) for v in fill_value)
-        self.seed = seed
 
     def sample_transformations(self, batch_size, seed):
         # Uniform over [0, 1) scaled in `augment_images`: the image size is
@@ -366,12 +380,14 @@ class Cutout(_StatelessAugmentation):
         return {**super().get_config(), "size": self.size, "fill_value": list(self.fill_value)}
 
 
-def make_mixup_alpha(value=0.4):
+def make_mixup_alpha(value=_RECIPE.mixup_alpha):
     """The mixup alpha as a variable that a running `tf.data` pipeline reads.
 
-    The alpha-decay callback assigns it every epoch (`alpha.assign(a)`);
-    `MixUp` reads it each time it mixes a batch, so the change reaches the
-    traced pipeline (a Python float would be frozen into the graph).
+    `MixUp(variable)` reads it each time it mixes a batch, so an assignment
+    (`alpha.assign(a)`, e.g. by the alpha-decay callback) reaches a traced
+    pipeline (a Python float would be frozen into the graph). The package's
+    training dataset built with an `epoch` does not need it: it looks every
+    batch's alpha up from the schedule.
 
     Args:
         value: the initial alpha, > 0. Default 0.4 (the recipe's epoch 0).
@@ -396,27 +412,39 @@ class MixUp(_StatelessAugmentation):
 
     Why not keras-cv's `MixUp`: it draws one lambda per image and keeps alpha
     as a Python float fixed when the graph is traced, so a decaying alpha
-    would silently never change. Here alpha is a `tf.Variable` read at run
-    time.
+    would silently never change. Here alpha is read at run time: from a
+    `tf.Variable`, or given per batch to `sample_transformations`.
 
     Args:
-        alpha: a float, or a scalar float32 `tf.Variable` (see
-            `make_mixup_alpha`) shared with the alpha-decay callback.
-            Default 0.4.
+        alpha: a float > 0, or a scalar float32 `tf.Variable` (see
+            `make_mixup_alpha`) read at every batch. Default 0.4.
         seed: seed of the layer's own generator.
 
     Call: `layer({"images": [B, H, W, C] float, "labels": [B, K] float})`
-    returns the same dict, mixed.
+    returns the same dict, mixed (keras-cv's `augment_images` and
+    `augment_labels` with one transformation).
     """
 
-    def __init__(self, alpha=0.4, seed=None, **kwargs):
+    def __init__(self, alpha=_RECIPE.mixup_alpha, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.alpha = alpha if isinstance(alpha, tf.Variable) else make_mixup_alpha(alpha)
-        self.seed = seed
+        if not isinstance(alpha, tf.Variable) and not alpha > 0:
+            raise ValueError(f"Argument `alpha` must be > 0. Received: alpha={alpha}")
+        self.alpha = alpha
 
-    def sample_transformations(self, batch_size, seed):
+    def sample_transformations(self, batch_size, seed, alpha=None):
+        """lambda and the pairing permutation for one batch (stateless).
+
+        Args:
+            batch_size: int or scalar int32 tensor.
+            seed: int tensor [2].
+            alpha: this batch's alpha (float or float32 scalar tensor);
+                None: the layer's `alpha`.
+
+        Returns:
+            `{"lambda": float32 scalar in [0, 1], "permutation": int32 [B]}`.
+        """
         gamma_seed, permutation_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        alpha = tf.cast(self.alpha, tf.float64)
+        alpha = tf.cast(self.alpha if alpha is None else alpha, tf.float64)
         gammas = tf.random.stateless_gamma([2], gamma_seed, alpha=alpha, dtype=tf.float64)
         weight = tf.cast(gammas[0] / (gammas[0] + gammas[1]), tf.float32)
         permutation = tf.argsort(tf.random.stateless_uniform([batch_size], permutation_seed))
@@ -424,21 +452,26 @@ class MixUp(_StatelessAugmentation):
 
     def mix(self, images, labels, transformations):
         """Mixes a batch with its permutation; returns `(images, labels)`."""
-        weight, permutation = transformations["lambda"], transformations["permutation"]
+        return self.augment_images(images, transformations), self.augment_labels(labels, transformations)
 
-        def blend(values):
-            return weight * values + (1.0 - weight) * tf.gather(values, permutation)
+    def get_random_transformation_batch(self, batch_size, labels=None, **kwargs):
+        if labels is None:
+            raise ValueError("MixUp needs labels to mix: call it on {'images': ..., 'labels': "
+                             "one-hot floats}. Received: no labels")
+        return super().get_random_transformation_batch(batch_size, **kwargs)
 
-        return blend(images), blend(labels)
+    def augment_images(self, images, transformations, **kwargs):
+        return _blend(images, transformations)
 
-    def _batch_augment(self, inputs):
-        if "labels" not in inputs:
-            raise ValueError("MixUp expects {'images': ..., 'labels': one-hot floats}. "
-                             f"Received keys: {sorted(inputs)}")
-        images, labels = inputs["images"], inputs["labels"]
-        transformations = self.get_random_transformation_batch(tf.shape(images)[0])
-        images, labels = self.mix(images, tf.cast(labels, images.dtype), transformations)
-        return {**inputs, "images": images, "labels": labels}
+    def augment_labels(self, labels, transformations, **kwargs):
+        return _blend(tf.cast(labels, tf.float32), transformations)
 
     def get_config(self):
-        return {**super().get_config(), "alpha": float(self.alpha.numpy())}
+        alpha = float(self.alpha.numpy()) if isinstance(self.alpha, tf.Variable) else float(self.alpha)
+        return {**super().get_config(), "alpha": alpha}
+
+
+def _blend(values, transformations):
+    weight, permutation = transformations["lambda"], transformations["permutation"]
+    weight = tf.cast(weight, values.dtype)
+    return weight * values + (1.0 - weight) * tf.gather(values, permutation)

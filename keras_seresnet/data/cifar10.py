@@ -14,12 +14,12 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 
 import numpy as np
 
 from keras_seresnet.config import CIFAR10_CLASSES
-from keras_seresnet.data.images import list_images, read_images
+from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
+from keras_seresnet.files import atomic_path
 
 BATCHES_FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -165,10 +165,11 @@ def _check_labels(labels, count, path):
         )
     if count and not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{path}: labels must be integers, found dtype {labels.dtype}")
-    bad = np.flatnonzero((labels < 0) | (labels > 9))
+    last = len(CIFAR10_CLASSES) - 1
+    bad = np.flatnonzero((labels < 0) | (labels > last))
     if bad.size:
         raise DataError(
-            f"{path}: label {labels[bad[0]]} at index {bad[0]} is outside 0..9 "
+            f"{path}: label {labels[bad[0]]} at index {bad[0]} is outside 0..{last} "
             f"({bad.size} such label(s))"
         )
     return labels.astype(np.int64)
@@ -233,7 +234,7 @@ def _concatenate(images, labels, limit):
 # --------------------------------------------------------------------------
 
 
-def _list_tree_split(split_dir):
+def _list_tree_split(split_dir, follow_symlinks):
     """Files of `split/<class>/*` in the canonical order, with their labels.
 
     The canonical order interleaves the classes: the first file (sorted by
@@ -241,12 +242,16 @@ def _list_tree_split(split_dir):
     so on. Any prefix is therefore close to class-balanced, which keeps
     `limit_*` quick runs meaningful.
     """
+    if not follow_symlinks and os.path.islink(split_dir):
+        raise DataError(f"{split_dir}: a symbolic link, and follow_symlinks=False; pass "
+                        "follow_symlinks=True to read what it links to")
     if not os.path.isdir(split_dir):
         raise DataError(f"{split_dir}: missing (an image tree holds train/<class>/ "
                         "and test/<class>/ folders)")
     folders = sorted(
         d for d in os.listdir(split_dir)
         if not d.startswith(".") and os.path.isdir(os.path.join(split_dir, d))
+        and (follow_symlinks or not os.path.islink(os.path.join(split_dir, d)))
     )
     unknown = [d for d in folders if d not in CIFAR10_CLASSES]
     if unknown:
@@ -261,7 +266,7 @@ def _list_tree_split(split_dir):
     for label, name in enumerate(CIFAR10_CLASSES):
         if name not in folders:
             continue
-        files = list_images(os.path.join(split_dir, name))
+        files = list_images(os.path.join(split_dir, name), follow_symlinks=follow_symlinks)
         if not files:
             raise DataError(f"{os.path.join(split_dir, name)}: no image files")
         per_class.append((label, files))
@@ -279,9 +284,13 @@ def _tree_key(split_dir, paths):
     """A digest of the split's file names, sizes and modification times."""
     digest = hashlib.sha256(f"v{_CACHE_VERSION}\n".encode())
     for path in paths:
-        stat = os.stat(path)
+        try:
+            stat = os.stat(path)
+            size, mtime = stat.st_size, stat.st_mtime_ns
+        except OSError:  # a dangling link: decoding names it
+            size = mtime = -1
         rel = os.path.relpath(path, split_dir)
-        digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{rel}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -305,20 +314,6 @@ def _cache_folder(tree_dir, cache_dir):
     return os.path.join(base, "keras_seresnet", tree_id)
 
 
-def _save_atomic(path, array):
-    folder = os.path.dirname(path)
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.chmod(temp, 0o644)  # mkstemp's 0600 would hide a shared tree's cache from others
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-
-
 def _read_cache(x_path, y_path, count):
     try:
         x = np.load(x_path, allow_pickle=False)
@@ -331,14 +326,23 @@ def _read_cache(x_path, y_path, count):
 
 
 def _write_cache(folder, split, key, x, y):
-    """Writes the arrays (temp file + rename) and removes the split's stale ones."""
-    if not _writable_dir(folder):
-        print(f"Note: cannot write the image cache in {folder}; the tree will be "
+    """Writes the arrays, each complete or not at all, and removes the split's stale ones.
+
+    The cache only saves time: a folder that cannot be written (read-only, or
+    full) gives a note on stderr, and the tree is decoded again next time.
+    """
+    x_path, y_path = (os.path.join(folder, f"{split}-{key}-{part}.npy") for part in ("x", "y"))
+    try:
+        if not _writable_dir(folder):
+            raise PermissionError(f"{folder} is not writable")
+        # y first: a cache counts as present once its x file exists.
+        for path, array in ((y_path, y), (x_path, x)):
+            with atomic_path(path) as tmp:
+                np.save(tmp, array, allow_pickle=False)
+    except OSError as e:
+        print(f"Note: cannot write the image cache in {folder} ({e}); the tree will be "
               "decoded again next time (pass cache_dir= to choose a folder)", file=sys.stderr)
         return
-    x_path, y_path = (os.path.join(folder, f"{split}-{key}-{part}.npy") for part in ("x", "y"))
-    _save_atomic(y_path, y)
-    _save_atomic(x_path, x)
     for name in os.listdir(folder):
         if name.startswith(f"{split}-") and name.endswith(".npy") and key not in name:
             os.remove(os.path.join(folder, name))
@@ -368,9 +372,9 @@ def _decode(paths, split_dir):
     return np.concatenate(chunks)
 
 
-def _load_tree_split(tree_dir, split, limit, cache_dir):
+def _load_tree_split(tree_dir, split, limit, cache_dir, follow_symlinks):
     split_dir = os.path.join(tree_dir, split)
-    paths, labels = _list_tree_split(split_dir)
+    paths, labels = _list_tree_split(split_dir, follow_symlinks)
     if limit is not None and limit < len(paths):
         # A quick run decodes only what it uses and leaves the cache alone.
         return _decode(paths[:limit], split_dir), labels[:limit]
@@ -391,9 +395,12 @@ def _load_tree_split(tree_dir, split, limit, cache_dir):
 
 
 _LOCAL_COPY_HELP = (
-    "Pass a local copy as data_dir (--data-dir): a `cifar-10-batches-py` folder "
-    "(or the folder that contains it), or an image tree with train/<class>/*.jpg "
-    "and test/<class>/*.jpg, such as ../shared/data/cifar10-jpg.tar.gz unpacked."
+    "data_dir (scripts: --data-dir) accepts a `cifar-10-batches-py` folder "
+    "(data_batch_1..5 and test_batch) or the folder that contains one, or an image "
+    "tree train/<class>/*.jpg and test/<class>/*.jpg whose class folders are named "
+    f"{', '.join(CIFAR10_CLASSES)} (any image format). CIFAR-10 can be downloaded "
+    "from https://www.cs.toronto.edu/~kriz/cifar.html: its 'CIFAR-10 python version' "
+    "unpacks to cifar-10-batches-py/."
 )
 
 
@@ -435,7 +442,8 @@ def _detect_layout(data_dir):
     raise DataError(f"{data_dir}: not a CIFAR-10 folder (found: {found}). {_LOCAL_COPY_HELP}")
 
 
-def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=None):
+def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=None,
+                 follow_symlinks=True):
     """Loads CIFAR-10 from the source `data_dir` names.
 
     Sources:
@@ -454,7 +462,9 @@ def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=
           every file's name, size and modification time, so a changed tree
           is decoded again. The order is canonical and interleaves classes:
           the first file (sorted by name) of each class in label order, then
-          the second of each, and so on.
+          the second of each, and so on. Symbolic links inside the tree
+          (to files or folders, anywhere) are followed unless
+          `follow_symlinks=False`; a link to nothing is an unreadable image.
 
     Args:
         data_dir: None, or a folder as above (str or `os.PathLike`).
@@ -465,6 +475,8 @@ def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=
         cache_dir: where to cache a decoded image tree; None chooses as above.
             With a limit below the split's size the tree's first N files are
             decoded directly and no cache is written.
+        follow_symlinks: for an image tree, follow symbolic links inside it
+            (see `images.list_images`). Default True.
 
     Returns:
         `((x_train, y_train), (x_test, y_test))`: uint8 [N, 32, 32, 3] RGB in
@@ -488,8 +500,8 @@ def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=
         train = _load_batches(folder, TRAIN_BATCHES, limit_train)
         test = _load_batches(folder, (TEST_BATCH,), limit_test)
     else:
-        train = _load_tree_split(folder, "train", limit_train, cache_dir)
-        test = _load_tree_split(folder, "test", limit_test, cache_dir)
+        train = _load_tree_split(folder, "train", limit_train, cache_dir, follow_symlinks)
+        test = _load_tree_split(folder, "test", limit_test, cache_dir, follow_symlinks)
     return train, test
 
 
@@ -506,10 +518,14 @@ def load_unlabelled_pickle(path):
         uint8 array [N, 32, 32, 3].
 
     Raises:
-        DataError: missing or unreadable file, refused content, no b'data',
-            or data of the wrong shape or value range.
+        DataError: missing or unreadable file, an image file (by its
+            extension), refused content, no b'data', or data of the wrong
+            shape or value range.
     """
     path = os.fspath(path)
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        raise DataError(f"{path}: an image file, not a pickle of images; predict image "
+                        "files with `predict_dir` (it takes one file or a folder)")
     data = _as_uint8(_get(safe_pickle_load(path), "data", path), path, "b'data'")
     if data.ndim != 4 or data.shape[1:] != (32, 32, 3):
         raise DataError(f"{path}: b'data' must have shape (N, 32, 32, 3), found {data.shape}")

@@ -1,8 +1,11 @@
 """Reading image files safely into 32x32 RGB arrays.
 
 Shared by the class-folder data loader and `predict_dir()`. Every failure
-(missing, empty, truncated, not an image, too many pixels) becomes an
-`ImageError` that names the file, so callers can skip or report it.
+(missing, empty, truncated, not an image, too many pixels, a dangling
+symbolic link) becomes an `ImageError` that names the file, so callers can
+skip or report it. Importing this module changes no Pillow setting: the
+pixel limit is checked by `read_image` itself, from the image's header,
+before anything is decoded.
 """
 
 import concurrent.futures
@@ -10,7 +13,7 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -20,8 +23,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # "decompression bomb" (a tiny PNG declaring 100,000 x 100,000 pixels) is
 # refused from its header alone.
 MAX_PIXELS = 40_000_000
-
-ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, not grey
 
 
 class ImageError(ValueError):
@@ -52,9 +53,15 @@ def read_image(path, *, size=32, max_pixels=MAX_PIXELS):
     Returns:
         uint8 array [size, size, 3], values in [0, 255].
 
+    A truncated file is an error (unless the process itself has set
+    Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES`, which this function leaves
+    as it finds it). Pillow's own limit (`PIL.Image.MAX_IMAGE_PIXELS`) also
+    still applies when it is lower than `max_pixels`.
+
     Raises:
-        ImageError: the file is missing, empty, not a readable image,
-            truncated, or larger than `max_pixels`.
+        ImageError: the file is missing (or a symbolic link to nothing),
+            empty, not a readable image, truncated, or larger than
+            `max_pixels`.
     """
     try:
         if os.path.getsize(path) == 0:
@@ -76,8 +83,11 @@ def read_image(path, *, size=32, max_pixels=MAX_PIXELS):
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
-        raise ImageError(path, f"refused as a decompression bomb ({e})") from None
+        raise ImageError(path, f"refused before decoding as a decompression bomb ({e})") from None
     except FileNotFoundError:
+        if os.path.islink(path):
+            target = os.readlink(path)
+            raise ImageError(path, f"broken symbolic link (its target {target} does not exist)") from None
         raise ImageError(path, "no such file") from None
     except IsADirectoryError:
         raise ImageError(path, "is a directory") from None
@@ -104,21 +114,28 @@ def _to_square_rgb(image, size):
     return np.asarray(image, dtype=np.uint8)
 
 
-def list_images(directory, *, recursive=True):
+def list_images(directory, *, recursive=True, follow_symlinks=True):
     """Lists the image files under a folder, sorted, by extension.
 
     Files count as images by their extension (`IMAGE_EXTENSIONS`, any case);
-    everything else is ignored. Symbolic links are followed only when their
-    target lies inside `directory`; a link leading outside it (file or
-    folder) is skipped with a warning, so a folder cannot make the reader
-    open files elsewhere on the machine. Folder loops are visited once.
+    everything else is ignored. Symbolic links, to files and to folders, are
+    followed by default wherever they lead (a symlink farm, a DVC or
+    git-annex checkout), so a folder of links lists like a folder of copies.
+    A link to a folder that contains it (a cycle) is skipped with a warning
+    naming it, so the listing always ends. A link whose target does not
+    exist is listed like a file: reading it raises an `ImageError` naming
+    it. A subfolder that cannot be read is skipped with a warning.
 
     Args:
-        directory: the folder to read.
+        directory: the folder to read (str or `os.PathLike`).
         recursive: also list subfolders. Default True.
+        follow_symlinks: follow symbolic links below `directory`. Default
+            True. With False, links (to files or folders) are left out, and
+            one warning says how many were.
 
     Returns:
-        Sorted list of paths (str), each under `directory`.
+        Sorted list of paths (str), each under `directory` (the link's own
+        path for a linked file).
 
     Raises:
         FileNotFoundError: `directory` does not exist.
@@ -129,35 +146,48 @@ def list_images(directory, *, recursive=True):
         raise FileNotFoundError(f"No such folder: {directory}")
     if not os.path.isdir(directory):
         raise NotADirectoryError(f"Not a folder: {directory}")
-    root = os.path.realpath(directory)
-    found, seen_dirs = [], {root}
-    for current, dirs, files in os.walk(directory, followlinks=True):
-        kept = []
-        for d in sorted(dirs):
-            real = os.path.realpath(os.path.join(current, d))
-            if not _inside(real, root):
-                _warn_outside(os.path.join(current, d))
-            elif recursive and real not in seen_dirs:
-                seen_dirs.add(real)
-                kept.append(d)
-        dirs[:] = kept
-        for name in files:
-            if not name.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            path = os.path.join(current, name)
-            if os.path.islink(path) and not _inside(os.path.realpath(path), root):
-                _warn_outside(path)
-                continue
-            found.append(path)
+    found, links_left_out = [], 0
+    # Each pending folder carries the identities of the folders above it: a
+    # link back to one of them is a cycle. Other folders reached twice (two
+    # links to one folder) are listed twice, as copies would be.
+    pending = [(directory, (_identity(directory),))]
+    while pending:
+        folder, ancestors = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as e:
+            warnings.warn(f"Skipping folder {folder}: cannot list it ({e.strerror})", stacklevel=2)
+            continue
+        for entry in entries:
+            if not follow_symlinks and entry.is_symlink():
+                links_left_out += 1
+            elif entry.is_dir():
+                if not recursive:
+                    continue
+                identity = _identity(entry.path)
+                if identity in ancestors:
+                    warnings.warn(
+                        f"Skipping {entry.path}: symbolic link to a folder that contains it "
+                        f"({os.path.realpath(entry.path)}), which would loop forever",
+                        stacklevel=2,
+                    )
+                else:
+                    pending.append((entry.path, ancestors + (identity,)))
+            elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(entry.path)
+    if links_left_out:
+        warnings.warn(
+            f"Left out {links_left_out} symbolic link(s) under {directory} "
+            "(follow_symlinks=False)",
+            stacklevel=2,
+        )
     return sorted(found)
 
 
-def _inside(real_path, root):
-    return real_path == root or real_path.startswith(root + os.sep)
-
-
-def _warn_outside(path):
-    warnings.warn(f"Skipping {path}: symbolic link to outside the folder", stacklevel=3)
+def _identity(folder):
+    stat = os.stat(folder)
+    return stat.st_dev, stat.st_ino
 
 
 def read_images(paths, *, size=32, max_pixels=MAX_PIXELS, workers=None):

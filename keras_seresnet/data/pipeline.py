@@ -5,7 +5,8 @@ Training, per epoch (one pass over the dataset):
     pass key (the epoch) -> permuted indices -> batch(128) -> gather images,
     one-hot labels -> augment the batch (map, num_parallel_calls=AUTOTUNE):
        color jitter, [greyscale], pad-4 crop, flip, cutout
-    -> mixup (map, AUTOTUNE) -> prefetch(AUTOTUNE)
+    -> mixup (map, AUTOTUNE) with the alpha schedule's value for the
+       batch's (epoch, index in the pass) -> prefetch(AUTOTUNE)
 
 Everything works on float32 raw pixels in [0, 255]; the model normalises
 inside. Images stay in memory as one uint8 tensor and are gathered a batch at
@@ -34,6 +35,7 @@ from keras_seresnet.data.augment import (
     make_mixup_alpha,
 )
 from keras_seresnet.config import TrainConfig
+from keras_seresnet.training.schedules import mixup_alpha_at
 
 
 def _check_arrays(x, y, num_classes):
@@ -54,7 +56,7 @@ def _check_arrays(x, y, num_classes):
 
 
 def train_augmentations(config: TrainConfig):
-    """The recipe's per-image augmentation layers, in SPEC's order.
+    """The recipe's per-image augmentation layers, in the recipe's order.
 
     Color jitter (if `config.color_jitter`), greyscale (if
     `config.grayscale`), pad-and-crop (if `config.crop_padding` > 0),
@@ -75,7 +77,7 @@ def train_augmentations(config: TrainConfig):
     if config.crop_padding:
         layers.append(PaddedRandomCrop(config.crop_padding))
     if config.horizontal_flip:
-        layers.append(RandomHorizontalFlip(0.5))
+        layers.append(RandomHorizontalFlip())
     if config.mixup_cutout and config.cutout_size:
         layers.append(Cutout(config.cutout_size, fill_value=[255.0 * m for m in config.mean]))
     return layers
@@ -133,12 +135,13 @@ def make_epoch_variable(epoch=0):
 
 
 def _epoch_batches(count, batch_size, seed, epoch):
-    """`(indices [B] int64, batch seed [2] int64)` per batch of one pass.
+    """`(indices [B] int64, batch seed [2] int64, key, index)` per batch of one pass.
 
     The pass's key (the epoch, read from the variable when the pass starts,
     or a per-pass random draw) and `seed` give the permutation and the batch
     seeds through stateless ops, so nothing depends on how many passes came
-    before.
+    before. `key` (int64 scalar) and `index` (the batch's zero-based int64
+    position in the pass) locate the batch in the run, for its mixup alpha.
     """
     if epoch is None:
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
@@ -153,15 +156,37 @@ def _epoch_batches(count, batch_size, seed, epoch):
         order_seed, batches_seed = tf.unstack(tf.random.experimental.stateless_split(pass_seed, 2))
         order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), order_seed)
         seeds = tf.data.Dataset.range(num_batches).map(
-            lambda i: tf.random.experimental.stateless_fold_in(batches_seed, i))
-        return tf.data.Dataset.zip(tf.data.Dataset.from_tensor_slices(order).batch(batch_size), seeds)
+            lambda i: (tf.random.experimental.stateless_fold_in(batches_seed, i), key, i))
+        return tf.data.Dataset.zip(tf.data.Dataset.from_tensor_slices(order).batch(batch_size), seeds).map(
+            lambda indices, located: (indices, *located))
 
     # flat_map hides the length from tf.data; Keras's progress bar needs it.
     return keys.flat_map(one_pass).apply(tf.data.experimental.assert_cardinality(num_batches))
 
 
+def mixup_alpha_table(config: TrainConfig, steps_per_epoch: int):
+    """The mixup alpha of every batch of the run, as the pipeline looks it up.
+
+    Row `e` holds epoch `e`'s alphas: one column in the epoch unit (every
+    batch of the epoch shares it), `steps_per_epoch` columns in the step unit
+    (`config.schedule_unit`). The values are
+    `keras_seresnet.training.schedules.mixup_alpha_at` rounded to float32.
+
+    Args:
+        config: the run's `TrainConfig` (`epochs`, `mixup_alpha`,
+            `mixup_alpha_min`, `schedule_unit`).
+        steps_per_epoch: batches per pass, >= 1.
+
+    Returns:
+        float32 numpy array [epochs, 1] or [epochs, steps_per_epoch].
+    """
+    columns = steps_per_epoch if config.schedule_unit == "step" else 1
+    return np.array([[mixup_alpha_at(e, config, b, steps_per_epoch) for b in range(columns)]
+                     for e in range(config.epochs)], np.float32)
+
+
 def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None,
-                       epoch=None, jit_compile=True):
+                       epoch=None, jit_compile=True, with_mixup_alpha=False):
     """The training pipeline: shuffled, augmented, mixed batches, a new order every epoch.
 
     Args:
@@ -169,44 +194,57 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
         y: integer labels [N] in [0, config.num_classes).
         config: the run's `TrainConfig`: `batch_size`, `num_classes`, the
             augmentation switches (`color_jitter`, `grayscale`,
-            `horizontal_flip`, `mixup_cutout`) and their parameters.
-        mixup_alpha: the `tf.Variable` the alpha-decay callback assigns (from
-            `make_mixup_alpha`); read for every batch, so an assignment
-            reaches the next batches made (those already prefetched keep the
-            alpha they were mixed with). None: a new variable holding
-            `config.mixup_alpha`. Unused when `config.mixup_cutout` is False.
+            `horizontal_flip`, `mixup_cutout`) and their parameters, and the
+            alpha schedule (`epochs`, `mixup_alpha`, `mixup_alpha_min`,
+            `schedule_unit`).
+        mixup_alpha: where the alpha of a dataset built without `epoch`
+            comes from: a float32 scalar `tf.Variable` (`make_mixup_alpha`),
+            read for every batch, so an assignment reaches the next batches
+            made (those already prefetched keep the alpha they were mixed
+            with). None: a new variable holding `config.mixup_alpha`. Unused
+            when `epoch` is given (the schedule decides) or
+            `config.mixup_cutout` is False.
         seed: seed of the shuffle and every augmentation. Default
             `config.seed`.
         epoch: the zero-based epoch whose batches each pass makes: an int
             `tf.Variable` (`make_epoch_variable`), read when a pass starts,
             or a plain int. The batches are a function of (seed, epoch)
             only: any dataset built with the same arguments, in any process,
-            gives the same batches for the same epoch. Default None: each
-            pass draws a fresh order from a stream seeded by `seed` (the
-            first pass of two datasets with the same seed agree).
+            gives the same batches for the same epoch. Each batch is mixed
+            with the alpha schedule's value for its epoch (and, with
+            `schedule_unit="step"`, its index in the pass:
+            `mixup_alpha_table`), whatever runs ahead in the prefetch
+            buffer; epochs past `config.epochs - 1` use the last epoch's
+            row. Default None: each pass draws a fresh order from a stream
+            seeded by `seed` (the first pass of two datasets with the same
+            seed agree), and the alpha comes from `mixup_alpha`.
         jit_compile: compile the per-batch augmentation with XLA. Default
             True: several times faster on CPU; the first batch of each shape
             (full batches, then the remainder) waits for a compilation of a
             few seconds. False runs the same ops one by one; results agree
             to float rounding.
+        with_mixup_alpha: also yield each batch's alpha (a debugging and
+            test aid). Needs `config.mixup_cutout`. Default False.
 
     Returns:
-        A `tf.data.Dataset` of `(images, targets)` per epoch: images float32
+        A `tf.data.Dataset` of `(images, targets)` per epoch, or
+        `(images, targets, alpha)` with `with_mixup_alpha`: images float32
         [B, 32, 32, 3] in [0, 255]; targets float32 [B, num_classes], one-hot,
-        or mixed one-hot whose rows sum to 1 when mixup is on. B =
-        `config.batch_size`; the last batch keeps the remainder (as PyTorch's
-        DataLoader does).
+        or mixed one-hot whose rows sum to 1 when mixup is on; alpha a
+        float32 scalar. B = `config.batch_size`; the last batch keeps the
+        remainder (as PyTorch's DataLoader does).
 
     Raises:
-        ValueError: bad `x`, `y` or `config` (the message names which).
+        ValueError: bad `x`, `y` or `config` (the message names which), or
+            `with_mixup_alpha` without mixup.
     """
     config.validate()
     x, y = _check_arrays(x, y, config.num_classes)
+    if with_mixup_alpha and not config.mixup_cutout:
+        raise ValueError("Argument `with_mixup_alpha` needs mixup on (config.mixup_cutout=True). "
+                         f"Received: with_mixup_alpha=True, mixup_cutout={config.mixup_cutout}")
     seed = config.seed if seed is None else int(seed)
     layers = train_augmentations(config)
-    mixup = None
-    if config.mixup_cutout:
-        mixup = MixUp(mixup_alpha if mixup_alpha is not None else make_mixup_alpha(config.mixup_alpha))
     images, labels, count = tf.constant(x), tf.constant(y), len(x)
 
     # XLA fuses the elementwise work of all the augmentations into a few
@@ -215,23 +253,48 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
     apply = tf.function(lambda batch, drawn: apply_augmentations(batch, layers, drawn),
                         jit_compile=jit_compile)
 
-    def augment(indices, batch_seed):
+    def augment(indices, batch_seed, key, index):
         augment_seed, mixup_seed = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 2))
         batch = tf.cast(tf.gather(images, indices), tf.float32)
         targets = tf.one_hot(tf.gather(labels, indices), config.num_classes, dtype=tf.float32)
         drawn = sample_augmentations(layers, tf.shape(batch)[0], augment_seed)
-        return apply(batch, drawn), targets, mixup_seed
+        return apply(batch, drawn), targets, mixup_seed, key, index
 
-    def mix(batch, targets, mixup_seed):
-        return mixup.mix(batch, targets, mixup.sample_transformations(tf.shape(batch)[0], mixup_seed))
-
-    dataset = _epoch_batches(count, config.batch_size, seed, epoch).map(
-        augment, num_parallel_calls=tf.data.AUTOTUNE)
-    if mixup is not None:
+    batches = _epoch_batches(count, config.batch_size, seed, epoch)
+    dataset = batches.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    if config.mixup_cutout:
+        mix = _mixer(config, mixup_alpha, epoch, int(batches.cardinality()), with_mixup_alpha)
         dataset = dataset.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        dataset = dataset.map(lambda batch, targets, _: (batch, targets))
+        dataset = dataset.map(lambda batch, targets, *_: (batch, targets))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _mixer(config, mixup_alpha, epoch, steps_per_epoch, with_mixup_alpha):
+    """The map function that mixes a batch with the alpha of its place in the run."""
+    if epoch is None:
+        variable = mixup_alpha if mixup_alpha is not None else make_mixup_alpha(config.mixup_alpha)
+
+        def alpha_of(key, index):
+            return variable.read_value()
+    else:
+        # A constant of the traced graph: the schedule's value for every batch,
+        # looked up by the batch's own (epoch, index), not by when it is made.
+        table = tf.constant(mixup_alpha_table(config, steps_per_epoch))
+        last_row, last_column = table.shape[0] - 1, table.shape[1] - 1
+
+        def alpha_of(key, index):
+            return table[tf.minimum(key, last_row), tf.minimum(index, last_column)]
+
+    mixup = MixUp(config.mixup_alpha)
+
+    def mix(batch, targets, mixup_seed, key, index):
+        alpha = alpha_of(key, index)
+        transformations = mixup.sample_transformations(tf.shape(batch)[0], mixup_seed, alpha=alpha)
+        batch, targets = mixup.mix(batch, targets, transformations)
+        return (batch, targets, alpha) if with_mixup_alpha else (batch, targets)
+
+    return mix
 
 
 def make_eval_dataset(x, y, *, batch_size=128, num_classes=10):

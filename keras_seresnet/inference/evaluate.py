@@ -6,8 +6,9 @@ smallest normal float32 so a zero probability gives a large finite loss:
 
 - `loss`: cross-entropy -log p[y], no label smoothing (the plain test loss).
 - `loss_smoothed`: cross-entropy against the smoothed target
-  (1 - s) * onehot(y) + s / C, with s = `label_smoothing` (default 0.08, the
-  recipe's training loss). SPEC's test loss 0.540 at epoch 250 is this one.
+  (1 - s) * onehot(y) + s / C, with s = `label_smoothing` (default: the
+  recipe's, `TrainConfig.label_smoothing`, 0.08), the loss the recipe trains
+  with and reports as its test loss.
 
 Optional horizontal-flip test-time augmentation (TTA) averages the
 probabilities of each image and its mirror image; its numbers are reported
@@ -18,11 +19,12 @@ import json
 
 import numpy as np
 
-from keras_seresnet.config import CIFAR10_CLASSES
-from keras_seresnet.inference.loading import ProbabilityModel
-from keras_seresnet.inference.predict import predict_images
+from keras_seresnet.config import TrainConfig
+from keras_seresnet.files import write_text
+from keras_seresnet.inference.loading import as_probability_model
+from keras_seresnet.inference.predict import default_class_names, predict_images
 
-RECIPE_LABEL_SMOOTHING = 0.08  # SPEC: the recipe's label smoothing
+RECIPE_LABEL_SMOOTHING = TrainConfig().label_smoothing  # the recipe's, from its one home
 _TINY = np.finfo(np.float32).tiny
 
 
@@ -42,15 +44,15 @@ def confusion_matrix(labels, predictions, num_classes):
     return matrix
 
 
-def scores(probabilities, labels, *, label_smoothing=RECIPE_LABEL_SMOOTHING,
-           class_names=CIFAR10_CLASSES):
+def scores(probabilities, labels, *, label_smoothing=RECIPE_LABEL_SMOOTHING, class_names=None):
     """The numbers of one evaluation from probabilities and true labels.
 
     Args:
         probabilities: float array [N, C] (rows sum to 1).
         labels: integer array [N] in [0, C).
         label_smoothing: s of `loss_smoothed`, in [0, 1). Default 0.08.
-        class_names: C names for `per_class_accuracy`. Default CIFAR-10's.
+        class_names: C names for `per_class_accuracy`. Default None:
+            `CIFAR10_CLASSES` for C = 10, else "0", "1", ...
 
     Returns:
         dict: `accuracy` (fraction in [0, 1]), `loss` (mean cross-entropy,
@@ -61,6 +63,8 @@ def scores(probabilities, labels, *, label_smoothing=RECIPE_LABEL_SMOOTHING,
     probabilities = np.asarray(probabilities, dtype=np.float32)
     labels = np.asarray(labels).astype(np.int64)
     num_classes = probabilities.shape[1]
+    if class_names is None:
+        class_names = default_class_names(num_classes)
     log_p = np.log(np.maximum(probabilities, _TINY)).astype(np.float64)
     nll = -log_p[np.arange(len(labels)), labels]
     smoothed = (1.0 - label_smoothing) * nll - label_smoothing / num_classes * log_p.sum(axis=1)
@@ -81,13 +85,14 @@ def scores(probabilities, labels, *, label_smoothing=RECIPE_LABEL_SMOOTHING,
 
 
 def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
-                   label_smoothing=RECIPE_LABEL_SMOOTHING, class_names=CIFAR10_CLASSES,
-                   safe_mode=True, verbose="auto"):
+                   label_smoothing=RECIPE_LABEL_SMOOTHING, class_names=None,
+                   safe_mode=True, precision="float32", verbose="auto"):
     """Evaluates a model on labelled images.
 
     Args:
         model: a `keras.Model` returning logits, a path to a `.keras` file,
-            or a SavedModel folder from `export_savedmodel`.
+            a SavedModel folder from `export_savedmodel`, or a
+            `ProbabilityModel`.
         images: array [N, 32, 32, 3] of raw RGB pixels in [0, 255] (uint8 or
             float), N >= 1.
         labels: integer array [N] of true classes.
@@ -95,8 +100,11 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
         tta: also evaluate with horizontal-flip test-time augmentation (mean
             of the probabilities of the image and its mirror). Default False.
         label_smoothing: s of `loss_smoothed`. Default 0.08 (the recipe's).
-        class_names: names indexed by class. Default `CIFAR10_CLASSES`.
+        class_names: names indexed by class. Default None:
+            `CIFAR10_CLASSES` for a model with 10 outputs, else "0", "1", ...
         safe_mode: Keras safe mode for a `.keras` path. Default True.
+        precision: compute precision of a Keras model: "float32" (default),
+            "bfloat16" or "float16" (see `ProbabilityModel`).
         verbose: progress bar: 1, 0, or "auto" (more than one batch).
 
     Returns:
@@ -105,6 +113,7 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
         `scores` for the flip-averaged probabilities.
 
     Raises:
+        FileNotFoundError: a model path that does not exist.
         ValueError: mismatched `images`/`labels`, labels outside
             [0, num_classes), a `label_smoothing` outside [0, 1), or a model
             whose class count differs from `class_names`.
@@ -120,15 +129,20 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
         raise ValueError(
             f"Argument `label_smoothing` must be in [0, 1). Received: label_smoothing={label_smoothing!r}"
         )
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+    classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
+    width = classifier.num_classes
+    if class_names is not None and width is not None and width != len(class_names):
         raise ValueError(
-            f"Argument `labels` must lie in [0, {len(class_names)}). "
-            f"Received values from {labels.min()} to {labels.max()}"
+            f"{classifier.source} predicts {width} classes but "
+            f"`class_names` has {len(class_names)}."
         )
-    classifier = ProbabilityModel(model, safe_mode=safe_mode)
+    _check_labels(labels, len(class_names) if class_names is not None else width)
     run = dict(batch_size=batch_size, verbose=verbose)
     probabilities = predict_images(images, classifier, **run)
-    if probabilities.shape[1] != len(class_names):
+    if class_names is None:
+        class_names = default_class_names(probabilities.shape[1])
+        _check_labels(labels, len(class_names))
+    elif probabilities.shape[1] != len(class_names):
         raise ValueError(
             f"{classifier.source} predicts {probabilities.shape[1]} classes but "
             f"`class_names` has {len(class_names)}."
@@ -146,6 +160,16 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
             label_smoothing=label_smoothing, class_names=class_names,
         )
     return results
+
+
+def _check_labels(labels, num_classes):
+    if num_classes is not None and len(labels) and (
+        labels.min() < 0 or labels.max() >= num_classes
+    ):
+        raise ValueError(
+            f"Argument `labels` must lie in [0, {num_classes}) (the model's classes). "
+            f"Received values from {labels.min()} to {labels.max()}"
+        )
 
 
 def format_results(results):
@@ -172,7 +196,9 @@ def format_results(results):
 
 
 def write_results_json(results, path):
-    """Writes `evaluate_model`'s results as indented JSON."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-        f.write("\n")
+    """Writes `evaluate_model`'s results as indented JSON, complete or not at all.
+
+    Keys keep their order (per-class accuracies in class order). On an error
+    (a value JSON cannot hold) an existing `path` keeps its contents.
+    """
+    write_text(path, json.dumps(results, indent=2) + "\n")

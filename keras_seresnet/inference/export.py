@@ -7,14 +7,18 @@ and returns float32 class probabilities [N, num_classes]: the model's logits
 cast to float32 and softmaxed, so a mixed-precision model serves float32
 probabilities too. Signature input name: `image`; output name: `output_0`.
 The `.keras` file is written beside it, for Keras users and for fine-tuning.
+
+Both are written under temporary names and moved into place only when both
+are complete, so a failed export (a full disk, an interrupted command) leaves
+no half-written folder and keeps any previous export intact.
 """
 
 import os
-import shutil
 
 import keras
 import numpy as np
 
+from keras_seresnet.files import atomic_path
 from keras_seresnet.inference.loading import KERAS_SUFFIX, ProbabilityModel, load_model
 
 SERVING_INPUT_NAME = "image"  # the `serving_default` signature's input key
@@ -31,8 +35,9 @@ def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mod
             version folder, e.g. `serving/seresnet/1`.
         save_keras: also write the model as `<path>.keras` beside the folder
             (e.g. `serving/seresnet/1.keras`; TF Serving ignores it). Default True.
-        overwrite: replace an existing `path` (and `.keras` file). Default
-            False: an existing one raises `FileExistsError`.
+        overwrite: replace an existing `path` (and `.keras` file), once the
+            new ones are complete. Default False: an existing one raises
+            `FileExistsError` before anything is written.
         safe_mode: Keras safe mode when `model` is a `.keras` path (see
             `load_model`). Default True.
 
@@ -41,6 +46,7 @@ def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mod
         `save_keras` is False.
 
     Raises:
+        FileNotFoundError: `model` is a path that does not exist.
         FileExistsError: `path` or the `.keras` file exists and `overwrite`
             is False.
         ValueError: `model` is not a Keras model with one 4-D image input, or
@@ -61,16 +67,11 @@ def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mod
     path = os.path.normpath(os.fspath(path))
     keras_path = path + KERAS_SUFFIX if save_keras else None
     for target in filter(None, (path, keras_path)):
-        if os.path.exists(target):
-            if not overwrite:
-                raise FileExistsError(
-                    f"{target} already exists; pass overwrite=True (scripts: "
-                    "--overwrite) to replace it."
-                )
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            else:
-                os.remove(target)
+        if os.path.exists(target) and not overwrite:
+            raise FileExistsError(
+                f"{target} already exists; pass overwrite=True (scripts: "
+                "--overwrite) to replace it."
+            )
 
     def serve(images):
         logits = model(images, training=False)
@@ -89,12 +90,11 @@ def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mod
             )
         ],
     )
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    archive.write_out(path, verbose=False)
-    if keras_path:
-        model.save(keras_path)
+    with atomic_path(path, directory=True) as folder:
+        archive.write_out(folder, verbose=False)
+        if keras_path:
+            with atomic_path(keras_path) as keras_file:
+                model.save(keras_file)
     return path, keras_path
 
 

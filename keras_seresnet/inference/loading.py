@@ -16,22 +16,37 @@ Two formats are supported, each with its trust rule:
 `ProbabilityModel` wraps a `keras.Model` (which returns logits, as
 `build_seresnet`'s does), a loaded SavedModel (which returns probabilities) or
 a path to either, behind one call: raw pixels in, float32 probabilities out.
+Its `precision` runs a Keras model in reduced precision (bfloat16 or
+float16 compute, float32 weights, float32 probabilities) on a copy of the
+model with that dtype policy; the given model and Keras's global policy are
+left as they are.
 """
 
+import json
 import os
+import zipfile
 
 import keras
 import numpy as np
 
-# Keras lets a process-wide `keras.config.enable_unsafe_deserialization()`
-# override an explicit `load_model(..., safe_mode=True)`. Its scope (pinned
-# keras 3.15.1; no public equivalent) lets this module's `safe_mode` win.
-from keras.src.saving.serialization_lib import SafeModeScope
-
-from keras_seresnet.runtime import fuse_batch_norm
+from keras_seresnet.data.images import IMAGE_EXTENSIONS
 
 KERAS_SUFFIX = ".keras"
 SAVEDMODEL_FILE = "saved_model.pb"
+KERAS_CONFIG_FILE = "config.json"  # the model's configuration inside a `.keras` archive
+# What Keras's safe mode refuses (keras 3.15), by the `class_name` it is
+# serialized under: objects that would run code or read files on loading.
+_UNSAFE_CLASSES = {
+    "__lambda__": "serialized Python code (a `lambda`)",
+    "TFSMLayer": "an external SavedModel (`TFSMLayer`)",
+    "TorchModuleWrapper": "a pickled PyTorch module (`TorchModuleWrapper`)",
+}
+_UNSAFE_FILE_OPTION = "vocabulary"  # a lookup layer's vocabulary given as a file path
+PRECISIONS = {  # `precision` -> the Keras dtype policy a model runs under
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "float16": "mixed_float16",
+}
 
 
 def is_savedmodel_dir(path):
@@ -50,9 +65,9 @@ def load_model(path, *, safe_mode=True):
             refused with a `ValueError`, because loading it would run that
             code. Pass `safe_mode=False` only for a file you trust. This holds
             even if `keras.config.enable_unsafe_deserialization()` was called
-            elsewhere in the process. Ignored
-            for SavedModels, which hold TensorFlow graphs, not Python code
-            (see the module docstring for their trust rule).
+            elsewhere in the process. Ignored for SavedModels, which hold
+            TensorFlow graphs, not Python code (see the module docstring for
+            their trust rule).
 
     Returns:
         A `keras.Model` (from a `.keras` file; it returns logits if it was
@@ -78,29 +93,84 @@ def load_model(path, *, safe_mode=True):
             raise ValueError(
                 f"Folder {path} is not a TensorFlow SavedModel (it has no "
                 f"{SAVEDMODEL_FILE}). Expected a `.keras` file or a folder written "
-                "by `export_savedmodel`."
+                f"by `export_savedmodel`.{_looks_like_images(path)}"
             )
         return _load_savedmodel(path)
     if not path.endswith(KERAS_SUFFIX):
         raise ValueError(
             f"Unsupported model file {path}: expected a `{KERAS_SUFFIX}` file or a "
             "SavedModel folder (legacy .h5 and weights-only files are not accepted)."
+            f"{_looks_like_images(path)}"
+        )
+    # No public Keras API tells whether a file needs `safe_mode=False` short
+    # of loading it, and its refusal differs from other errors only in its
+    # text. So the check is structural: what Keras's safe mode refuses is
+    # looked for in the archive's configuration before Keras runs anything
+    # (Keras still applies its own safe mode afterwards). This also keeps
+    # `safe_mode=True` in force when another part of the process called
+    # `keras.config.enable_unsafe_deserialization()`.
+    unsafe = _unsafe_contents(path)
+    if safe_mode and unsafe:
+        raise ValueError(
+            f"Refused to load {path}: it holds {'; '.join(unsafe)}, which would run "
+            "code or read files on this machine when loaded (Keras safe mode). If you "
+            "trust the file's source, opt in deliberately with `safe_mode=False` "
+            "(scripts: `--no-safe-mode`)."
         )
     try:
-        with SafeModeScope(safe_mode):
-            return fuse_batch_norm(keras.models.load_model(path, safe_mode=safe_mode))
-    except ValueError as e:
-        if "safe_mode" in str(e):
-            raise ValueError(
-                f"Refused to load {path}: it holds a `Lambda` layer or other "
-                "serialized Python code, which would run on this machine when "
-                "loaded (Keras safe mode). If you trust the file's source, opt in "
-                "deliberately with `safe_mode=False` (scripts: `--no-safe-mode`). "
-                f"Keras said: {e}"
-            ) from None
+        return keras.models.load_model(path, safe_mode=safe_mode)
+    except (ValueError, OSError, KeyError, TypeError) as e:
         raise ValueError(f"Cannot load model file {path}: {e}") from None
-    except (OSError, KeyError) as e:  # not a zip, or a zip without a model
-        raise ValueError(f"Cannot load model file {path}: {e}") from None
+
+
+def _unsafe_contents(path):
+    """What in a `.keras` archive safe mode refuses, as "what, in layer `name`" strings.
+
+    Raises:
+        ValueError: `path` is not a `.keras` archive with a readable configuration.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read(KERAS_CONFIG_FILE))
+    except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(
+            f"Cannot load model file {path}: not a Keras `{KERAS_SUFFIX}` archive "
+            f"with a readable {KERAS_CONFIG_FILE} ({type(e).__name__}: {e})"
+        ) from None
+    found = []
+
+    def visit(node, owner):
+        if isinstance(node, dict):
+            inner = node.get("config")
+            if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+                owner = f"layer `{inner['name']}`"
+            what = _UNSAFE_CLASSES.get(node.get("class_name"))
+            if what is None and isinstance(inner, dict) and isinstance(
+                    inner.get(_UNSAFE_FILE_OPTION), str):
+                what = f"a {_UNSAFE_FILE_OPTION} file outside the archive"
+            if what is not None:
+                found.append(f"{what} in {owner}")
+            for value in node.values():
+                visit(value, owner)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value, owner)
+
+    visit(config, "the model")
+    return sorted(set(found))
+
+
+def _looks_like_images(path):
+    """A hint for a model argument that is an image or a folder of images."""
+    if os.path.isdir(path):
+        with os.scandir(path) as entries:
+            images = any(e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries)
+    else:
+        images = path.lower().endswith(IMAGE_EXTENSIONS)
+    if not images:
+        return ""
+    return (" It looks like image data: was the input given in the model's place "
+            "(the model comes first)?")
 
 
 def _load_savedmodel(path):
@@ -154,14 +224,31 @@ class ProbabilityModel:
         safe_mode: passed to `load_model` when `model` is a path. Default
             True; `safe_mode=False` deliberately allows `.keras` files with
             `Lambda` layers.
+        precision: the compute precision of a Keras model: "float32"
+            (default), "bfloat16" or "float16" (Keras's `mixed_bfloat16` /
+            `mixed_float16` policies: float32 weights, low-precision
+            arithmetic; it pays on hardware with such units, GPUs and CPUs
+            with AMX or AVX512-BF16, and is slower where it is emulated).
+            A model already under the requested policy is used as it is;
+            otherwise a copy is made. SavedModels run as exported, so only
+            "float32" is accepted for them.
 
     Attributes:
         model: the Keras model or loaded SavedModel.
         source: a short description for messages ("a keras.Model", a path).
         is_savedmodel: True for a SavedModel.
+        precision: the `precision` argument.
+        num_classes: the width of the model's output (int), or None when
+            it cannot be read before a call (an object with a `serve` method
+            but no signatures).
     """
 
-    def __init__(self, model, *, safe_mode=True):
+    def __init__(self, model, *, safe_mode=True, precision="float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"Argument `precision` must be one of {tuple(PRECISIONS)}. "
+                f"Received: precision={precision!r}"
+            )
         self.source = "a keras.Model"
         if isinstance(model, (str, os.PathLike)):
             self.source = os.fspath(model)
@@ -169,7 +256,14 @@ class ProbabilityModel:
         if isinstance(model, keras.Model):
             self.is_savedmodel = False
             self._returns_probabilities = _outputs_probabilities(model)
+            model = _under_policy(model, PRECISIONS[precision])
         elif hasattr(model, "serve"):
+            if precision != "float32":
+                raise ValueError(
+                    f"Argument `precision` must be 'float32' for a SavedModel ({self.source} "
+                    "runs at the precision it was exported with). "
+                    f"Received: precision={precision!r}"
+                )
             self.is_savedmodel = True
             self._returns_probabilities = True
             if self.source == "a keras.Model":
@@ -181,6 +275,8 @@ class ProbabilityModel:
                 f"Received: model={model!r}"
             )
         self.model = model
+        self.precision = precision
+        self.num_classes = _output_width(model)
 
     def __call__(self, images):
         """Class probabilities of one batch.
@@ -224,7 +320,7 @@ class ProbabilityModel:
         Returns:
             float32 array [N, num_classes].
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         outputs = []
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]
@@ -236,7 +332,47 @@ class ProbabilityModel:
         return np.concatenate(outputs)
 
 
-def _check_batch_size(batch_size):
+def as_probability_model(model, *, safe_mode=True, precision="float32"):
+    """`model` as a `ProbabilityModel` at `precision` (itself if it already is one)."""
+    if isinstance(model, ProbabilityModel):
+        if model.precision == precision:
+            return model
+        rewrapped = ProbabilityModel(model.model, precision=precision)
+        rewrapped.source = model.source
+        return rewrapped
+    return ProbabilityModel(model, safe_mode=safe_mode, precision=precision)
+
+
+def _under_policy(model, policy):
+    """`model`, or a copy with the same weights whose layers all run under `policy`."""
+    if all(layer.dtype_policy.name == policy for layer in model.layers
+           if not isinstance(layer, keras.layers.InputLayer)):
+        return model
+
+    def with_policy(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+
+    copy = keras.models.clone_model(model, clone_function=with_policy)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _output_width(model):
+    if isinstance(model, keras.Model):
+        try:
+            return int(model.outputs[0].shape[-1])
+        except (AttributeError, IndexError, TypeError, ValueError):
+            return None  # a subclassed model that has not been called
+    signature = getattr(model, "signatures", {}).get("serving_default")
+    if signature is None:
+        return None
+    specs = list(signature.structured_outputs.values())
+    width = specs[0].shape[-1] if len(specs) == 1 else None
+    return None if width is None else int(width)
+
+
+def check_batch_size(batch_size):
+    """Raises a Keras-style `ValueError` unless `batch_size` is a positive int."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(
             f"Argument `batch_size` must be a positive integer. Received: batch_size={batch_size!r}"

@@ -1,9 +1,13 @@
 """Predicting folders of image files and arrays of images, and writing CSV.
 
-`predict_dir` streams: while the model runs on batch k, a background thread
-decodes batch k+1 (itself with a pool of decoding threads; Pillow releases the
-GIL while it decodes), so at most two batches of decoded images are held at
-once, whatever the folder's size, and decoding overlaps inference.
+`iter_predict_dir` streams: while the model runs on batch k, a background
+thread decodes batch k+1 (itself with a pool of decoding threads; Pillow
+releases the GIL while it decodes), so at most two batches of decoded images
+are held at once, whatever the folder's size, and decoding overlaps
+inference. `predict_dir` is the same as a list.
+
+The CSV writers write to a temporary file and move it into place only when
+every row is written: a failed prediction leaves an existing CSV as it was.
 """
 
 import concurrent.futures
@@ -16,7 +20,8 @@ import numpy as np
 
 from keras_seresnet.config import CIFAR10_CLASSES
 from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
-from keras_seresnet.inference.loading import ProbabilityModel, _check_batch_size
+from keras_seresnet.files import atomic_path
+from keras_seresnet.inference.loading import as_probability_model, check_batch_size
 
 ON_ERROR_CHOICES = ("skip", "raise")
 FOLDER_CSV_FIELDS = ("path", "label", "class_name", "confidence")
@@ -29,55 +34,157 @@ def iter_predict_dir(
     *,
     batch_size=256,
     recursive=True,
+    follow_symlinks=True,
     on_error="skip",
     top_k=None,
     safe_mode=True,
-    class_names=CIFAR10_CLASSES,
+    precision="float32",
+    class_names=None,
     workers=None,
     verbose="auto",
 ):
-    """Like `predict_dir`, but yields the records one by one as batches finish.
+    """Classifies every image file under a folder, yielding records as batches finish.
 
-    Use it to stream a huge folder to a file without holding every record.
-    Arguments are checked, the folder listed and the model loaded when it is
-    called; decoding and prediction happen as the records are consumed.
-    With `on_error="raise"`, records of the batches before the first broken
-    file are yielded; the model then stops, the rest of the folder is still
-    decoded to find every broken file, and the `ValueError` naming all of
-    them is raised at the end. Arguments, records and errors: see
-    `predict_dir`.
+    Files are images by extension (jpg, jpeg, png, bmp, gif, webp, in any
+    case); other files are ignored. They are read in sorted path order.
+    Symbolic links (to files and folders) are followed wherever they lead,
+    with a link cycle skipped with a warning; a link to nothing is a broken
+    file. `directory` may also be one image file, which gives one record
+    (whatever its extension). Every image, of any size and mode, becomes
+    32x32 RGB: greyscale is repeated over the channels, palettes expanded,
+    transparency composited over white, animations give their first frame;
+    a non-32x32 image is centre-cropped to its largest square and resized to
+    32x32 with antialiased bilinear filtering. Images whose header declares
+    more than `keras_seresnet.data.images.MAX_PIXELS` (40 million) pixels,
+    such as decompression bombs, are refused as broken before they are
+    decoded.
+
+    Arguments are checked, the folder listed and the model loaded when the
+    function is called; decoding and prediction happen as the records are
+    consumed, so a huge folder streams to a file without holding every
+    record. With `on_error="raise"`, records of the batches before the first
+    broken file are yielded; the model then stops, the rest of the folder is
+    still decoded to find every broken file, and the `ValueError` naming all
+    of them is raised at the end.
+
+    Args:
+        directory: a folder, or one image file (str or `os.PathLike`).
+        model: a `keras.Model` returning logits (as `build_seresnet`'s does),
+            a path to a `.keras` file, a SavedModel folder written by
+            `export_savedmodel` (which returns probabilities), or a
+            `ProbabilityModel`.
+        batch_size: images per model call and per decoding batch. Default 256.
+        recursive: also read subfolders. Default True.
+        follow_symlinks: follow symbolic links below `directory`. Default
+            True; False leaves every link out (one warning says how many).
+        on_error: what to do with broken files (empty, truncated, not really
+            an image, too large, a dangling link). "skip" (default): warn
+            once per broken file, naming it, and leave it out. "raise":
+            raise one `ValueError` naming every broken file.
+        top_k: if an integer k, each record also gets `top_k`: the k most
+            probable classes. Default None.
+        safe_mode: Keras safe mode when `model` is a `.keras` path. Default
+            True: a file with a `Lambda` layer is refused; pass False only
+            for a file you trust.
+        precision: "float32" (default), "bfloat16" or "float16": the
+            compute precision of a Keras model (see `ProbabilityModel`);
+            probabilities are float32 in every case.
+        class_names: names of the model's classes, indexed by label. Default
+            None: `CIFAR10_CLASSES` for a model with 10 outputs, else the
+            label numbers as strings ("0", "1", ...).
+        workers: decoding threads. Default `min(8, os.cpu_count())`.
+        verbose: 1 shows a progress bar, 0 none; "auto" (default) shows it
+            when the folder holds more than one batch.
+
+    Yields:
+        One dict per readable image, in sorted path order: `path` (str),
+        `label` (int class index), `class_name` (str) and `confidence`
+        (float, the probability of `label`), plus, with `top_k`, `top_k`: a
+        list of k dicts {`label`, `class_name`, `confidence`}, most probable
+        first.
+
+    Raises:
+        FileNotFoundError: `directory` or a model path does not exist.
+        ValueError: no image files under `directory`; a broken file with
+            `on_error="raise"`; a model whose class count differs from
+            `class_names`; an invalid argument.
     """
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(
             f"Argument `on_error` must be one of {ON_ERROR_CHOICES}. Received: on_error={on_error!r}"
         )
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     if verbose not in ("auto", 0, 1, True, False):
         raise ValueError(
             f"Argument `verbose` must be 'auto', 0 or 1. Received: verbose={verbose!r}"
         )
-    paths = list_images(directory, recursive=recursive)
-    if not paths:
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ValueError(
-            f"No image files under {os.fspath(directory)} (looked for the extensions "
-            f"{', '.join(IMAGE_EXTENSIONS)} in any case"
-            f"{', in subfolders too' if recursive else ', not in subfolders (recursive=False)'})."
+            f"Argument `top_k` must be None or a positive integer. Received: top_k={top_k!r}"
         )
-    classifier = model if isinstance(model, ProbabilityModel) else ProbabilityModel(
-        model, safe_mode=safe_mode
-    )
-    class_names = tuple(class_names)
-    if top_k is not None and (
-        not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= len(class_names)
-    ):
-        raise ValueError(
-            f"Argument `top_k` must be None or an integer in [1, {len(class_names)}]. "
-            f"Received: top_k={top_k!r}"
-        )
+    paths = _image_paths(directory, recursive, follow_symlinks)
+    classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
+    if class_names is not None:
+        class_names = tuple(class_names)
+        _check_width(classifier.num_classes, class_names, classifier)
+    elif classifier.num_classes is not None:
+        class_names = default_class_names(classifier.num_classes)
+    if class_names is not None:
+        _check_top_k(top_k, class_names)
     show = (len(paths) > batch_size) if verbose == "auto" else bool(verbose)
     progbar = keras.utils.Progbar(len(paths), unit_name="image") if show else None
     return _stream(directory, paths, classifier, batch_size, on_error, top_k, class_names,
                    workers, progbar)
+
+
+def predict_dir(directory, model, **kwargs):
+    """Classifies every image file under a folder (or one image file), as a list.
+
+    `predict_dir(directory, model, **kwargs)` is
+    `list(iter_predict_dir(directory, model, **kwargs))`: the same
+    arguments, checks and records, gathered in memory.
+
+    Args:
+        directory: a folder, or one image file (str or `os.PathLike`).
+        model: a `keras.Model`, a `.keras` path, a SavedModel folder or a
+            `ProbabilityModel` (see `iter_predict_dir`).
+        **kwargs: the keyword arguments of `iter_predict_dir`:
+            `batch_size=256`, `recursive=True`, `follow_symlinks=True`,
+            `on_error="skip"`, `top_k=None`, `safe_mode=True`,
+            `precision="float32"`, `class_names=None`, `workers=None`,
+            `verbose="auto"`.
+
+    Returns:
+        A list with one record per readable image, in sorted path order (see
+        `iter_predict_dir` for the record's keys).
+
+    Raises:
+        As `iter_predict_dir`; `TypeError` for an unknown keyword.
+    """
+    return list(iter_predict_dir(directory, model, **kwargs))
+
+
+def default_class_names(num_classes):
+    """`CIFAR10_CLASSES` for 10 classes, else the labels as strings "0", "1", ..."""
+    if num_classes == len(CIFAR10_CLASSES):
+        return CIFAR10_CLASSES
+    return tuple(str(i) for i in range(num_classes))
+
+
+def _image_paths(directory, recursive, follow_symlinks):
+    if not os.path.exists(directory):
+        raise FileNotFoundError(f"No such image folder or file: {os.fspath(directory)}")
+    if os.path.isfile(directory):
+        return [os.fspath(directory)]
+    paths = list_images(directory, recursive=recursive, follow_symlinks=follow_symlinks)
+    if not paths:
+        where = ", in subfolders too" if recursive else ", not in subfolders (recursive=False)"
+        links = "" if follow_symlinks else ", symbolic links left out (follow_symlinks=False)"
+        raise ValueError(
+            f"No image files under {os.fspath(directory)} (looked for the extensions "
+            f"{', '.join(IMAGE_EXTENSIONS)} in any case{where}{links})."
+        )
+    return paths
 
 
 def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_names, workers,
@@ -96,7 +203,10 @@ def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_nam
             broken.extend(errors)
             if len(kept) and not (on_error == "raise" and broken):
                 probabilities = classifier(images)
-                _check_width(probabilities, class_names, classifier)
+                if class_names is None:  # a model whose width shows only when called
+                    class_names = default_class_names(probabilities.shape[-1])
+                    _check_top_k(top_k, class_names)
+                _check_width(probabilities.shape[-1], class_names, classifier)
                 yield from _records(kept, probabilities, class_names, top_k)
             if progbar is not None:
                 progbar.add(len(chunks[k]))
@@ -107,87 +217,8 @@ def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_nam
         )
 
 
-def predict_dir(
-    directory,
-    model,
-    *,
-    batch_size=256,
-    recursive=True,
-    on_error="skip",
-    top_k=None,
-    safe_mode=True,
-    class_names=CIFAR10_CLASSES,
-    workers=None,
-    verbose="auto",
-):
-    """Classifies every image file under a folder.
-
-    Files are images by extension (jpg, jpeg, png, bmp, gif, webp, in any
-    case); other files are ignored. They are read in sorted path order.
-    Symbolic links are followed only when they lead to a file or folder
-    inside `directory`; links leading outside are skipped with a warning.
-    Every image, of any size and mode, becomes 32x32 RGB: greyscale is
-    repeated over the channels, palettes expanded, transparency composited
-    over white, animations give their first frame; a non-32x32 image is
-    centre-cropped to its largest square and resized to 32x32 with
-    antialiased bilinear filtering. Images whose header declares more than
-    `keras_seresnet.data.images.MAX_PIXELS` (40 million) pixels, such as
-    decompression bombs, are refused as broken before they are decoded.
-    Decoding runs in parallel threads, one batch ahead of the model, which
-    runs batch by batch.
-
-    Args:
-        directory: the folder (str or `os.PathLike`).
-        model: a `keras.Model` returning logits (as `build_seresnet`'s does),
-            a path to a `.keras` file, or a SavedModel folder written by
-            `export_savedmodel` (which returns probabilities).
-        batch_size: images per model call and per decoding batch. Default 256.
-        recursive: also read subfolders. Default True.
-        on_error: what to do with broken files (empty, truncated, not really
-            an image, too large). "skip" (default): warn once per broken file,
-            naming it, and leave it out. "raise": raise one `ValueError`
-            naming every broken file.
-        top_k: if an integer k, each record also gets `top_k`: the k most
-            probable classes. Default None.
-        safe_mode: Keras safe mode when `model` is a `.keras` path. Default
-            True: a file with a `Lambda` layer is refused; pass False only
-            for a file you trust.
-        class_names: names of the model's classes, indexed by label.
-            Default `CIFAR10_CLASSES`.
-        workers: decoding threads. Default `min(8, os.cpu_count())`.
-        verbose: 1 shows a progress bar, 0 none; "auto" (default) shows it
-            when the folder holds more than one batch.
-
-    Returns:
-        A list with one dict per readable image, in sorted path order:
-        `path` (str), `label` (int class index), `class_name` (str) and
-        `confidence` (float, the probability of `label`), plus, with
-        `top_k`, `top_k`: a list of k dicts {`label`, `class_name`,
-        `confidence`}, most probable first.
-
-    Raises:
-        FileNotFoundError: `directory` does not exist.
-        NotADirectoryError: `directory` is not a folder.
-        ValueError: no image files under `directory`; a broken file with
-            `on_error="raise"`; an invalid argument.
-    """
-    return list(
-        iter_predict_dir(
-            directory,
-            model,
-            batch_size=batch_size,
-            recursive=recursive,
-            on_error=on_error,
-            top_k=top_k,
-            safe_mode=safe_mode,
-            class_names=class_names,
-            workers=workers,
-            verbose=verbose,
-        )
-    )
-
-
-def predict_images(images, model, *, batch_size=256, safe_mode=True, verbose="auto"):
+def predict_images(images, model, *, batch_size=256, safe_mode=True, precision="float32",
+                   verbose="auto"):
     """Class probabilities of an array of images.
 
     Args:
@@ -195,8 +226,9 @@ def predict_images(images, model, *, batch_size=256, safe_mode=True, verbose="au
             float), N >= 1.
         model: as in `predict_dir`.
         batch_size: images per model call. Default 256.
-        safe_mode: as in `predict_dir`.
-        verbose: as in `predict_dir`.
+        safe_mode: as in `iter_predict_dir`.
+        precision: as in `iter_predict_dir`.
+        verbose: as in `iter_predict_dir`.
 
     Returns:
         float32 array [N, num_classes] of probabilities; `argmax(axis=1)`
@@ -211,19 +243,25 @@ def predict_images(images, model, *, batch_size=256, safe_mode=True, verbose="au
             "Argument `images` must be an array [N, 32, 32, 3] with N >= 1. "
             f"Received shape {images.shape}"
         )
-    classifier = model if isinstance(model, ProbabilityModel) else ProbabilityModel(
-        model, safe_mode=safe_mode
-    )
+    classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
     show = (len(images) > batch_size) if verbose == "auto" else bool(verbose)
     progbar = keras.utils.Progbar(len(images), unit_name="image") if show else None
     return classifier.predict(images, batch_size=batch_size, progbar=progbar)
 
 
-def _check_width(probabilities, class_names, classifier):
-    if probabilities.shape[-1] != len(class_names):
+def _check_width(num_classes, class_names, classifier):
+    if num_classes is not None and num_classes != len(class_names):
         raise ValueError(
-            f"{classifier.source} predicts {probabilities.shape[-1]} classes but "
+            f"{classifier.source} predicts {num_classes} classes but "
             f"`class_names` has {len(class_names)}; pass matching `class_names`."
+        )
+
+
+def _check_top_k(top_k, class_names):
+    if top_k is not None and top_k > len(class_names):
+        raise ValueError(
+            f"Argument `top_k` must be None or an integer in [1, {len(class_names)}] "
+            f"(the number of classes). Received: top_k={top_k!r}"
         )
 
 
@@ -249,6 +287,10 @@ def _records(paths, probabilities, class_names, top_k):
 def write_predictions_csv(records, path):
     """Writes folder predictions as CSV `path,label,class_name,confidence`.
 
+    The file is written under a temporary name and moved onto `path` only
+    when every record is written: if `records` raises (a broken image with
+    `on_error="raise"`), an existing `path` keeps its contents.
+
     Args:
         records: iterable of records from `predict_dir`/`iter_predict_dir`
             (consumed as it goes, so a generator streams to disk).
@@ -257,20 +299,15 @@ def write_predictions_csv(records, path):
     Returns:
         The number of rows written.
     """
-    count = 0
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(FOLDER_CSV_FIELDS)
-        for record in records:
-            writer.writerow(
-                [record["path"], record["label"], record["class_name"], f"{record['confidence']:.6f}"]
-            )
-            count += 1
-    return count
+    return _write_csv(path, FOLDER_CSV_FIELDS, (
+        (r["path"], r["label"], r["class_name"], f"{r['confidence']:.6f}") for r in records
+    ))
 
 
 def write_labels_csv(labels, path):
     """Writes labels in the course's format: header `ID,Labels`, row index and class.
+
+    Written like `write_predictions_csv`: complete, or not at all.
 
     Args:
         labels: integer class indices [N], in the pickle's row order.
@@ -279,9 +316,18 @@ def write_labels_csv(labels, path):
     Returns:
         The number of rows written.
     """
-    labels = np.asarray(labels)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(PICKLE_CSV_FIELDS)
-        writer.writerows((i, int(label)) for i, label in enumerate(labels))
-    return len(labels)
+    return _write_csv(path, PICKLE_CSV_FIELDS, (
+        (i, int(label)) for i, label in enumerate(np.asarray(labels))
+    ))
+
+
+def _write_csv(path, header, rows):
+    count = 0
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            for row in rows:
+                writer.writerow(row)
+                count += 1
+    return count

@@ -1,10 +1,17 @@
 """Callbacks of the training loop: the recipe's schedules, a NaN guard, a summary line.
 
-`WarmupCosineLearningRate` and `MixupAlphaDecay` apply the per-epoch formulas
-of `keras_seresnet.schedules` at each epoch begin and write the value they used
-into the epoch's logs, so `history.history` (and the run folder's
-`history.csv`) gets the columns `learning_rate` and `mixup_alpha`. Both are
-registered serialisable and round-trip through `get_config`.
+`WarmupCosineLearningRate` and `MixupAlphaDecay` apply the schedules of
+`keras_seresnet.training.schedules` and write the value of each epoch's first
+step into the epoch's logs, so `history.history` (and the run folder's
+`history.csv`) gets the columns `learning_rate` and `mixup_alpha`. With
+`unit="epoch"` (the recipe) the value is set once per epoch; with
+`unit="step"` the learning rate is set before every training step from the
+epoch, the step and `self.params["steps"]`.
+
+Every callback here is registered serialisable and round-trips through
+`get_config`; they use the backend-independent Keras API only, so they work
+under any Keras backend. Their defaults are the recipe's, taken from
+`TrainConfig`'s defaults.
 """
 
 import math
@@ -12,8 +19,24 @@ import time
 
 import keras
 
-from keras_seresnet.config import RECIPE_EPOCHS, TrainConfig
-from keras_seresnet.training.schedules import learning_rate_at, mixup_alpha_at
+from keras_seresnet.config import TrainConfig
+from keras_seresnet.training import schedules
+
+# The recipe's numbers, for the defaults below (TrainConfig is their one home).
+_RECIPE = TrainConfig()
+
+_VALIDATION_LABELS = ("test", "val")  # EpochSummary's names for Keras's val_* logs
+
+
+class _SerializableCallback(keras.callbacks.Callback):
+    """Base: `get_config()` returns the constructor's arguments, so `from_config` is `cls(**config)`."""
+
+    def get_config(self):
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
 def _check_epoch(callback, epoch, epochs):
@@ -26,15 +49,23 @@ def _check_epoch(callback, epoch, epochs):
 
 
 @keras.saving.register_keras_serializable(package="keras_seresnet")
-class WarmupCosineLearningRate(keras.callbacks.Callback):
-    """Sets the optimizer's learning rate each epoch: linear warmup, then cosine.
+class WarmupCosineLearningRate(_SerializableCallback):
+    """Sets the optimizer's learning rate: linear warmup, then cosine.
 
-    At the begin of zero-based epoch `e` the optimizer's learning rate becomes
-    `learning_rate_at(e)`: `base_lr * (e + 1) / warmup` during the warmup, then
-    a cosine from `base_lr` down to `min_lr` over the remaining epochs. With
-    the defaults this is SPEC's schedule for 250 epochs. The value used is
-    written to the epoch's logs as `learning_rate` (a Python float, exactly the
-    formula's value; the optimizer holds it as float32).
+    With `unit="epoch"` the learning rate of zero-based epoch `e` is set when
+    the epoch begins: `base_lr * (e + 1) / warmup` during the warmup, then a
+    cosine from `base_lr` towards `min_lr` over the remaining epochs. With
+    `unit="step"` the same curve is evaluated before every training step
+    (`on_train_batch_begin`) as a function of the fraction of training done,
+    reaching `min_lr` at the run's last step; the number of steps per epoch
+    is `self.params["steps"]`, which `fit` sets from the dataset's
+    cardinality. With `steps_per_execution > 1` Keras calls the hook once per
+    execution, so each execution's steps share its first step's value.
+    Formulas: `keras_seresnet.training.schedules.warmup_cosine_lr`.
+
+    The value of each epoch's first step is written to the epoch's logs as
+    `learning_rate` (a Python float, exactly the formula's value; the
+    optimizer holds it as float32).
 
     Args:
         epochs: length of the run in epochs, >= 1. Default 250.
@@ -42,37 +73,67 @@ class WarmupCosineLearningRate(keras.callbacks.Callback):
         min_lr: floor of the cosine, in [0, base_lr]. Default 0.001.
         warmup_epochs: warmup length in [0, epochs), or None for 15/250 of
             `epochs` (at least one epoch when `epochs >= 2`). Default None.
+        unit: "epoch" or "step". Default "epoch".
+
+    Raises:
+        ValueError: an argument out of range (the message names it), or at
+            fit time an epoch outside [0, epochs), or `unit="step"` with a
+            dataset of unknown length.
     """
 
-    def __init__(self, epochs=RECIPE_EPOCHS, base_lr=0.1, min_lr=0.001, warmup_epochs=None):
+    def __init__(self, epochs=_RECIPE.epochs, base_lr=_RECIPE.base_lr, min_lr=_RECIPE.min_lr,
+                 warmup_epochs=_RECIPE.warmup_epochs, unit=_RECIPE.schedule_unit):
         super().__init__()
+        schedules.check_warmup_cosine(epochs=epochs, base_lr=base_lr, min_lr=min_lr,
+                                      warmup_epochs=warmup_epochs, unit=unit)
         self.epochs = epochs
         self.base_lr = base_lr
         self.min_lr = min_lr
         self.warmup_epochs = warmup_epochs
-        self._schedule = TrainConfig(
-            epochs=epochs, base_lr=base_lr, min_lr=min_lr, warmup_epochs=warmup_epochs
-        ).validate()
+        self.unit = unit
         self.current = None
+        self._epoch = None
+        self._steps = 1
 
     @classmethod
     def from_train_config(cls, config):
         """The callback for a `TrainConfig`'s schedule fields."""
-        return cls(
-            epochs=config.epochs,
-            base_lr=config.base_lr,
-            min_lr=config.min_lr,
-            warmup_epochs=config.warmup_epochs,
-        )
+        return cls(epochs=config.epochs, base_lr=config.base_lr, min_lr=config.min_lr,
+                   warmup_epochs=config.warmup_epochs, unit=config.schedule_unit)
 
-    def value_at(self, epoch):
-        """The learning rate (float) of zero-based `epoch`."""
+    def value_at(self, epoch, step=0, steps_per_epoch=1):
+        """The learning rate (float) of zero-based `epoch` and, in step units, `step`."""
         _check_epoch(self, epoch, self.epochs)
-        return learning_rate_at(epoch, self._schedule)
+        if self.unit == "step" and not 0 <= step < steps_per_epoch:
+            raise ValueError(
+                f"Argument `step` must be in [0, steps_per_epoch={steps_per_epoch}). "
+                f"Received: step={step}"
+            )
+        return schedules.warmup_cosine_lr(
+            epoch, step, steps_per_epoch=steps_per_epoch, epochs=self.epochs,
+            base_lr=self.base_lr, min_lr=self.min_lr, warmup_epochs=self.warmup_epochs,
+            unit=self.unit)
+
+    def _steps_per_epoch(self):
+        if self.unit == "epoch":
+            return 1
+        steps = self.params.get("steps") if self.params else None
+        if not steps:
+            raise ValueError(
+                "WarmupCosineLearningRate(unit='step') needs the number of steps per "
+                "epoch: fit on a dataset of known length (or pass `steps_per_epoch` to "
+                f"fit). Received: steps={steps!r}"
+            )
+        return steps
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.current = self.value_at(epoch)
+        self._epoch, self._steps = epoch, self._steps_per_epoch()
+        self.current = self.value_at(epoch, 0, self._steps)
         self.model.optimizer.learning_rate = self.current
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.unit == "step" and batch > 0:  # step 0 was set when the epoch began
+            self.model.optimizer.learning_rate = self.value_at(self._epoch, batch, self._steps)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -84,60 +145,66 @@ class WarmupCosineLearningRate(keras.callbacks.Callback):
             "base_lr": self.base_lr,
             "min_lr": self.min_lr,
             "warmup_epochs": self.warmup_epochs,
+            "unit": self.unit,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_seresnet")
-class MixupAlphaDecay(keras.callbacks.Callback):
-    """Assigns the pipeline's mixup-alpha variable each epoch: linear decay with a floor.
+class MixupAlphaDecay(_SerializableCallback):
+    """Logs the mixup alpha of each epoch and assigns it to a variable: linear decay, floor.
 
     At the begin of zero-based epoch `e` the variable becomes
-    `max(alpha_min, alpha * (1 - e / epochs))` (SPEC: `max(0.1, 0.4 (1 - e/250))`).
-    The training dataset's mixup reads the variable when each batch is made,
-    so the new value reaches the batches of epoch `e`: Keras opens a new
-    iterator over the dataset after `on_epoch_begin`. The value is written to
-    the epoch's logs as `mixup_alpha`.
+    `max(alpha_min, alpha * (1 - e / epochs))`, the value of the epoch's
+    first step in either unit (`schedules.decayed_mixup_alpha`), and the
+    epoch's logs get it as `mixup_alpha`.
+
+    The package's training dataset (`make_train_dataset(..., epoch=...)`)
+    computes every batch's alpha itself, from its epoch and batch index, in
+    both units: a variable assigned by a callback would reach whichever
+    batch the prefetching pipeline happens to be making. The variable still
+    drives pipelines built without an epoch (they read it for every batch),
+    and is the value a test or a user can read during training.
 
     Args:
-        alpha_variable: the float32 scalar `tf.Variable` the pipeline reads
-            (`keras_seresnet.data.pipeline.make_mixup_alpha()`). Runtime state, so
-            not part of `get_config`: a callback rebuilt with `from_config`
-            gets its variable by assigning `callback.alpha_variable` before
-            `fit`.
+        alpha_variable: a float32 scalar variable (a `tf.Variable` from
+            `keras_seresnet.data.pipeline.make_mixup_alpha()`, or a
+            `keras.Variable`). Runtime state, so not part of `get_config`:
+            a callback rebuilt with `from_config` gets its variable by
+            assigning `callback.alpha_variable` before `fit`.
         epochs: length of the run in epochs, >= 1. Default 250.
-        alpha: alpha at epoch 0, > 0. Default 0.4.
+        alpha: alpha at the first step, > 0. Default 0.4.
         alpha_min: the floor, in (0, alpha]. Default 0.1.
+        unit: "epoch" or "step": the schedule's unit, recorded in the config
+            (the logged first-step values are the same in both). Default
+            "epoch".
+
+    Raises:
+        ValueError: an argument out of range, or no variable at fit time.
     """
 
-    def __init__(self, alpha_variable=None, epochs=RECIPE_EPOCHS, alpha=0.4, alpha_min=0.1):
+    def __init__(self, alpha_variable=None, epochs=_RECIPE.epochs, alpha=_RECIPE.mixup_alpha,
+                 alpha_min=_RECIPE.mixup_alpha_min, unit=_RECIPE.schedule_unit):
         super().__init__()
+        schedules.check_alpha_decay(epochs=epochs, alpha=alpha, alpha_min=alpha_min, unit=unit)
         self.alpha_variable = alpha_variable
         self.epochs = epochs
         self.alpha = alpha
         self.alpha_min = alpha_min
-        self._schedule = TrainConfig(
-            epochs=epochs, mixup_alpha=alpha, mixup_alpha_min=alpha_min
-        ).validate()
+        self.unit = unit
         self.current = None
 
     @classmethod
     def from_train_config(cls, config, alpha_variable):
         """The callback for a `TrainConfig`'s alpha fields, driving `alpha_variable`."""
-        return cls(
-            alpha_variable,
-            epochs=config.epochs,
-            alpha=config.mixup_alpha,
-            alpha_min=config.mixup_alpha_min,
-        )
+        return cls(alpha_variable, epochs=config.epochs, alpha=config.mixup_alpha,
+                   alpha_min=config.mixup_alpha_min, unit=config.schedule_unit)
 
-    def value_at(self, epoch):
-        """The mixup alpha (float) of zero-based `epoch`."""
+    def value_at(self, epoch, step=0, steps_per_epoch=1):
+        """The mixup alpha (float) of zero-based `epoch` and, in step units, `step`."""
         _check_epoch(self, epoch, self.epochs)
-        return mixup_alpha_at(epoch, self._schedule)
+        return schedules.decayed_mixup_alpha(
+            epoch, step, steps_per_epoch=steps_per_epoch, epochs=self.epochs,
+            alpha=self.alpha, alpha_min=self.alpha_min, unit=self.unit)
 
     def on_train_begin(self, logs=None):
         if self.alpha_variable is None:
@@ -156,21 +223,20 @@ class MixupAlphaDecay(keras.callbacks.Callback):
             logs["mixup_alpha"] = self.current
 
     def get_config(self):
-        return {"epochs": self.epochs, "alpha": self.alpha, "alpha_min": self.alpha_min}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return {"epochs": self.epochs, "alpha": self.alpha, "alpha_min": self.alpha_min,
+                "unit": self.unit}
 
 
-class StopOnNaN(keras.callbacks.Callback):
+@keras.saving.register_keras_serializable(package="keras_seresnet")
+class StopOnNaN(_SerializableCallback):
     """Stops training at the first batch whose loss is NaN or infinite.
 
     Unlike `keras.callbacks.TerminateOnNaN` it remembers where it happened:
     after `fit` returns, `message` is None if training stayed finite, or a
-    sentence naming the epoch and batch (the caller raises it). The batch's
-    loss is Keras's running mean over the epoch, so it turns non-finite at the
-    first bad batch and stays so.
+    sentence naming the epoch (1-based, as Keras's progress bar counts) and
+    the batch (the caller raises it). The batch's loss is Keras's running
+    mean over the epoch, so it turns non-finite at the first bad batch and
+    stays so.
     """
 
     def __init__(self):
@@ -187,32 +253,52 @@ class StopOnNaN(keras.callbacks.Callback):
             return
         steps = self.params.get("steps")
         of_steps = f"/{steps}" if steps else ""
+        epochs = self.params.get("epochs")
+        of_epochs = f"/{epochs}" if epochs else ""
         self.message = (
-            f"The training loss became {float(loss)} in epoch {self.epoch} (zero-based, "
-            f"as in history.csv) at batch {batch + 1}{of_steps}; training stopped and "
-            "nothing of this epoch was saved. Lower the learning rate (--base-lr) "
-            "and start a new run."
+            f"The training loss became {float(loss)} in epoch {self.epoch + 1}{of_epochs} "
+            f"at batch {batch + 1}{of_steps}; training stopped and nothing of this epoch "
+            "was saved. Lower the learning rate (--base-lr) and start a new run."
         )
         self.model.stop_training = True
 
+    def get_config(self):
+        return {}
 
-class EpochSummary(keras.callbacks.Callback):
+
+@keras.saving.register_keras_serializable(package="keras_seresnet")
+class EpochSummary(_SerializableCallback):
     """Prints one line per epoch (lr, alpha, losses, accuracies, time) and logs `seconds`.
 
     Place it after the schedule callbacks so their `learning_rate` and
     `mixup_alpha` are in the logs it prints, and after a `ProgbarLogger` so
     the bar's last line ends before the summary. It adds the epoch's wall
     time in seconds (training and validation) to the logs as `seconds`.
+    Epochs are counted from 1, as Keras's progress bar does.
 
     Args:
-        epochs: the run's length, for the "epoch 3/250" counter.
-        print_fn: where lines go. Default `print`.
+        epochs: the run's length, >= 1, for the "epoch 3/250" counter.
+        print_fn: where lines go. Default `print`. Not part of `get_config`.
+        validation_label: the name printed for Keras's `val_*` logs: "test"
+            when the test set is evaluated each epoch (the reference
+            notebook's practice), "val" for a held-out validation split.
+            Default "test".
+
+    Raises:
+        ValueError: `epochs` is not a positive integer, or `validation_label`
+            is not "test" or "val".
     """
 
-    def __init__(self, epochs, print_fn=print):
+    def __init__(self, epochs, print_fn=print, validation_label="test"):
         super().__init__()
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"Argument `epochs` must be a positive integer. Received: epochs={epochs!r}")
+        if validation_label not in _VALIDATION_LABELS:
+            raise ValueError("Argument `validation_label` must be one of 'test', 'val'. "
+                             f"Received: validation_label={validation_label!r}")
         self.epochs = epochs
         self.print_fn = print_fn
+        self.validation_label = validation_label
         self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -221,26 +307,38 @@ class EpochSummary(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         logs["seconds"] = time.perf_counter() - self._start
-        self.print_fn(format_epoch_summary(epoch, self.epochs, logs))
+        self.print_fn(format_epoch_summary(epoch, self.epochs, logs,
+                                           validation_label=self.validation_label))
+
+    def get_config(self):
+        return {"epochs": self.epochs, "validation_label": self.validation_label}
 
 
-def format_epoch_summary(epoch, epochs, logs):
+def format_epoch_summary(epoch, epochs, logs, *, validation_label="test"):
     """One line: `epoch 3/250: lr 0.02 alpha 0.3952 loss 1.8 acc 0.41 test_loss ... (61.2 s)`.
 
-    `epoch` is zero-based (as in history.csv); the line counts from 1 like
-    Keras's progress bar. Keys missing from `logs` are left out.
+    `epoch` is zero-based (as Keras passes it); the line counts from 1 like
+    Keras's progress bar. Keras's `val_loss`/`val_accuracy` are printed as
+    `<validation_label>_loss`/`_acc`; logs that already carry `test_*` or
+    `val_*` names under either spelling are printed too. Keys missing from
+    `logs` are left out.
     """
     parts = [f"epoch {epoch + 1}/{epochs}:"]
-    for key, label, fmt in (
+    fields = [
         ("learning_rate", "lr", ".5g"),
         ("mixup_alpha", "alpha", ".4f"),
         ("loss", "loss", ".4f"),
         ("accuracy", "acc", ".4f"),
-        ("val_loss", "test_loss", ".4f"),
-        ("val_accuracy", "test_acc", ".4f"),
-    ):
-        if key in logs and logs[key] is not None:
+        ("val_loss", f"{validation_label}_loss", ".4f"),
+        ("val_accuracy", f"{validation_label}_acc", ".4f"),
+        ("test_loss", "test_loss", ".4f"),
+        ("test_accuracy", "test_acc", ".4f"),
+    ]
+    printed = set()
+    for key, label, fmt in fields:
+        if label not in printed and logs.get(key) is not None:
             parts.append(f"{label} {float(logs[key]):{fmt}}")
+            printed.add(label)
     if "seconds" in logs:
         parts.append(f"({logs['seconds']:.1f} s)")
     return " ".join(parts)

@@ -50,7 +50,7 @@ class TorchSGD(keras.optimizers.Optimizer):
         learning_rate = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         if self.coupled_weight_decay:
-            gradient = ops.add(gradient, ops.multiply(variable, self.coupled_weight_decay))
+            gradient = ops.add(ops.multiply(variable, self.coupled_weight_decay), gradient)
         buf = self.momentums[self._get_variable_index(variable)]
         self.assign(buf, ops.add(ops.multiply(buf, self.momentum), gradient))
         self.assign_sub(variable, ops.multiply(buf, learning_rate))

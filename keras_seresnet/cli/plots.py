@@ -1,0 +1,39 @@
+"""Redraw a run's training plots (loss, test accuracy, schedules) from its history.csv.
+
+Example:
+    keras-seresnet-plots saved_models/seresnet-e250-seed0-1a2b3c4d
+"""
+
+import os
+import sys
+
+from keras_seresnet import cli
+
+
+def build_parser():
+    """The parser of `keras-seresnet-plots`."""
+    parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=cli.existing_path, help="a run folder holding history.csv")
+    parser.add_argument("--out", help="folder for the PNG files; default: <run>/plots")
+    return parser
+
+
+def main(argv=None):
+    """The `keras-seresnet-plots` command; returns its exit status (see `cli.run_main`)."""
+    return cli.run_main(build_parser(), _plots, argv)
+
+
+def _plots(args):
+    from keras_seresnet.plots import plot_history
+    from keras_seresnet.training.run_folder import HISTORY, PLOTS, read_history_csv
+
+    out = args.out or os.path.join(args.run, PLOTS)
+    history = read_history_csv(os.path.join(args.run, HISTORY))
+    os.makedirs(out, exist_ok=True)
+    for path in plot_history(history, out).values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Predicts a folder of images, or the course's unlabelled pickle, to CSV.
+
+    keras-seresnet-predict MODEL INPUT [--output predictions.csv]
+
+MODEL is a `.keras` file or a SavedModel folder (`keras-seresnet-export`).
+INPUT is either a folder of image files, or one image file (CSV
+`path,label,class_name,confidence`, one row per readable image, sorted by
+path; broken files are named in warnings and left out, or with
+`--on-error raise` fail the run listing them all), or the course's unlabelled
+pickle, a dict with b'data' uint8 [N, 32, 32, 3] (CSV `ID,Labels`: row index
+and class index).
+"""
+
+import os
+import sys
+
+from keras_seresnet import cli
+
+
+def build_parser():
+    """The parser of `keras-seresnet-predict`."""
+    parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", metavar="MODEL", help="a .keras file or a SavedModel folder")
+    parser.add_argument("input", metavar="INPUT", type=cli.existing_path,
+                        help="a folder of images, an image file, or the unlabelled pickle file")
+    parser.add_argument("--output", default="predictions.csv", help="CSV file to write")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per model call")
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="compute dtype of a .keras model (bfloat16 pays on CPUs with bf16 units)")
+    folder = parser.add_argument_group("folder input")
+    folder.add_argument("--no-recursive", dest="recursive", action="store_false",
+                        help="ignore subfolders")
+    folder.add_argument("--no-follow-symlinks", dest="follow_symlinks", action="store_false",
+                        help="leave symbolic links out (default: follow them, with a guard against cycles)")
+    folder.add_argument("--on-error", choices=("skip", "raise"), default="skip",
+                        help="broken image files: skip with a warning, or fail")
+    cli.add_safe_mode_argument(parser)
+    return parser
+
+
+def check_arguments(parser, args):
+    """Usage errors for swapped or missing MODEL and INPUT."""
+    cli.check_order(parser, ("MODEL", args.model), ("INPUT", args.input),
+                    looks_like_first=cli.looks_like_model)
+    cli.check_exists(parser, "MODEL", args.model)
+
+
+def main(argv=None):
+    """The `keras-seresnet-predict` command; returns its exit status (see `cli.run_main`)."""
+    return cli.run_main(build_parser(), _predict, argv, check=check_arguments)
+
+
+def _predict(args):
+    from keras_seresnet.data.images import IMAGE_EXTENSIONS
+    from keras_seresnet.inference.loading import ProbabilityModel
+    from keras_seresnet.inference.predict import (
+        iter_predict_dir,
+        predict_images,
+        write_labels_csv,
+        write_predictions_csv,
+    )
+
+    model = ProbabilityModel(args.model, safe_mode=args.safe_mode, precision=args.precision)
+    if os.path.isdir(args.input) or args.input.lower().endswith(IMAGE_EXTENSIONS):
+        records = iter_predict_dir(
+            args.input, model, batch_size=args.batch_size, recursive=args.recursive,
+            follow_symlinks=args.follow_symlinks, on_error=args.on_error, verbose=1,
+        )
+        count = write_predictions_csv(records, args.output)
+    else:
+        from keras_seresnet.data.cifar10 import load_unlabelled_pickle
+
+        images = load_unlabelled_pickle(args.input)
+        probabilities = predict_images(images, model, batch_size=args.batch_size, verbose=1)
+        count = write_labels_csv(probabilities.argmax(axis=1), args.output)
+    print(f"Wrote {count:,} predictions to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The installed commands and their wrappers in scripts/: entry points, --help, one-line errors.
+
+Each program is run as a user runs it, in a subprocess. The usage mistakes
+are found before TensorFlow starts, so most of these subprocesses are fast;
+the runtime failures load Keras.
+"""
+
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+COMMANDS = {
+    "keras-seresnet-train": "train",
+    "keras-seresnet-predict": "predict",
+    "keras-seresnet-evaluate": "evaluate",
+    "keras-seresnet-export": "export",
+    "keras-seresnet-ablation": "ablation",
+    "keras-seresnet-import-torch": "import_torch",
+    "keras-seresnet-plots": "plots",
+}
+
+
+def run(*argv, cwd=ROOT, env=ENV):
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def script(name, *argv):
+    return run(os.path.join(ROOT, "scripts", f"{name}.py"), *map(str, argv))
+
+
+# TensorFlow's own C++ log lines (its start-up banners), which are not the program's output.
+TF_LOG_LINE = re.compile(r"^[IWE]\d{4} \d\d:\d\d:|^WARNING: All log messages before absl::InitializeLog")
+
+
+def one_error_line(result, status):
+    """The single stderr line of a failed command, after checking its exit status."""
+    assert result.returncode == status, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not TF_LOG_LINE.match(line)]
+    assert len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+def test_pyproject_lists_every_command_and_each_is_a_main_function():
+    tomllib = pytest.importorskip("tomllib", reason="the TOML reader of Python 3.11+")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    assert scripts == {command: f"keras_seresnet.cli.{module}:main" for command, module in COMMANDS.items()}
+    import importlib
+    import importlib.util
+
+    for module_name in COMMANDS.values():
+        module = importlib.import_module(f"keras_seresnet.cli.{module_name}")
+        assert callable(module.main)
+        spec = importlib.util.spec_from_file_location(
+            f"wrapper_{module_name}", os.path.join(ROOT, "scripts", f"{module_name}.py"))
+        wrapper = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(wrapper)
+        assert wrapper.main is module.main  # the wrapper adds nothing
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS.values()))
+def test_every_wrapper_answers_help(name):
+    result = script(name, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {name}.py")
+
+
+def test_help_does_not_start_tensorflow():
+    code = ("import sys\nfrom keras_seresnet.cli import train\n"
+            "try:\n    train.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+            "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    result = run("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_python_m_runs_the_command():
+    result = run("-m", "keras_seresnet.cli.train", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--schedule-unit {epoch,step}" in result.stdout and "--val-split" in result.stdout
+
+
+def test_flags_and_help_work_from_compiled_files_only(tmp_path):
+    # As in an install that ships only .pyc files: nothing can read the source.
+    shutil.copytree(os.path.join(ROOT, "keras_seresnet"), tmp_path / "keras_seresnet",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "compileall", "-b", "-q", str(tmp_path / "keras_seresnet")],
+                   check=True)
+    for folder, _, files in os.walk(tmp_path / "keras_seresnet"):
+        for name in files:
+            if name.endswith(".py"):
+                os.remove(os.path.join(folder, name))
+    env = dict(ENV, PYTHONPATH=str(tmp_path))
+    result = run("-m", "keras_seresnet.cli.train", "--help", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "hold out N training images" in result.stdout  # a help text from field metadata
+    assert "schedule:\n  --epochs EPOCHS" in result.stdout  # a group from field metadata
+    code = ("import keras_seresnet.cli as cli\nfrom keras_seresnet.cli.train import build_parser\n"
+            "assert cli.__file__.endswith('.pyc'), cli.__file__\n"
+            "print(cli.parse_config(build_parser(), ['--epochs', '3', '--no-se'])[1].schedule_config)")
+    result = run("-c", code, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "ScheduleConfig(epochs=3," in result.stdout
+
+
+# --- one behaviour for ordinary mistakes ---
+
+
+@pytest.fixture
+def fake_model(tmp_path):
+    """A file named like a model; the usage checks never open it."""
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"not a zip")
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    return folder
+
+
+def test_train_bad_value(tmp_path):
+    line = one_error_line(script("train", "--epochs", "0"), 2)
+    assert line.startswith("train.py: error: argument --epochs: Config field `epochs`")
+
+
+def test_predict_missing_model(tmp_path, image_folder):
+    line = one_error_line(script("predict", tmp_path / "nowhere.keras", image_folder), 2)
+    assert line.startswith("predict.py: error: argument MODEL: no such file or folder: ")
+    assert "nowhere.keras" in line
+
+
+def test_evaluate_missing_model(tmp_path):
+    line = one_error_line(script("evaluate", tmp_path / "nowhere.keras"), 2)
+    assert "argument MODEL: no such file or folder" in line and "nowhere.keras" in line
+
+
+def test_predict_swapped_arguments(fake_model, image_folder):
+    line = one_error_line(script("predict", image_folder, fake_model), 2)
+    assert line == (f"predict.py: error: arguments MODEL and INPUT look swapped (received "
+                    f"'{image_folder}' then '{fake_model}'); the order is MODEL INPUT "
+                    "(see predict.py --help)")
+
+
+def test_export_swapped_arguments(tmp_path, fake_model):
+    line = one_error_line(script("export", tmp_path / "serving" / "1", fake_model), 2)
+    assert "arguments MODEL and OUTPUT look swapped" in line and "the order is MODEL OUTPUT" in line
+
+
+def test_export_existing_folder(tmp_path, fake_model):
+    (tmp_path / "serving" / "1").mkdir(parents=True)
+    line = one_error_line(script("export", fake_model, tmp_path / "serving" / "1"), 2)
+    assert "exists; pass --overwrite" in line
+
+
+def test_import_torch_swapped_arguments(tmp_path):
+    (tmp_path / "best.pth").write_bytes(b"")
+    line = one_error_line(script("import_torch", tmp_path / "out.keras", tmp_path / "best.pth"), 2)
+    assert "arguments CHECKPOINT and OUT.keras look swapped" in line
+    assert "the order is CHECKPOINT OUT.keras" in line
+
+
+@pytest.mark.slow  # the program imports Keras before it fails
+def test_plots_missing_history(tmp_path):
+    line = one_error_line(script("plots", tmp_path), 1)
+    assert line.startswith("plots.py: error: ") and "history.csv" in line
+
+
+@pytest.mark.slow  # the program imports Keras before it fails
+def test_predict_damaged_model_file(fake_model, image_folder):
+    line = one_error_line(script("predict", fake_model, image_folder), 1)
+    assert line.startswith("predict.py: error: ") and str(fake_model) in line
+
+
+@pytest.fixture(scope="module")
+def tiny_keras_file(tmp_path_factory):
+    import keras
+
+    from keras_seresnet import build_seresnet
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_seresnet(widths=(8, 16, 16, 16)).save(path)
+    return path
+
+
+@pytest.mark.slow  # the program imports Keras before it fails
+def test_predict_bad_pickle(tmp_path, tiny_keras_file):
+    bad = tmp_path / "unlabelled.pkl"
+    bad.write_bytes(pickle.dumps({b"labels": np.zeros(3)}))
+    line = one_error_line(script("predict", tiny_keras_file, bad, "--output", tmp_path / "out.csv"), 1)
+    assert line.startswith("predict.py: error: ") and "unlabelled.pkl" in line
+    assert not (tmp_path / "out.csv").exists()

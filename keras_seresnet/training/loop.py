@@ -74,10 +74,6 @@ from keras_seresnet.training.run_folder import (
 )
 
 
-# TrainConfig fields newer than the run folders of the first release.
-LATER_FIELDS = ("val_split", "schedule_unit")
-
-
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the message says where and what to do."""
 
@@ -129,14 +125,7 @@ def default_out_dir(config, root="saved_models"):
     execution fields (`strategy`, `jit`) do not count: a run started on one
     device can be resumed on several.
     """
-    values = resolve_config(config).resume_dict()
-    # Fields added after the first release count only away from their
-    # defaults, so the command line of an earlier version finds its folder.
-    defaults = TrainConfig().to_dict()
-    for name in LATER_FIELDS:
-        if values.get(name) == defaults[name]:
-            del values[name]
-    text = json.dumps(values, sort_keys=True)
+    text = json.dumps(resolve_config(config).resume_dict(), sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     return os.path.join(root, f"seresnet-e{config.epochs}-seed{config.seed}-{digest}")
 
@@ -433,15 +422,16 @@ class ScaledLearningRate(keras.callbacks.Callback):
     """Lets other callbacks scale the learning rate that a schedule callback sets.
 
     The package's schedule sets the learning rate every epoch (or step). A
-    callback that changes it in between (`keras.callbacks.ReduceLROnPlateau`)
-    would be undone; wrapped in this, its change becomes a factor: before
-    each of the schedule's hooks, a learning rate that differs from the one
-    left after the previous hook multiplies the factor by their ratio, and
-    after the hook the schedule's value is multiplied by the factor. The
-    epoch's `learning_rate` log is the rate used (the schedule's value times
-    the factor). The factor starts at 1 in every `fit` (a resumed run
-    starts without earlier reductions, as other callbacks start without
-    their state).
+    callback that changes it at an epoch end (`keras.callbacks.ReduceLROnPlateau`)
+    would be undone; wrapped in this, its change becomes a factor: at each
+    epoch begin, a learning rate that differs from the one at the previous
+    epoch end multiplies the factor by their ratio, and every value the
+    schedule sets afterwards is multiplied by the factor. The epoch's
+    `learning_rate` log is the rate used at the epoch's start (the
+    schedule's value times the factor). The factor starts at 1 in every
+    `fit` (a resumed run starts without earlier reductions, as other
+    callbacks start without their state). With the factor at 1 the batch
+    hooks read nothing (no per-step cost).
 
     Args:
         schedule: the callback that sets the learning rate
@@ -465,29 +455,35 @@ class ScaledLearningRate(keras.callbacks.Callback):
     def _current(self):
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
-    def _around(self, hook, *args):
-        if self._left is not None and self._current() != self._left:
-            self.factor *= self._current() / self._left
-        getattr(self.schedule, hook)(*args)
-        if self.factor != 1.0:
-            self.model.optimizer.learning_rate = self._current() * self.factor
-        self._left = self._current()
+    def _scale(self):
+        self.model.optimizer.learning_rate = self._current() * self.factor
 
     def on_train_begin(self, logs=None):
         self.factor, self._left = 1.0, None
         self.schedule.on_train_begin(logs)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._around("on_epoch_begin", epoch, logs)
+        if self._left is not None and self._current() != self._left:
+            self.factor *= self._current() / self._left
+        self.schedule.on_epoch_begin(epoch, logs)
+        if self.factor != 1.0:
+            self._scale()
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._around("on_train_batch_begin", batch, logs)
+        if self.factor == 1.0:
+            self.schedule.on_train_batch_begin(batch, logs)
+            return
+        before = self._current()
+        self.schedule.on_train_batch_begin(batch, logs)
+        if self._current() != before:  # the schedule set a new value
+            self._scale()
 
     def on_train_batch_end(self, batch, logs=None):
         self.schedule.on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
         self.schedule.on_epoch_end(epoch, logs)
+        self._left = self._current()  # before the callbacks after this one act
         if logs is not None and self.factor != 1.0 and logs.get("learning_rate") is not None:
             logs["learning_rate"] = float(logs["learning_rate"]) * self.factor
 
@@ -759,7 +755,8 @@ def _callbacks(config, model, train_ds, epoch_variable, alpha, guard, committer,
     if verbose == 1:
         # Before the summary, so the bar's last line ends before the summary's.
         own.append(keras.callbacks.ProgbarLogger())
-    own.append(EpochSummary(config.epochs, print_fn=say))
+    own.append(EpochSummary(config.epochs, print_fn=say,
+                            validation_label="val" if config.val_split is not None else "test"))
     own.append(committer)
     if os.environ.get(FAULT_ENV, "").startswith(("after-step:", "signal:")):
         own.append(_StepFaults())

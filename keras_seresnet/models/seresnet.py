@@ -45,10 +45,12 @@ def _torch_bias_init(fan_in):
     return keras.initializers.RandomUniform(-bound, bound)
 
 
-def _logits_dtype():
-    # Under a mixed float16/bfloat16 policy the logits (and so the softmax and
-    # the loss) are computed in float32; otherwise the layer follows the
-    # global policy (float32, or float64 for exact parity checks).
+def _float32_if_mixed():
+    # Under a mixed float16/bfloat16 policy the input normalisation (raw
+    # pixels up to 255, which bfloat16 rounds to a step of 1) and the logits
+    # (and so the softmax and the loss) are computed in float32; the stem
+    # convolution casts its input once either way. Otherwise the layer
+    # follows the global policy (float32, or float64 for exact parity checks).
     if keras.mixed_precision.global_policy().compute_dtype in ("float16", "bfloat16"):
         return "float32"
     return None
@@ -198,7 +200,9 @@ def build_seresnet(
         (NHWC, RGB) to float32 logits [N, num_classes]. It normalises
         internally, so callers never preprocess. Built under a mixed
         precision policy (`keras.mixed_precision.set_global_policy`), its
-        layers compute in float16/bfloat16 but the logits layer in float32.
+        layers compute in float16/bfloat16 (BatchNormalization with float32
+        statistics) but the input normalisation and the logits layer in
+        float32; all variables are float32.
 
     Raises:
         ValueError: for an inconsistent architecture, or a parameter count
@@ -236,6 +240,7 @@ def build_seresnet(
     x = layers.Normalization(
         mean=[255.0 * m for m in mean],
         variance=[(255.0 * s) ** 2 for s in std],
+        dtype=_float32_if_mixed(),
         name="normalize",
     )(inputs)
     x = layers.Conv2D(
@@ -270,7 +275,7 @@ def build_seresnet(
         num_classes,
         kernel_initializer=_torch_kernel_init(),
         bias_initializer=_torch_bias_init(fan_in),
-        dtype=_logits_dtype(),
+        dtype=_float32_if_mixed(),
         name="logits",
     )(x)
     model = keras.Model(inputs, outputs, name=name)

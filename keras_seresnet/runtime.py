@@ -26,7 +26,7 @@ in the environment is always kept.
 
 `KERAS_SERESNET_SPEEDUPS=0` (or false, no, off) turns off both oneDNN
 settings and makes `build_seresnet` use Keras's own BatchNormalization
-instead of `FusedBatchNormalization` (`keras_seresnet.models.layers`).
+instead of the fused one (`keras_seresnet.models.layers`).
 """
 
 import ctypes.util
@@ -102,7 +102,7 @@ def fuse_batch_norm(model):
     """Kept for compatibility: returns `model` unchanged.
 
     Models from `build_seresnet` (and `.keras` files saved from them) already
-    hold `FusedBatchNormalization` layers, which run TensorFlow's fused
+    hold the fused `keras_seresnet.models.layers.BatchNormalization`, which run TensorFlow's fused
     kernel themselves; nothing needs to be applied after building or
     loading. A model of Keras's own BatchNormalization layers keeps them.
 

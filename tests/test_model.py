@@ -119,9 +119,9 @@ def test_keras_file_round_trip_in_new_process(tmp_path, default_model):
     script = textwrap.dedent(
         f"""
         import numpy as np, keras
-        import keras_seresnet.models  # registers FusedBatchNormalization
+        import keras_seresnet.models  # registers the fused BatchNormalization
         model = keras.models.load_model({str(path)!r})
-        assert type(model.get_layer("stem_bn")).__name__ == "FusedBatchNormalization"
+        assert type(model.get_layer("stem_bn")).__module__ == "keras_seresnet.models.layers"
         np.save({str(tmp_path / 'y.npy')!r}, model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))
         """
     )
@@ -131,18 +131,18 @@ def test_keras_file_round_trip_in_new_process(tmp_path, default_model):
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-5, atol=1e-6)
 
 
-# FusedBatchNormalization: the model's BatchNorm, TensorFlow's fused kernel.
+# keras_seresnet.models.layers.BatchNormalization: the model's BatchNorm, TensorFlow's fused kernel.
 
 N, H, W, C = 8, 6, 6, 5
 
 
 def _norm_pair(dtype="float32", **kwargs):
-    """A FusedBatchNormalization and a Keras BatchNormalization with the same random state."""
+    """The fused BatchNormalization and Keras's with the same random state."""
     import keras_seresnet.models.layers as model_layers
 
     rng = np.random.default_rng(0)
     pair = [cls(momentum=0.9, epsilon=1e-5, dtype=dtype, **kwargs)
-            for cls in (model_layers.FusedBatchNormalization, keras.layers.BatchNormalization)]
+            for cls in (model_layers.BatchNormalization, keras.layers.BatchNormalization)]
     for layer in pair:
         layer.build((None, H, W, C))
     for a, b in zip(*(layer.weights for layer in pair)):
@@ -213,7 +213,7 @@ def test_synchronized_fused_batch_norm_fuses_without_several_replicas():
 
 
 def test_fused_batch_norm_config_round_trips_and_keeps_synchronized():
-    from keras_seresnet.models.layers import FusedBatchNormalization
+    from keras_seresnet.models.layers import BatchNormalization as FusedBatchNormalization
 
     layer = FusedBatchNormalization(momentum=0.8, epsilon=1e-3, synchronized=True, name="bn")
     config = layer.get_config()
@@ -225,7 +225,7 @@ def test_fused_batch_norm_config_round_trips_and_keeps_synchronized():
 
 
 def test_batch_norm_option_chooses_the_layer_class_and_keeps_counts():
-    from keras_seresnet.models.layers import FusedBatchNormalization
+    from keras_seresnet.models.layers import BatchNormalization as FusedBatchNormalization
 
     tiny = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
     fused = build_seresnet(**tiny)
@@ -270,3 +270,19 @@ def test_fused_model_trains_like_the_keras_model():
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
     for a, b in zip(fused.weights, plain.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5, err_msg=a.path)
+
+
+def test_weights_files_interchange_between_fused_and_keras_batch_norm(tmp_path):
+    # Weights files key layers by class name; the fused layer keeps Keras's,
+    # so checkpoints written with Keras's BatchNormalization still load.
+    tiny = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    plain = build_seresnet(batch_norm="keras", **tiny)
+    for variable in plain.non_trainable_weights:
+        variable.assign(np.random.default_rng(0).uniform(0.5, 1.5, variable.shape))
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    plain.save(tmp_path / "plain.keras")
+    for source in ("plain.weights.h5", "plain.keras"):
+        fused = build_seresnet(**tiny)
+        fused.load_weights(tmp_path / source)
+        for a, b in zip(fused.weights, plain.weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

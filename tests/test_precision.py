@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_seresnet.models.layers import FusedBatchNormalization
+from keras_seresnet.models.layers import BatchNormalization as FusedBatchNormalization
 from keras_seresnet.models.seresnet import build_seresnet
 from keras_seresnet.training.distribute import precision_policy
 from keras_seresnet.training.optimizers import TorchSGD

@@ -1,7 +1,8 @@
 """The model's own layer: a BatchNormalization that runs TensorFlow's fused kernel.
 
-`FusedBatchNormalization` is `keras.layers.BatchNormalization` with the same
-arguments, weights and function. On the TensorFlow backend, for 4-D NHWC
+`keras_seresnet.models.layers.BatchNormalization` (the fused BatchNorm) is
+`keras.layers.BatchNormalization` with the same arguments, weights and
+function. On the TensorFlow backend, for 4-D NHWC
 inputs (channels last) in float32, float16 or bfloat16, it computes the
 normalisation with TensorFlow's single `FusedBatchNormV3` kernel (and its
 fused gradient) instead of Keras's separate moment and element-wise
@@ -21,13 +22,16 @@ Keras's layer does; outputs, gradients and moving statistics agree with
 Keras's layer to the rounding of the compute dtype.
 
 Saved files: a `.keras` file names this class
-(`keras_seresnet>FusedBatchNormalization`), so loading it needs
+(`keras_seresnet>BatchNormalization`), so loading it needs
 `keras_seresnet` installed and `keras_seresnet.models` imported (importing
 any module of the package's models or inference does it). Under another
 Keras backend the loaded layer runs Keras's code. `synchronized=True` is
 accepted under every backend: only a `tf.distribute` strategy splits a batch
 across replicas in one program, so elsewhere the statistics are already those
-of the whole batch.
+of the whole batch. The class has Keras's class name on purpose: weights
+files (`.weights.h5`, and the weights inside a `.keras` file) key each layer
+by its class name, so a model built with either class reads the other's
+weights, and checkpoints saved with Keras's layer still load.
 """
 
 import keras
@@ -41,7 +45,7 @@ def _tensorflow():
 
 
 @keras.saving.register_keras_serializable(package="keras_seresnet")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
+class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` computed by TensorFlow's fused kernel where it can.
 
     Args:

@@ -1,7 +1,7 @@
 """The SE-ResNet of the recipe as a Keras functional model.
 
-Built from built-in Keras layers and the package's `FusedBatchNormalization`
-(`keras_seresnet.models.layers`; pass `batch_norm="keras"` for Keras's own
+Built from built-in Keras layers and the package's fused BatchNormalization
+(`keras_seresnet.models.layers.BatchNormalization`; pass `batch_norm="keras"` for Keras's own
 BatchNormalization, so that a saved `.keras` file needs no package code to
 load). The graph is the reference PyTorch model layer for layer:
 
@@ -26,11 +26,11 @@ import keras
 from keras import layers
 
 from keras_seresnet.config import TrainConfig
-from keras_seresnet.models.layers import FusedBatchNormalization
+from keras_seresnet.models import layers as fused_layers
 from keras_seresnet.runtime import speedups_enabled
 
 PARAMETER_BUDGET = 5_000_000  # the paper's limit on the parameter count
-BATCH_NORMS = {"fused": FusedBatchNormalization, "keras": layers.BatchNormalization}
+BATCH_NORMS = {"fused": fused_layers.BatchNormalization, "keras": layers.BatchNormalization}
 
 
 def _torch_kernel_init():
@@ -185,8 +185,8 @@ def build_seresnet(
         max_params: refuse a model with more parameters than this (counting
             BatchNorm statistics). Default 5,000,000, the paper's budget;
             pass a larger number (or None) to lift it deliberately.
-        batch_norm: "fused" (`FusedBatchNormalization`: TensorFlow's fused
-            kernel, the same function as Keras's layer) or "keras"
+        batch_norm: "fused" (`keras_seresnet.models.layers.BatchNormalization`:
+            TensorFlow's fused kernel, the same function as Keras's layer) or "keras"
             (`keras.layers.BatchNormalization`). Default None: "fused",
             or "keras" when the environment sets KERAS_SERESNET_SPEEDUPS=0.
         synchronized: BatchNormalization all-reduces its batch statistics

@@ -51,7 +51,7 @@ Precision (`precision_policy`): "mixed_float16" and "mixed_bfloat16" are
 Keras's policies: layers compute in float16/bfloat16 with float32 weights
 (the optimizer updates these float32 master weights), BatchNormalization
 normalises the low-precision feature map with float32 statistics, scale and
-offset in one fused kernel (`FusedBatchNormalization`), the logits layer
+offset in one fused kernel (`keras_seresnet.models.layers`), the logits layer
 computes in float32 (`build_seresnet`), and so do the softmax and the loss.
 Under mixed_float16 Keras wraps the optimizer in a `LossScaleOptimizer`
 (dynamic loss scaling), whose state the checkpoints keep. XLA (`jit`) is

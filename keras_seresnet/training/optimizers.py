@@ -51,6 +51,7 @@ class TorchSGD(keras.optimizers.Optimizer):
         gradient = ops.cast(gradient, variable.dtype)
         if self.coupled_weight_decay:
             gradient = ops.add(gradient, ops.multiply(variable, self.coupled_weight_decay))
+        # No public lookup of a variable's slot exists; Keras's own optimizers use this one.
         buf = self.momentums[self._get_variable_index(variable)]
         self.assign(buf, ops.add(ops.multiply(buf, self.momentum), gradient))
         self.assign_sub(variable, ops.multiply(buf, learning_rate))

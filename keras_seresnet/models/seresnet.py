@@ -18,8 +18,8 @@ Stride-2 convolutions pad one pixel on every side explicitly, as PyTorch's
 be a different function (it matters for importing the reference's weights).
 
 Weights are initialised as PyTorch initialises `Conv2d` and `Linear`: uniform
-in +-1/sqrt(fan_in) for kernels and biases (SPEC allows either convention; this
-one keeps the starting point of the reference).
+in +-1/sqrt(fan_in) for kernels and biases (the recipe allows either convention;
+this one keeps the starting point of the reference).
 """
 
 import keras

@@ -33,10 +33,9 @@ Under any of them the training numbers stay those of one device:
 - Not the same: dropout masks. Every replica draws from the same seed state,
   so a replica's share gets other masks than on one device (and the replicas'
   shares get equal ones). Rounding differs too (all-reduce order, one-pass
-  variance in synchronised BatchNorm): with dropout off, two steps on two
-  replicas leave every weight within 1e-6 of one device's (measured on two
-  logical CPU devices; tests/test_scale.py asserts 1e-5). Metrics in the
-  logs are means of the replicas' values, exact when the shares are equal.
+  variance in synchronised BatchNorm): with dropout off, replicas and one
+  device agree to float32 rounding. Metrics in the logs are means of the
+  replicas' values, exact when the shares are equal.
 
 Only the chief (`is_chief`) writes the run folder; the other workers write
 to a temporary folder that is deleted at the end (Keras's recipe: every

@@ -107,3 +107,11 @@ def test_low_precision_training_steps_lower_the_loss(policy):
     assert np.isfinite(losses).all()
     assert (np.diff(losses) < 0).all() and losses[-1] < losses[0] - 0.1, losses
     assert {w.dtype for w in model.weights} == {"float32"}
+
+
+def test_fused_batch_norm_with_float16_variables_runs_keras_code():
+    # A pure "float16" policy makes float16 statistics, which the kernel cannot take.
+    fused, plain = _pair("float16")
+    x = _inputs("float16")
+    assert not any(op.type == "FusedBatchNormV3" for op in _graph_ops(lambda t: fused(t, training=True), x))
+    np.testing.assert_array_equal(np.asarray(fused(x, training=True)), np.asarray(plain(x, training=True)))

@@ -12,10 +12,11 @@ float16/bfloat16 feature map as it is and keeps the batch statistics,
 layer instead casts the feature map to float32 and back around its own code.
 
 Everything else runs Keras's code unchanged (`super().call`): another backend,
-float64 inputs, other ranks or axes, masks, `renorm`, `center=False` or
-`scale=False`, and training with `synchronized=True` under a `tf.distribute`
-strategy of several replicas (batch statistics all-reduced across them; with
-one replica the fused kernel computes the same statistics).
+float64 inputs, variables of another dtype than float32 (a "float16" policy),
+other ranks or axes, masks, `renorm`, `center=False` or `scale=False`, and
+training with `synchronized=True` under a `tf.distribute` strategy of several
+replicas (batch statistics all-reduced across them; with one replica the
+fused kernel computes the same statistics).
 
 Both paths update the moving statistics with the biased batch variance, as
 Keras's layer does; outputs, gradients and moving statistics agree with
@@ -74,7 +75,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
         if not (self._fusable_backend and mask is None and not self.renorm
                 and self.scale and self.center and len(inputs.shape) == 4 and axis in (-1, 3)
                 and keras.backend.standardize_dtype(inputs.dtype)
-                in ("float32", "float16", "bfloat16")):
+                in ("float32", "float16", "bfloat16")
+                and keras.backend.standardize_dtype(self.variable_dtype) == "float32"):
             return False
         # Synchronised statistics matter only when a strategy splits the batch.
         return not (training and self.synchronized

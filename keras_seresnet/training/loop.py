@@ -230,7 +230,9 @@ def _training_model(config, state, initial_weights, say, strategy):
     chief has the checkpoint).
     """
     with strategy.scope():
-        model = compile_model(build_from_config(config), config)
+        # Several replicas normalise with the global batch's statistics.
+        model = compile_model(build_from_config(
+            config, synchronized=strategy.num_replicas_in_sync > 1), config)
         model.optimizer.build(model.trainable_variables)
     if state is not None:
         _load_checkpoint(model, state["model"])
@@ -406,16 +408,15 @@ def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overw
     for epoch in range(start, config.epochs):
         _seed_epoch(model, config.seed, epoch)
         epoch_variable.assign(epoch)  # the pass fit starts makes this epoch's batches
-        with scale.synchronized_batch_norm(model, strategy.num_replicas_in_sync > 1):
-            history = model.fit(
-                train_ds,
-                validation_data=eval_ds,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                callbacks=callback_list,
-                verbose=verbose,
-                shuffle=False,  # the pipeline shuffles, by (seed, epoch)
-            )
+        history = model.fit(
+            train_ds,
+            validation_data=eval_ds,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            callbacks=callback_list,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, by (seed, epoch)
+        )
         if guard.message:
             raise TrainingDivergedError(guard.message)
         row = _history_row(epoch, {k: v[-1] for k, v in history.history.items()})

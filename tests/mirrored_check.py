@@ -23,6 +23,10 @@ import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_seresnet import runtime  # noqa: E402
+
+runtime.configure_process()  # as the scripts do, before TensorFlow starts
+
 import tensorflow as tf  # noqa: E402
 
 tf.config.set_logical_device_configuration(

@@ -110,6 +110,7 @@ def test_build_from_config_matches_defaults(default_model):
 
 @pytest.mark.slow
 def test_keras_file_round_trip_in_new_process(tmp_path, default_model):
+    """A saved model loads in a new process that imports the package's models, fused as it was saved."""
     path = tmp_path / "model.keras"
     default_model.save(path)
     x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
@@ -118,10 +119,170 @@ def test_keras_file_round_trip_in_new_process(tmp_path, default_model):
     script = textwrap.dedent(
         f"""
         import numpy as np, keras
+        import keras_seresnet.models  # registers the fused BatchNormalization
         model = keras.models.load_model({str(path)!r})
+        assert type(model.get_layer("stem_bn")).__module__ == "keras_seresnet.models.layers"
         np.save({str(tmp_path / 'y.npy')!r}, model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))
         """
     )
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+# keras_seresnet.models.layers.BatchNormalization: the model's BatchNorm, TensorFlow's fused kernel.
+
+N, H, W, C = 8, 6, 6, 5
+
+
+def _norm_pair(dtype="float32", **kwargs):
+    """The fused BatchNormalization and Keras's with the same random state."""
+    import keras_seresnet.models.layers as model_layers
+
+    rng = np.random.default_rng(0)
+    pair = [cls(momentum=0.9, epsilon=1e-5, dtype=dtype, **kwargs)
+            for cls in (model_layers.BatchNormalization, keras.layers.BatchNormalization)]
+    for layer in pair:
+        layer.build((None, H, W, C))
+    for a, b in zip(*(layer.weights for layer in pair)):
+        value = rng.uniform(0.5, 1.5, a.shape)
+        a.assign(value)
+        b.assign(value)
+    return pair
+
+
+def _norm_inputs(dtype="float32"):
+    return keras.ops.convert_to_tensor(np.random.default_rng(1).normal(2.0, 3.0, (N, H, W, C)), dtype)
+
+
+def _op_types(layer, x, training):
+    import tensorflow as tf
+
+    graph = tf.function(lambda t: layer(t, training=training)).get_concrete_function(x).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def _forward_and_gradients(layer, x, training):
+    import tensorflow as tf
+
+    weights = tf.constant(np.random.default_rng(3).normal(size=(N, H, W, C)), x.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=training)
+        loss = tf.reduce_sum(tf.cast(y, "float32") * tf.cast(weights, "float32"))
+    return [y] + tape.gradient(loss, [x, layer.gamma.value, layer.beta.value])
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_fused_batch_norm_runs_the_kernel_and_equals_keras(training):
+    fused, plain = _norm_pair()
+    x = _norm_inputs()
+    assert "FusedBatchNormV3" in _op_types(fused, x, training)
+    assert "FusedBatchNormV3" not in _op_types(plain, x, training)
+    for a, b in zip(_forward_and_gradients(fused, x, training), _forward_and_gradients(plain, x, training)):
+        scale = np.abs(b.numpy()).max()
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5 * scale)
+
+
+def test_fused_batch_norm_moving_statistics_equal_keras():
+    fused, plain = _norm_pair()
+    x = _norm_inputs()
+    for _ in range(2):
+        fused(x, training=True)
+        plain(x, training=True)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-6)
+
+
+def test_fused_batch_norm_runs_keras_code_for_float64():
+    fused, plain = _norm_pair("float64")
+    x = _norm_inputs("float64")
+    assert "FusedBatchNormV3" not in _op_types(fused, x, True)
+    np.testing.assert_array_equal(fused(x, training=True).numpy(), plain(x, training=True).numpy())
+    np.testing.assert_array_equal(fused.moving_variance.numpy(), plain.moving_variance.numpy())
+
+
+def test_synchronized_fused_batch_norm_fuses_without_several_replicas():
+    # Several replicas (Keras's all-reducing code) run in tests/mirrored_check.py.
+    fused, plain = _norm_pair(synchronized=True)
+    x = _norm_inputs()
+    assert "FusedBatchNormV3" in _op_types(fused, x, True)  # one replica: nothing to all-reduce
+    np.testing.assert_allclose(fused(x, training=True).numpy(), plain(x, training=True).numpy(),
+                               rtol=0, atol=1e-5)
+
+
+def test_fused_batch_norm_config_round_trips_and_keeps_synchronized():
+    from keras_seresnet.models.layers import BatchNormalization as FusedBatchNormalization
+
+    layer = FusedBatchNormalization(momentum=0.8, epsilon=1e-3, synchronized=True, name="bn")
+    config = layer.get_config()
+    assert config["synchronized"] is True and config["momentum"] == 0.8
+    again = FusedBatchNormalization.from_config(config)
+    assert (again.synchronized, again.momentum, again.epsilon, again.name) == (True, 0.8, 1e-3, "bn")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is FusedBatchNormalization
+
+
+def test_batch_norm_option_chooses_the_layer_class_and_keeps_counts():
+    from keras_seresnet.models.layers import BatchNormalization as FusedBatchNormalization
+
+    tiny = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    fused = build_seresnet(**tiny)
+    plain = build_seresnet(batch_norm="keras", **tiny)
+    norms = [type(l) for l in fused.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and set(norms) == {FusedBatchNormalization}
+    assert {type(l) for l in plain.layers if isinstance(l, keras.layers.BatchNormalization)} == {
+        keras.layers.BatchNormalization}
+    assert fused.count_params() == plain.count_params()
+    synced = build_seresnet(synchronized=True, **tiny)
+    assert all(l.synchronized for l in synced.layers if isinstance(l, keras.layers.BatchNormalization))
+    with pytest.raises(ValueError, match="Received: batch_norm='cudnn'"):
+        build_seresnet(batch_norm="cudnn", **tiny)
+    with pytest.raises(ValueError, match="Received: synchronized='yes'"):
+        build_seresnet(synchronized="yes", **tiny)
+
+
+def test_speedups_off_builds_keras_batch_norm(monkeypatch):
+    from keras_seresnet.runtime import SPEEDUPS_ENV
+
+    monkeypatch.setenv(SPEEDUPS_ENV, "0")
+    model = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    assert {type(l) for l in model.layers if isinstance(l, keras.layers.BatchNormalization)} == {
+        keras.layers.BatchNormalization}
+
+
+def test_fused_model_trains_like_the_keras_model():
+    """Same weights, same batch: two SGD steps give the same losses and weights to float32 rounding."""
+    tiny = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,), dropout=0.0)
+    keras.utils.set_random_seed(0)
+    fused = build_seresnet(**tiny)
+    plain = build_seresnet(batch_norm="keras", **tiny)
+    plain.set_weights(fused.get_weights())
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = np.eye(10, dtype="float32")[rng.integers(0, 10, 8)]
+    losses = []
+    for model in (fused, plain):
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                      loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+        losses.append([float(model.train_on_batch(x, y)) for _ in range(2)])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    for a, b in zip(fused.weights, plain.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5, err_msg=a.path)
+
+
+def test_weights_files_interchange_between_fused_and_keras_batch_norm(tmp_path):
+    # Weights files key layers by class name; the fused layer keeps Keras's,
+    # so checkpoints written with Keras's BatchNormalization still load.
+    tiny = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    plain = build_seresnet(batch_norm="keras", **tiny)
+    for variable in plain.non_trainable_weights:
+        variable.assign(np.random.default_rng(0).uniform(0.5, 1.5, variable.shape))
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    plain.save(tmp_path / "plain.keras")
+    for source in ("plain.weights.h5", "plain.keras"):
+        fused = build_seresnet(**tiny)
+        fused.load_weights(tmp_path / source)
+        for a, b in zip(fused.weights, plain.weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

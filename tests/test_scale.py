@@ -179,7 +179,7 @@ def test_mirrored_on_two_cpu_devices_equals_one_device():
     # replicas with synchronised BatchNorm equal one device's up to float32
     # rounding: the gradient sums are reassociated, synchronised BatchNorm
     # uses a one-pass variance, and one device runs the fused BatchNorm
-    # kernel (keras_seresnet.runtime) with oneDNN convolutions. Measured
+    # kernel (keras_seresnet.models.layers) with oneDNN convolutions. Measured
     # 1.2e-7 with the same kernels on both sides, 1.7e-5 with these, for
     # weights up to ~0.6. Unsynchronised BatchNorm differs by 2e-3 to 8e-3.
     for step in report["steps"]:

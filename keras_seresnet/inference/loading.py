@@ -29,6 +29,7 @@ import zipfile
 import keras
 import numpy as np
 
+from keras_seresnet import models  # noqa: F401  (registers the layers saved files name)
 from keras_seresnet.data.images import IMAGE_EXTENSIONS
 
 KERAS_SUFFIX = ".keras"

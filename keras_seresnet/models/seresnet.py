@@ -1,8 +1,9 @@
 """The SE-ResNet of the recipe as a Keras functional model.
 
-Built from built-in Keras layers only, so a saved `.keras` file loads back with
-plain `keras.models.load_model` and no custom objects. The graph is the
-reference PyTorch model layer for layer (`SPEC.md`, "Model"):
+Built from built-in Keras layers and the package's fused BatchNormalization
+(`keras_seresnet.models.layers.BatchNormalization`; pass `batch_norm="keras"` for Keras's own
+BatchNormalization, so that a saved `.keras` file needs no package code to
+load). The graph is the reference PyTorch model layer for layer:
 
     raw pixels [0, 255] -> Normalization(mean, std)
     stem: Conv3x3(3 -> 32, bias) -> BN -> ReLU
@@ -17,17 +18,19 @@ Stride-2 convolutions pad one pixel on every side explicitly, as PyTorch's
 be a different function (it matters for importing the reference's weights).
 
 Weights are initialised as PyTorch initialises `Conv2d` and `Linear`: uniform
-in +-1/sqrt(fan_in) for kernels and biases (SPEC allows either convention; this
-one keeps the starting point of the reference).
+in +-1/sqrt(fan_in) for kernels and biases (the recipe allows either convention;
+this one keeps the starting point of the reference).
 """
 
 import keras
 from keras import layers
 
 from keras_seresnet.config import TrainConfig
-from keras_seresnet.runtime import fuse_batch_norm
+from keras_seresnet.models import layers as fused_layers
+from keras_seresnet.runtime import speedups_enabled
 
 PARAMETER_BUDGET = 5_000_000  # the paper's limit on the parameter count
+BATCH_NORMS = {"fused": fused_layers.BatchNormalization, "keras": layers.BatchNormalization}
 
 
 def _torch_kernel_init():
@@ -42,17 +45,20 @@ def _torch_bias_init(fan_in):
     return keras.initializers.RandomUniform(-bound, bound)
 
 
-def _logits_dtype():
-    # Under a mixed float16/bfloat16 policy the logits (and so the softmax and
-    # the loss) are computed in float32; otherwise the layer follows the
-    # global policy (float32, or float64 for exact parity checks).
+def _float32_if_mixed():
+    # Under a mixed float16/bfloat16 policy the input normalisation (raw
+    # pixels up to 255, which bfloat16 rounds to a step of 1) and the logits
+    # (and so the softmax and the loss) are computed in float32; the stem
+    # convolution casts its input once either way. Otherwise the layer
+    # follows the global policy (float32, or float64 for exact parity checks).
     if keras.mixed_precision.global_policy().compute_dtype in ("float16", "bfloat16"):
         return "float32"
     return None
 
 
-def _batch_norm(x, momentum, epsilon, name):
-    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)(x)
+def _batch_norm(x, momentum, epsilon, name, batch_norm, synchronized):
+    return BATCH_NORMS[batch_norm](momentum=momentum, epsilon=epsilon, synchronized=synchronized,
+                                   name=name)(x)
 
 
 def _conv(x, filters, kernel_size, strides, name):
@@ -103,7 +109,8 @@ def squeeze_excite(x, reduction, name):
     return layers.Multiply(name=name + "_scale")([x, s])
 
 
-def residual_block(x, filters, strides, use_se, se_reduction, bn_momentum, bn_epsilon, name):
+def residual_block(x, filters, strides, use_se, se_reduction, bn_momentum, bn_epsilon, name, *,
+                   batch_norm="fused", synchronized=False):
     """One basic residual block: two 3x3 convolutions, optional SE, shortcut.
 
     Args:
@@ -114,21 +121,24 @@ def residual_block(x, filters, strides, use_se, se_reduction, bn_momentum, bn_ep
         se_reduction: SE bottleneck ratio.
         bn_momentum, bn_epsilon: BatchNormalization settings.
         name: prefix of every layer name (`stage3_block1`).
+        batch_norm, synchronized: as in `build_seresnet`.
 
     Returns:
         Feature map [N, H / strides, W / strides, C].
     """
+    norm = dict(momentum=bn_momentum, epsilon=bn_epsilon, batch_norm=batch_norm,
+                synchronized=synchronized)
     shortcut = x
     y = _conv(x, filters, 3, strides, name + "_conv1")
-    y = _batch_norm(y, bn_momentum, bn_epsilon, name + "_bn1")
+    y = _batch_norm(y, name=name + "_bn1", **norm)
     y = layers.ReLU(name=name + "_relu1")(y)
     y = _conv(y, filters, 3, 1, name + "_conv2")
-    y = _batch_norm(y, bn_momentum, bn_epsilon, name + "_bn2")
+    y = _batch_norm(y, name=name + "_bn2", **norm)
     if use_se:
         y = squeeze_excite(y, se_reduction, name + "_se")
     if strides != 1 or x.shape[-1] != filters:
         shortcut = _conv(x, filters, 1, strides, name + "_shortcut_conv")
-        shortcut = _batch_norm(shortcut, bn_momentum, bn_epsilon, name + "_shortcut_bn")
+        shortcut = _batch_norm(shortcut, name=name + "_shortcut_bn", **norm)
     y = layers.Add(name=name + "_add")([y, shortcut])
     return layers.ReLU(name=name + "_out")(y)
 
@@ -147,6 +157,8 @@ def build_seresnet(
     mean=(0.4914, 0.4822, 0.4465),
     std=(0.35, 0.35, 0.35),
     max_params=PARAMETER_BUDGET,
+    batch_norm=None,
+    synchronized=False,
     name="seresnet",
 ):
     """Builds the recipe's SE-ResNet as a functional `keras.Model`.
@@ -173,6 +185,14 @@ def build_seresnet(
         max_params: refuse a model with more parameters than this (counting
             BatchNorm statistics). Default 5,000,000, the paper's budget;
             pass a larger number (or None) to lift it deliberately.
+        batch_norm: "fused" (`keras_seresnet.models.layers.BatchNormalization`:
+            TensorFlow's fused kernel, the same function as Keras's layer) or "keras"
+            (`keras.layers.BatchNormalization`). Default None: "fused",
+            or "keras" when the environment sets KERAS_SERESNET_SPEEDUPS=0.
+        synchronized: BatchNormalization all-reduces its batch statistics
+            across the replicas of a `tf.distribute` strategy, so several
+            replicas normalise as one device does. Default False. Build the
+            model inside the strategy's scope.
         name: the model's name. Default "seresnet".
 
     Returns:
@@ -180,7 +200,9 @@ def build_seresnet(
         (NHWC, RGB) to float32 logits [N, num_classes]. It normalises
         internally, so callers never preprocess. Built under a mixed
         precision policy (`keras.mixed_precision.set_global_policy`), its
-        layers compute in float16/bfloat16 but the logits layer in float32.
+        layers compute in float16/bfloat16 (BatchNormalization with float32
+        statistics) but the input normalisation and the logits layer in
+        float32; all variables are float32.
 
     Raises:
         ValueError: for an inconsistent architecture, or a parameter count
@@ -199,6 +221,14 @@ def build_seresnet(
         mean=tuple(mean),
         std=tuple(std),
     ).validate()
+    if batch_norm is None:
+        batch_norm = "fused" if speedups_enabled() else "keras"
+    if batch_norm not in BATCH_NORMS:
+        raise ValueError("Argument `batch_norm` must be one of 'fused', 'keras', or None. "
+                         f"Received: batch_norm={batch_norm!r}")
+    if not isinstance(synchronized, bool):
+        raise ValueError(f"Argument `synchronized` must be True or False. "
+                         f"Received: synchronized={synchronized!r}")
     for stage, width in enumerate(widths, start=1):
         if use_se and stage in se_stages and width // se_reduction < 1:
             raise ValueError(
@@ -210,6 +240,7 @@ def build_seresnet(
     x = layers.Normalization(
         mean=[255.0 * m for m in mean],
         variance=[(255.0 * s) ** 2 for s in std],
+        dtype=_float32_if_mixed(),
         name="normalize",
     )(inputs)
     x = layers.Conv2D(
@@ -221,7 +252,7 @@ def build_seresnet(
         bias_initializer=_torch_bias_init(3 * 3 * 3),
         name="stem_conv",
     )(x)
-    x = _batch_norm(x, bn_momentum, bn_epsilon, "stem_bn")
+    x = _batch_norm(x, bn_momentum, bn_epsilon, "stem_bn", batch_norm, synchronized)
     x = layers.ReLU(name="stem_relu")(x)
     for stage, (width, num_blocks) in enumerate(zip(widths, blocks), start=1):
         for block in range(1, num_blocks + 1):
@@ -234,6 +265,8 @@ def build_seresnet(
                 bn_momentum=bn_momentum,
                 bn_epsilon=bn_epsilon,
                 name=f"stage{stage}_block{block}",
+                batch_norm=batch_norm,
+                synchronized=synchronized,
             )
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
@@ -242,7 +275,7 @@ def build_seresnet(
         num_classes,
         kernel_initializer=_torch_kernel_init(),
         bias_initializer=_torch_bias_init(fan_in),
-        dtype=_logits_dtype(),
+        dtype=_float32_if_mixed(),
         name="logits",
     )(x)
     model = keras.Model(inputs, outputs, name=name)
@@ -254,7 +287,7 @@ def build_seresnet(
             f"{max_params:,}. Shrink `widths`/`blocks`, or pass a larger "
             "`max_params` to lift the budget deliberately."
         )
-    return fuse_batch_norm(model)
+    return model
 
 
 def build_from_config(config: TrainConfig, **kwargs):

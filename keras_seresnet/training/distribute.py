@@ -24,17 +24,18 @@ Under any of them the training numbers stay those of one device:
   losses scaled by 1/replicas, i.e. the gradient of the global batch's mean
   loss (exactly so when the batch splits evenly; a remainder batch that does
   not weighs its shares equally); the learning-rate schedule is unchanged.
-- BatchNorm: with more than one replica the batch statistics are
-  all-reduced over the global batch (`synchronized_batch_norm`), as one
-  device computes them; unsynchronised, each replica would normalise with
-  the statistics of its own share, a different model.
+- BatchNorm: with more than one replica `train()` builds the model with
+  `build_seresnet(synchronized=True)`, so the batch statistics are
+  all-reduced over the global batch, as one device computes them;
+  unsynchronised, each replica would normalise with the statistics of its
+  own share, a different model. The saved files keep `synchronized=True`,
+  which changes nothing on one device or under another backend.
 - Not the same: dropout masks. Every replica draws from the same seed state,
   so a replica's share gets other masks than on one device (and the replicas'
   shares get equal ones). Rounding differs too (all-reduce order, one-pass
-  variance in synchronised BatchNorm): with dropout off, two steps on two
-  replicas leave every weight within 1e-6 of one device's (measured on two
-  logical CPU devices; tests/test_scale.py asserts 1e-5). Metrics in the
-  logs are means of the replicas' values, exact when the shares are equal.
+  variance in synchronised BatchNorm): with dropout off, replicas and one
+  device agree to float32 rounding. Metrics in the logs are means of the
+  replicas' values, exact when the shares are equal.
 
 Only the chief (`is_chief`) writes the run folder; the other workers write
 to a temporary folder that is deleted at the end (Keras's recipe: every
@@ -46,8 +47,10 @@ system is needed, and workers started with another config stop with an error
 (`all_workers`).
 
 Precision (`precision_policy`): "mixed_float16" and "mixed_bfloat16" are
-Keras's policies: layers compute in float16/bfloat16 with float32 weights,
-BatchNormalization computes its statistics in float32, the logits layer
+Keras's policies: layers compute in float16/bfloat16 with float32 weights
+(the optimizer updates these float32 master weights), BatchNormalization
+normalises the low-precision feature map with float32 statistics, scale and
+offset in one fused kernel (`keras_seresnet.models.layers`), the logits layer
 computes in float32 (`build_seresnet`), and so do the softmax and the loss.
 Under mixed_float16 Keras wraps the optimizer in a `LossScaleOptimizer`
 (dynamic loss scaling), whose state the checkpoints keep. XLA (`jit`) is
@@ -62,6 +65,8 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_seresnet.runtime import require_tensorflow
 
 PRECISION_POLICIES = {"off": "float32", "mixed_float16": "mixed_float16",
                       "mixed_bfloat16": "mixed_bfloat16"}
@@ -168,7 +173,9 @@ def make_strategy(name):
     Raises:
         ValueError: an unknown name, or (multiworker) a bad TF_CONFIG, or a
             one-worker cluster set up after TensorFlow started.
+        RuntimeError: Keras runs with another backend than TensorFlow.
     """
+    require_tensorflow("Training (tf.distribute strategies)")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -262,12 +269,12 @@ def _all_layers(model):
 def synchronized_batch_norm(model, enabled=True):
     """Makes every BatchNormalization of `model` all-reduce its batch statistics inside the block.
 
-    With `synchronized=True` a BatchNormalization layer (TensorFlow backend)
-    computes the mean and variance of the global batch across replicas, so
-    several replicas normalise as one device does. The training step is
-    traced inside the block; on exit the layers are switched back, so the
-    `.keras` files saved between fits keep `synchronized=False` and load with
-    any Keras backend (the traced step keeps its synchronised statistics).
+    Kept for compatibility: `train()` builds its model with
+    `build_seresnet(synchronized=True)` instead, which is visible in the
+    model's config. With `synchronized=True` a BatchNormalization layer
+    (TensorFlow backend) computes the mean and variance of the global batch
+    across replicas; a training step traced inside the block keeps that
+    after the layers are switched back on exit.
 
     Args:
         model: a `keras.Model`.

@@ -257,7 +257,9 @@ def _training_model(config, state, initial_weights, say, strategy):
     chief has the checkpoint).
     """
     with strategy.scope():
-        model = compile_model(build_from_config(config), config)
+        # Several replicas normalise with the global batch's statistics.
+        model = compile_model(build_from_config(
+            config, synchronized=strategy.num_replicas_in_sync > 1), config)
         model.optimizer.build(model.trainable_variables)
     if state is not None:
         _load_checkpoint(model, state["model"])
@@ -654,7 +656,7 @@ def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overw
     callback_list = _callbacks(config, model, train_ds, epoch_variable, alpha, guard, committer,
                                callbacks, verbose, say)
     if start < config.epochs:
-        _fit(model, train_ds, eval_ds, callback_list, start, config, strategy, verbose)
+        _fit(model, train_ds, eval_ds, callback_list, start, config, verbose)
     if guard.message or committer.error:
         raise TrainingDivergedError(guard.message or committer.error)
     if committer.state is None:  # a worker of a run whose epochs the chief had all committed
@@ -770,17 +772,16 @@ def _callbacks(config, model, train_ds, epoch_variable, alpha, guard, committer,
     )
 
 
-def _fit(model, train_ds, eval_ds, callback_list, start, config, strategy, verbose):
-    with scale.synchronized_batch_norm(model, strategy.num_replicas_in_sync > 1):
-        model.fit(
-            train_ds,
-            validation_data=eval_ds,
-            initial_epoch=start,
-            epochs=config.epochs,
-            callbacks=callback_list,
-            verbose=verbose,
-            shuffle=False,  # the pipeline shuffles, by (seed, epoch)
-        )
+def _fit(model, train_ds, eval_ds, callback_list, start, config, verbose):
+    model.fit(
+        train_ds,
+        validation_data=eval_ds,
+        initial_epoch=start,
+        epochs=config.epochs,
+        callbacks=callback_list,
+        verbose=verbose,
+        shuffle=False,  # the pipeline shuffles, by (seed, epoch)
+    )
 
 
 def _results(config, model, state, splits, initial_weights):

@@ -50,7 +50,11 @@ class TorchSGD(keras.optimizers.Optimizer):
         learning_rate = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         if self.coupled_weight_decay:
+            # The decay term first: with oneDNN, Grappler's remapper fuses `Add(MatMul, x)`
+            # of a one-column kernel into a kernel TensorFlow lacks ("Fusion is not
+            # implemented: [BiasAdd,Add]"); this order is not matched (a + b == b + a exactly).
             gradient = ops.add(ops.multiply(variable, self.coupled_weight_decay), gradient)
+        # No public lookup of a variable's slot exists; Keras's own optimizers use this one.
         buf = self.momentums[self._get_variable_index(variable)]
         self.assign(buf, ops.add(ops.multiply(buf, self.momentum), gradient))
         self.assign_sub(variable, ops.multiply(buf, learning_rate))

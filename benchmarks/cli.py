@@ -247,8 +247,8 @@ def main(argv=None):
     else:
         for line in report.ratio_lines(rates, RATIOS):
             print(line)
-        if args.command == "all":
-            print(report.flops_line(rates, config))
+    if args.command in ("all", "speed"):
+        print(report.flops_line(rates, config))
     if args.json:
         write_json(args.json, [r.to_dict() for r in results])
     return 0

@@ -125,20 +125,24 @@ def speed_report(rates, config, machine_info, low_precision):
         lines.append("- Note: the PyTorch reference is always the recipe's model; this config's "
                      "model differs, so the ratios to PyTorch compare different models.")
     lines += ["", f"Recommended CPU training precision: --mixed-precision {precision} ({reason})"]
-    if "train-step" in rates or "inference" in rates:
-        lines.append(flops_line(rates, config))
     return "\n".join(lines)
 
 
-def flops_line(rates, config):
-    """FLOPs per image counted from the config's model, the machine's matmul rate, ours against it."""
+def flops_line(rates, config, matmul_size=2048):
+    """FLOPs per image counted from the config's model, the machine's matmul rate, ours against it.
+
+    Args:
+        rates: images per second by result name.
+        config: the `TrainConfig` whose model is counted.
+        matmul_size: side of the float32 matrices of `flops.matmul_gflops`.
+    """
     from keras_seresnet.models.seresnet import build_from_config
 
     model = build_from_config(config)
     forward, step = flops.forward_flops(model), flops.train_flops(model)
     line = (f"FLOPs per image (counted from the model's layers): forward {forward / 1e9:.3f} G, "
-            f"training step {step / 1e9:.3f} G; float32 2048x2048 matrix multiply "
-            f"{flops.matmul_gflops():.0f} GFLOP/s")
+            f"training step {step / 1e9:.3f} G; float32 {matmul_size}x{matmul_size} matrix "
+            f"multiply {flops.matmul_gflops(matmul_size):.0f} GFLOP/s")
     reached = [f"{name} {rates[name] * per_image / 1e9:.0f} GFLOP/s"
                for name, per_image in (("train-step", step), ("fit", step), ("inference", forward))
                if name in rates]

@@ -41,6 +41,8 @@ FLAGS = {
                     "config, which times the same)"),
     "--inference-batch-size": dict(type=int, default=256,
                                    help="images per model call (default 256)"),
+    "--inference-steps": dict(type=int, default=10,
+                              help="model calls per timed inference run (default 10)"),
     "--jpegs": dict(type=int, default=2048, help="32x32 JPEGs written for predict-dir (default 2048)"),
     "--workers": dict(type=int, help="decoding threads (default min(8, cores))"),
     "--fit-images": dict(type=int, default=2560,
@@ -82,7 +84,8 @@ def run_inference(config, args):
 
     config = _with(config, mixed_precision=_precision(config, args))
     return inference_throughput(args.model, config=config, batch_size=args.inference_batch_size,
-                                repeats=args.repeats, seed=config.seed, progress=print)
+                                steps=args.inference_steps, repeats=args.repeats,
+                                seed=config.seed, progress=print)
 
 
 def run_predict_dir(config, args):
@@ -105,6 +108,10 @@ def run_fit(config, args):
 def run_reference(config, args):
     from benchmarks.reference import FORMS, reference_throughput
 
+    unknown = sorted(set(args.reference_forms or ()) - set(FORMS))
+    if unknown:
+        sys.exit(f"argument --reference-forms: unknown {', '.join(unknown)}; choose from "
+                 f"{', '.join(FORMS)}")
     return reference_throughput(config, forms=args.reference_forms or tuple(FORMS),
                                 steps=args.reference_steps, repeats=args.repeats,
                                 batch_size=args.inference_batch_size, progress=print)
@@ -121,7 +128,7 @@ def run_speed_low_precision(config, args):
         train_step_throughput(config, steps=args.steps, repeats=args.repeats,
                               name=f"train-step-{precision}", progress=print),
         inference_throughput(config=config, batch_size=args.inference_batch_size,
-                             repeats=args.repeats, seed=config.seed,
+                             steps=args.inference_steps, repeats=args.repeats, seed=config.seed,
                              name=f"inference-{precision}", progress=print),
     ]
 
@@ -133,7 +140,8 @@ COMMANDS = {
     "train-step": ("the package's compiled training step on a cached batch",
                    ["--steps", "--jit-compile", "--mixed-precision"], run_train_step),
     "inference": ("the bare model's probabilities on random batches",
-                  ["--model", "--inference-batch-size", "--mixed-precision"], run_inference),
+                  ["--model", "--inference-batch-size", "--inference-steps", "--mixed-precision"],
+                  run_inference),
     "predict-dir": ("decoding a JPEG folder alone, and predict_dir end to end",
                     ["--model", "--inference-batch-size", "--mixed-precision", "--jpegs",
                      "--workers"], run_predict_dir),
@@ -143,7 +151,8 @@ COMMANDS = {
                   "(needs torch)", ["--reference-steps", "--reference-forms",
                                     "--inference-batch-size"], run_reference),
 }
-LOW_PRECISION = ("low precision", ["--steps", "--inference-batch-size", "--mixed-precision"],
+LOW_PRECISION = ("low precision", ["--steps", "--inference-batch-size", "--inference-steps",
+                                   "--mixed-precision"],
                  run_speed_low_precision)
 SPEED = ["reference", "train-step", "low-precision", "inference", "fit"]
 # (numerator, denominator, what the ratio means), printed by `all` and the single commands.

@@ -23,6 +23,14 @@ def load_script():
     return module
 
 
+def test_benchmarks_are_not_part_of_the_package():
+    root = Path(__file__).resolve().parents[1]
+    assert not (root / "keras_seresnet" / "benchmark.py").exists()
+    assert 'include = ["keras_seresnet*"]' in (root / "pyproject.toml").read_text()
+    for path in (root / "keras_seresnet").rglob("*.py"):
+        assert "import benchmarks" not in path.read_text() and "from benchmarks" not in path.read_text()
+
+
 def test_time_runs_reports_images_per_second():
     lines = []
     rates = time_runs(lambda: (100, 0.5), 2, lines.append)
@@ -193,8 +201,9 @@ def test_every_command_parses_its_flags_once():
     args = parser.parse_args(["--cpu-features", "avx2", "all", "--steps", "2",
                               "--inference-batch-size", "4", "--reference-forms", "bf16"])
     assert (args.steps, args.inference_batch_size, args.reference_forms) == (2, 4, ["bf16"])
-    args = parser.parse_args(["speed", "--mixed-precision", "mixed_float16", "--fit-epochs", "3"])
-    assert (args.mixed_precision, args.fit_epochs) == ("mixed_float16", 3)
+    args = parser.parse_args(["speed", "--mixed-precision", "mixed_float16", "--fit-epochs", "3",
+                              "--inference-steps", "2"])
+    assert (args.mixed_precision, args.fit_epochs, args.inference_steps) == ("mixed_float16", 3, 2)
     for argv in (["--cpu-features", "avx9", "pipeline"], ["speed", "--mixed-precision", "off"]):
         with pytest.raises(SystemExit):
             cli.main(argv)

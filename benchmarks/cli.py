@@ -26,11 +26,31 @@ import sys
 
 from keras_seresnet.config import TrainConfig, field_choices
 
+def int_at_least(minimum):
+    """An argparse type: integers >= `minimum`."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+
+
 # Each flag once: (its arguments to `add_argument`). A command lists the flags it reads.
 FLAGS = {
-    "--images": dict(type=int, default=10_000, help="images per pipeline epoch (default 10000)"),
+    "--images": dict(type=positive_int, default=10_000,
+                     help="images per pipeline epoch (default 10000)"),
     "--no-xla": dict(action="store_true", help="augment op by op instead of with XLA"),
-    "--steps": dict(type=int, default=10, help="training steps per timed run (default 10)"),
+    "--steps": dict(type=positive_int, default=10,
+                    help="training steps per timed run (default 10)"),
     "--jit-compile": dict(choices=["auto", "true", "false"], default="auto",
                           help="XLA for the training step (default: Keras's auto)"),
     "--mixed-precision": dict(choices=field_choices()["mixed_precision"],
@@ -39,16 +59,18 @@ FLAGS = {
                               "(default mixed_bfloat16)"),
     "--model": dict(help=".keras file or SavedModel folder (default: an untrained model of the "
                     "config, which times the same)"),
-    "--inference-batch-size": dict(type=int, default=256,
+    "--inference-batch-size": dict(type=positive_int, default=256,
                                    help="images per model call (default 256)"),
-    "--inference-steps": dict(type=int, default=10,
+    "--inference-steps": dict(type=positive_int, default=10,
                               help="model calls per timed inference run (default 10)"),
-    "--jpegs": dict(type=int, default=2048, help="32x32 JPEGs written for predict-dir (default 2048)"),
-    "--workers": dict(type=int, help="decoding threads (default min(8, cores))"),
-    "--fit-images": dict(type=int, default=2560,
+    "--jpegs": dict(type=positive_int, default=2048,
+                    help="32x32 JPEGs written for predict-dir (default 2048)"),
+    "--workers": dict(type=positive_int, help="decoding threads (default min(8, cores))"),
+    "--fit-images": dict(type=positive_int, default=2560,
                          help="synthetic training images per epoch for fit (default 2560)"),
-    "--fit-epochs": dict(type=int, default=4, help="epochs of fit; the first is not timed (default 4)"),
-    "--reference-steps": dict(type=int, default=8,
+    "--fit-epochs": dict(type=int_at_least(2), default=4,
+                         help="epochs of fit; the first is not timed (default 4)"),
+    "--reference-steps": dict(type=positive_int, default=8,
                               help="PyTorch steps (and inference calls) per timed run (default 8)"),
     "--reference-forms": dict(nargs="+", help="PyTorch forms to time (default all: notebook "
                               "channels-last bf16 bf16-channels-last)"),
@@ -179,10 +201,12 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="benchmark.py",
                                      description="Throughput benchmarks (images per second).")
     parser.add_argument("--config", help="a TrainConfig JSON file (default: the recipe)")
-    parser.add_argument("--batch-size", type=int, help="override the config's batch size (128)")
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--batch-size", type=positive_int,
+                        help="override the config's batch size (128)")
+    parser.add_argument("--repeats", type=positive_int, default=3,
                         help="timed runs; the median is reported (default 3)")
-    parser.add_argument("--cpus", type=int, help="pin the process to this many CPU cores (Linux)")
+    parser.add_argument("--cpus", type=positive_int,
+                        help="pin the process to this many CPU cores (Linux)")
     parser.add_argument("--cpu-features",
                         help="the CPU's features instead of the detected ones, e.g. 'avx2' or "
                         "'avx2,avx512f,avx512_bf16' ('none': none); decides the recommended "
@@ -221,7 +245,6 @@ def main(argv=None):
     from keras_seresnet import runtime
 
     runtime.configure_process()  # before Keras and TensorFlow start
-    config = TrainConfig.from_json(args.config) if args.config else TrainConfig()
     changes = {"batch_size": args.batch_size} if args.batch_size else {}
     if getattr(args, "jit_compile", "auto") != "auto":
         changes["jit"] = args.jit_compile == "true"
@@ -232,7 +255,11 @@ def main(argv=None):
                          "precision; choose mixed_bfloat16 or mixed_float16")
         args.low_precision, args.mixed_precision = args.mixed_precision or "mixed_bfloat16", None
         changes["mixed_precision"] = "off"
-    config = _with(config, **changes)
+    try:
+        config = _with(TrainConfig.from_json(args.config) if args.config else TrainConfig(),
+                       **changes)
+    except (OSError, ValueError) as error:
+        parser.error(f"argument --config: {error}")
     names = list({"all": COMMANDS, "speed": SPEED}.get(args.command, [args.command]))
     if "reference" in names and importlib.util.find_spec("torch") is None:
         if args.command == "reference":

@@ -22,7 +22,14 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from benchmarks.timing import Result, check_positive_int, cpus, mixed_targets, synthetic_cifar, time_runs
+from benchmarks.timing import (
+    Result,
+    check_positive_int,
+    cpus,
+    mixed_targets,
+    synthetic_cifar,
+    time_runs,
+)
 from keras_seresnet.config import TrainConfig
 from reference.torch_seresnet import ReferenceSEResNet, make_training_step, normalise
 
@@ -132,7 +139,8 @@ def reference_throughput(config: Optional[TrainConfig] = None, *, forms: Sequenc
         infer_rates = time_runs(lambda: infer_run(steps), repeats, progress, "inference")
         form_details = {"form": form, "steps": steps, **details}
         results += [
-            Result.from_runs(train_name, train_rates, {"batch_size": config.batch_size, **form_details}),
+            Result.from_runs(train_name, train_rates,
+                             {"batch_size": config.batch_size, **form_details}),
             Result.from_runs(infer_name, infer_rates, {"batch_size": batch_size, **form_details}),
         ]
     return results

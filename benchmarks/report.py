@@ -119,9 +119,8 @@ def speed_report(rates, config, machine_info, low_precision):
         inference = (f", inference {rates[low_infer] / rates['inference']:.2f}x"
                      if {low_infer, "inference"} <= set(rates) else "")
         lines.append(f"- {low_precision} / float32: training step {speedup:.2f}x{inference}")
-    reference_model = TrainConfig()
-    if (config.widths, config.blocks, config.use_se) != (reference_model.widths, reference_model.blocks,
-                                                         reference_model.use_se):
+    recipe = TrainConfig()
+    if (config.widths, config.blocks, config.use_se) != (recipe.widths, recipe.blocks, recipe.use_se):
         lines.append("- Note: the PyTorch reference is always the recipe's model; this config's "
                      "model differs, so the ratios to PyTorch compare different models.")
     lines += ["", f"Recommended CPU training precision: --mixed-precision {precision} ({reason})"]

@@ -90,7 +90,7 @@ def synthetic_cifar(num_images, seed=0, num_classes=10):
 
 
 def mixed_targets(labels, num_classes):
-    """Float32 [N, num_classes] targets as mixup makes them: 0.7 of each label, 0.3 of the reversed batch's."""
+    """Float32 [N, num_classes] mixup-like targets: 0.7 of each label, 0.3 of the reversed batch's."""
     eye = np.eye(num_classes, dtype=np.float32)
     return 0.7 * eye[labels] + 0.3 * eye[labels[::-1]]
 

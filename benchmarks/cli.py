@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import os
 import sys
+import time
 
 from keras_seresnet.config import TrainConfig, field_choices
 
@@ -279,6 +280,7 @@ def main(argv=None):
     rates = {r.name: r.images_per_second for r in results}
     if args.command == "speed":
         print()
+        print(time.strftime("Date: %Y-%m-%d %H:%M UTC", time.gmtime()))
         print(report.speed_report(rates, config, machine_info, args.low_precision))
     else:
         for line in report.ratio_lines(rates, RATIOS):

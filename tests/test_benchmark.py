@@ -241,6 +241,7 @@ def test_speed_prints_machine_both_precisions_and_advice(tmp_path, capsys):
                         "speed", "--steps", "1", "--inference-batch-size", "4", "--fit-images",
                         "16", "--fit-epochs", "2", "--reference-steps", "1"]) == 0
     printed = capsys.readouterr().out
+    assert "Date: 20" in printed
     assert "avx2 yes, avx512f no, avx512_bf16 no, amx_bf16 no (--cpu-features)" in printed
     for row in ("| PyTorch as the notebook wrote it (NCHW float32) |",
                 "| PyTorch, autocast bfloat16 + channels_last |", "| keras_seresnet, float32 |",

@@ -7,8 +7,8 @@
     fit           train() end to end: pipeline + step + callbacks
     reference     the PyTorch notebook's step and inference, in four forms
     speed         the machine, the four PyTorch forms, our float32 and mixed
-                  precision figures, side by side, every ratio, and the CPU
-                  precision to use
+                  precision figures (timed in rounds, side by side), every
+                  ratio, and the CPU precision to use
     all           every benchmark above, and every ratio
 
 `--cpus N` pins the process to N cores (Linux); `--cpu-features` replaces
@@ -140,24 +140,44 @@ def run_reference(config, args):
                                 batch_size=args.inference_batch_size, progress=print)
 
 
-def run_speed_low_precision(config, args):
-    """Our training step and inference in the low precision compared with float32."""
-    from benchmarks.inference import inference_throughput
-    from benchmarks.training import train_step_throughput
+def run_speed(config, args):
+    """The `speed` benchmarks: every PyTorch form, ours in float32 and low precision, `train()`.
 
-    precision = args.low_precision
-    config = _with(config, mixed_precision=precision)
-    return [
-        train_step_throughput(config, steps=args.steps, repeats=args.repeats,
-                              name=f"train-step-{precision}", progress=print),
-        inference_throughput(config=config, batch_size=args.inference_batch_size,
-                             steps=args.inference_steps, repeats=args.repeats, seed=config.seed,
-                             name=f"inference-{precision}", progress=print),
+    The PyTorch forms and our training step and inference in float32 and in
+    `args.low_precision` are prepared first, then timed in rounds (`measure`),
+    so all share the machine's state alike; `train()` end to end follows.
+    """
+    from benchmarks.inference import prepare_inference
+    from benchmarks.timing import measure
+    from benchmarks.training import fit_throughput, prepare_train_step
+
+    prepared = []
+    if importlib.util.find_spec("torch") is None:
+        print("reference: skipped (PyTorch is not installed: pip install torch)")
+    else:
+        from benchmarks.reference import prepare_reference
+
+        prepared += prepare_reference(config, steps=args.reference_steps,
+                                      batch_size=args.inference_batch_size, progress=print)
+    low = _with(config, mixed_precision=args.low_precision)
+    prepared += [
+        prepare_train_step(config, steps=args.steps, progress=print),
+        prepare_train_step(low, steps=args.steps, name=f"train-step-{args.low_precision}",
+                           progress=print),
+        prepare_inference(config=config, batch_size=args.inference_batch_size,
+                          steps=args.inference_steps, seed=config.seed),
+        prepare_inference(config=low, batch_size=args.inference_batch_size,
+                          steps=args.inference_steps, seed=config.seed,
+                          name=f"inference-{args.low_precision}"),
     ]
+    print(f"timing {len(prepared)} benchmarks in {args.repeats} rounds")
+    results = measure(prepared, args.repeats, print)
+    return results + [fit_throughput(config, num_images=args.fit_images, epochs=args.fit_epochs,
+                                     progress=print)]
 
 
 # name -> (help, its flags, run it: a Result or a list of them); `all` runs
-# every one but the low-precision pair, in order; `speed` those of SPEED.
+# every one, in order; `speed` (run_speed) reads SPEED_FLAGS.
 COMMANDS = {
     "pipeline": ("augmented training pipeline", ["--images", "--no-xla"], run_pipeline),
     "train-step": ("the package's compiled training step on a cached batch",
@@ -174,10 +194,8 @@ COMMANDS = {
                   "(needs torch)", ["--reference-steps", "--reference-forms",
                                     "--inference-batch-size"], run_reference),
 }
-LOW_PRECISION = ("low precision", ["--steps", "--inference-batch-size", "--inference-steps",
-                                   "--mixed-precision"],
-                 run_speed_low_precision)
-SPEED = ["reference", "train-step", "low-precision", "inference", "fit"]
+SPEED_FLAGS = ["--reference-steps", "--steps", "--jit-compile", "--mixed-precision",
+               "--inference-batch-size", "--inference-steps", "--fit-images", "--fit-epochs"]
 # (numerator, denominator, what the ratio means), printed by `all` and the single commands.
 RATIOS = [
     ("pipeline", "train-step", "the pipeline must deliver >= 3x"),
@@ -186,10 +204,6 @@ RATIOS = [
     ("train-step", "reference-train-step", "bare training steps"),
     ("inference", "reference-inference", "target >= 1.3x"),
 ]
-
-
-def _command(name):
-    return LOW_PRECISION if name == "low-precision" else COMMANDS[name]
 
 
 def _add_flags(parser, names):
@@ -220,7 +234,7 @@ def build_parser():
                [flag for _, flags, _ in COMMANDS.values() for flag in flags])
     speed = commands.add_parser("speed", help="the machine, the PyTorch reference in four forms, "
                                 "our float32 and mixed precision figures, side by side")
-    _add_flags(speed, [flag for name in SPEED for flag in _command(name)[1]])
+    _add_flags(speed, SPEED_FLAGS)
     return parser
 
 
@@ -261,15 +275,18 @@ def main(argv=None):
                        **changes)
     except (OSError, ValueError) as error:
         parser.error(f"argument --config: {error}")
-    names = list({"all": COMMANDS, "speed": SPEED}.get(args.command, [args.command]))
-    if "reference" in names and importlib.util.find_spec("torch") is None:
+    if args.command == "all":
+        runners = [run for _, _, run in COMMANDS.values()]
+    else:
+        runners = [run_speed if args.command == "speed" else COMMANDS[args.command][2]]
+    if run_reference in runners and importlib.util.find_spec("torch") is None:
         if args.command == "reference":
             sys.exit("The reference benchmark needs PyTorch: pip install torch")
         print("reference: skipped (PyTorch is not installed: pip install torch)")
-        names.remove("reference")
+        runners.remove(run_reference)
     results = []
-    for name in names:
-        outcome = _command(name)[2](config, args)
+    for run in runners:
+        outcome = run(config, args)
         results.extend(outcome if isinstance(outcome, list) else [outcome])
     from benchmarks import report
     from keras_seresnet.files import write_json

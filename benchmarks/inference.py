@@ -6,7 +6,15 @@ from typing import Optional
 
 import numpy as np
 
-from benchmarks.timing import Result, check_positive_int, cpus, synthetic_cifar, time_runs
+from benchmarks.timing import (
+    Prepared,
+    Result,
+    check_positive_int,
+    cpus,
+    measure,
+    synthetic_cifar,
+    time_runs,
+)
 from keras_seresnet.config import TrainConfig
 from keras_seresnet.data.images import list_images, read_images
 from keras_seresnet.inference.loading import ProbabilityModel
@@ -43,9 +51,9 @@ def _classifier(model, config):
     return ProbabilityModel(model)
 
 
-def inference_throughput(model=None, *, config: Optional[TrainConfig] = None, batch_size=256,
-                         steps=10, repeats=3, seed=0, name="inference", progress=None) -> Result:
-    """Images per second of the bare model: probabilities of random raw-pixel batches.
+def prepare_inference(model=None, *, config: Optional[TrainConfig] = None, batch_size=256,
+                      steps=10, seed=0, name="inference") -> Prepared:
+    """The bare model's probabilities of a random raw-pixel batch, warmed up, ready to time.
 
     Args:
         model: a `keras.Model`, `.keras` path or SavedModel folder; None: an
@@ -54,13 +62,14 @@ def inference_throughput(model=None, *, config: Optional[TrainConfig] = None, ba
             Default `TrainConfig()` (float32).
         batch_size: images per call. Default 256.
         steps: calls per timed run. Default 10 (after 2 warm-up calls).
-        repeats: timed runs. Default 3.
         seed: seed of the random pixels.
         name: the `Result`'s name.
-        progress: callable for progress lines, or None.
 
     Returns:
-        A `Result`.
+        A `Prepared`.
+
+    Raises:
+        ValueError: `batch_size` or `steps` is not a positive integer.
     """
     check_positive_int("batch_size", batch_size)
     check_positive_int("steps", steps)
@@ -74,10 +83,24 @@ def inference_throughput(model=None, *, config: Optional[TrainConfig] = None, ba
             classifier(x)
         return steps * batch_size
 
-    rates = time_runs(run, repeats, progress, name)
     precision = "given model" if model is not None else (config or TrainConfig()).mixed_precision
-    return Result.from_runs(name, rates, {
+    return Prepared(name, run, {
         "batch_size": batch_size, "steps": steps, "precision": precision, "cpus": cpus()})
+
+
+def inference_throughput(model=None, *, config: Optional[TrainConfig] = None, batch_size=256,
+                         steps=10, repeats=3, seed=0, name="inference", progress=None) -> Result:
+    """Images per second of the bare model (`prepare_inference`).
+
+    Args:
+        model, config, batch_size, steps, seed, name: as in `prepare_inference`.
+        repeats: timed runs; the `Result` holds their median. Default 3.
+        progress: callable for progress lines, or None.
+    """
+    check_positive_int("repeats", repeats)
+    prepared = prepare_inference(model, config=config, batch_size=batch_size, steps=steps,
+                                 seed=seed, name=name)
+    return measure([prepared], repeats, progress)[0]
 
 
 def predict_dir_throughput(model=None, *, config: Optional[TrainConfig] = None, num_images=2048,

@@ -14,7 +14,8 @@ train mode, label-smoothed cross-entropy on mixed targets, backward, SGD with
 momentum and coupled weight decay), the reference's augmentation and data
 loading left out, so the figure is an upper bound of the notebook's full
 training throughput; (2) inference in eval mode under `torch.inference_mode`.
-Every form starts from the same seeded weights. Needs PyTorch.
+Every form starts from the same seeded weights; a form's training step and
+its inference share one model. Needs PyTorch.
 """
 
 from typing import Optional, Sequence
@@ -23,12 +24,12 @@ import torch
 from torch import nn
 
 from benchmarks.timing import (
-    Result,
+    Prepared,
     check_positive_int,
     cpus,
+    measure,
     mixed_targets,
     synthetic_cifar,
-    time_runs,
 )
 from keras_seresnet.config import TrainConfig
 from reference.torch_seresnet import ReferenceSEResNet, make_training_step, normalise
@@ -73,21 +74,20 @@ def _batch(images, channels_last):
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def reference_throughput(config: Optional[TrainConfig] = None, *, forms: Sequence[str] = tuple(FORMS),
-                         steps=8, repeats=3, batch_size=256, threads=None, progress=None) -> list:
-    """Images per second of the reference's training step and inference, in each of `forms`.
+def prepare_reference(config: Optional[TrainConfig] = None, *, forms: Sequence[str] = tuple(FORMS),
+                      steps=8, batch_size=256, threads=None, progress=None) -> list:
+    """The reference's training step and inference in each of `forms`, warmed up, ready to time.
 
     Args:
         config: batch size, optimizer and seed. Default `TrainConfig()`.
-        forms: names among `FORMS`, timed in this order. Default all four.
+        forms: names among `FORMS`, in this order. Default all four.
         steps: steps (or inference calls) per timed run, after 2 warm-up ones.
-        repeats: timed runs. Default 3.
         batch_size: inference batch. Default 256.
         threads: `torch.set_num_threads`; default the cores this process may use.
         progress: callable for progress lines, or None.
 
     Returns:
-        Two `Result`s per form, named as `result_names(form)` says
+        Two `Prepared` per form, named as `result_names(form)` says
         ("reference-train-step", "reference-inference" for "notebook").
 
     Raises:
@@ -106,41 +106,65 @@ def reference_throughput(config: Optional[TrainConfig] = None, *, forms: Sequenc
     targets = torch.from_numpy(mixed_targets(labels, config.num_classes))
     eval_images = synthetic_cifar(batch_size, config.seed)[0]
     details = {"torch": torch.__version__, "threads": threads, "cpus": cpus()}
-    results = []
+    prepared = []
     for form in forms:
         channels_last, autocast = FORMS[form]
         train_name, infer_name = result_names(form)
-        model = _model(config, channels_last, autocast)
-        step = make_training_step(model, lr=config.base_lr, momentum=config.momentum,
-                                  weight_decay=config.weight_decay,
-                                  label_smoothing=config.label_smoothing)
-        x = _batch(images, channels_last)
-
-        def train_run(n):
-            for _ in range(n):
-                step(x, targets)
-            return n * config.batch_size
-
         if progress:
-            progress(f"{train_name}: PyTorch, channels_last={channels_last}, "
-                     f"autocast bfloat16={autocast}")
-        train_run(2)
-        train_rates = time_runs(lambda: train_run(steps), repeats, progress, "step")
-        model.eval()
-        x_eval = _batch(eval_images, channels_last)
-
-        def infer_run(n):
-            with torch.inference_mode():
-                for _ in range(n):
-                    torch.softmax(model(x_eval), dim=1)
-            return n * batch_size
-
-        infer_run(2)
-        infer_rates = time_runs(lambda: infer_run(steps), repeats, progress, "inference")
+            progress(f"{train_name}, {infer_name}: PyTorch, channels_last={channels_last}, "
+                     f"autocast bfloat16={autocast}: warm-up")
+        model = _model(config, channels_last, autocast)
         form_details = {"form": form, "steps": steps, **details}
-        results += [
-            Result.from_runs(train_name, train_rates,
-                             {"batch_size": config.batch_size, **form_details}),
-            Result.from_runs(infer_name, infer_rates, {"batch_size": batch_size, **form_details}),
+        prepared += [
+            _prepare_step(model, config, _batch(images, channels_last), targets, steps,
+                          train_name, form_details),
+            _prepare_inference(model, _batch(eval_images, channels_last), steps, infer_name,
+                               form_details),
         ]
-    return results
+    return prepared
+
+
+def _prepare_step(model, config, x, targets, steps, name, details):
+    step = make_training_step(model, lr=config.base_lr, momentum=config.momentum,
+                              weight_decay=config.weight_decay,
+                              label_smoothing=config.label_smoothing)
+
+    def run(n=steps):
+        for _ in range(n):
+            step(x, targets)  # in train mode: the step sets it
+        return n * config.batch_size
+
+    run(2)
+    return Prepared(name, run, {"batch_size": config.batch_size, **details})
+
+
+def _prepare_inference(model, x, steps, name, details):
+    def run(n=steps):
+        model.eval()  # the model's training step, timed in turn with this, sets train mode
+        with torch.inference_mode():
+            for _ in range(n):
+                torch.softmax(model(x), dim=1)
+        return n * x.shape[0]
+
+    run(2)
+    return Prepared(name, run, {"batch_size": x.shape[0], **details})
+
+
+def reference_throughput(config: Optional[TrainConfig] = None, *, forms: Sequence[str] = tuple(FORMS),
+                         steps=8, repeats=3, batch_size=256, threads=None, progress=None) -> list:
+    """Images per second of the reference's training step and inference, in each of `forms`.
+
+    Args:
+        config, forms, steps, batch_size, threads, progress: as in `prepare_reference`.
+        repeats: timed runs of each, in rounds (`measure`). Default 3.
+
+    Returns:
+        Two `Result`s per form, named as `result_names(form)` says.
+
+    Raises:
+        ValueError: an unknown form, or a non-positive count.
+    """
+    check_positive_int("repeats", repeats)
+    prepared = prepare_reference(config, forms=forms, steps=steps, batch_size=batch_size,
+                                 threads=threads, progress=progress)
+    return measure(prepared, repeats, progress)

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import statistics
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -52,6 +52,41 @@ def check_positive_int(name, value):
         raise ValueError(f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
 
 
+@dataclasses.dataclass
+class Prepared:
+    """A benchmark built and warmed up, ready to be timed.
+
+    Attributes:
+        name: the `Result`'s name.
+        run: one timed run, returning what `time_runs` accepts.
+        details: the `Result`'s details.
+    """
+
+    name: str
+    run: Callable[[], object]
+    details: dict
+
+
+def measure(benchmarks: Sequence[Prepared], repeats: int,
+            progress: Optional[Callable[[str], None]] = None) -> List[Result]:
+    """Times every benchmark `repeats` times, in rounds, and returns their `Result`s in order.
+
+    Round r times run r of each benchmark in turn, so a machine whose load
+    drifts over the minutes slows every benchmark alike and their ratios stay
+    fair (the timings of one benchmark are never minutes apart from another's).
+
+    Raises:
+        ValueError: `repeats` is not a positive integer.
+    """
+    check_positive_int("repeats", repeats)
+    rates = [[] for _ in benchmarks]
+    for round_ in range(repeats):
+        for benchmark, runs in zip(benchmarks, rates):
+            runs.append(_time_once(benchmark.run, progress,
+                                   f"{benchmark.name}, round {round_ + 1}/{repeats}"))
+    return [Result.from_runs(b.name, runs, b.details) for b, runs in zip(benchmarks, rates)]
+
+
 def time_runs(run: Callable[[], int], repeats: int, progress: Optional[Callable[[str], None]] = None,
               label: str = "run") -> List[float]:
     """Calls `run()` `repeats` times; returns images per second of each call.
@@ -68,18 +103,19 @@ def time_runs(run: Callable[[], int], repeats: int, progress: Optional[Callable[
         ValueError: `repeats` is not a positive integer.
     """
     check_positive_int("repeats", repeats)
-    rates = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        images = run()
-        seconds = time.perf_counter() - start
-        if isinstance(images, tuple):
-            images, seconds = images
-        rates.append(images / seconds)
-        if progress:
-            progress(f"  {label} {i + 1}/{repeats}: {images:,} images in {seconds:.2f} s "
-                     f"= {rates[-1]:,.1f} img/s")
-    return rates
+    return [_time_once(run, progress, f"{label} {i + 1}/{repeats}") for i in range(repeats)]
+
+
+def _time_once(run, progress, label):
+    """Images per second of one call of `run` (see `time_runs`), reported to `progress`."""
+    start = time.perf_counter()
+    images = run()
+    seconds = time.perf_counter() - start
+    if isinstance(images, tuple):
+        images, seconds = images
+    if progress:
+        progress(f"  {label}: {images:,} images in {seconds:.2f} s = {images / seconds:,.1f} img/s")
+    return images / seconds
 
 
 def synthetic_cifar(num_images, seed=0, num_classes=10):

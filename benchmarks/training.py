@@ -14,9 +14,11 @@ import keras
 import tensorflow as tf
 
 from benchmarks.timing import (
+    Prepared,
     Result,
     check_positive_int,
     cpus,
+    measure,
     mixed_targets,
     synthetic_cifar,
     time_runs,
@@ -110,9 +112,9 @@ def pipeline_throughput(config: Optional[TrainConfig] = None, *, num_images=10_0
         "cpus": cpus()})
 
 
-def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, repeats=3,
-                          name="train-step", progress=None) -> Result:
-    """Images per second of the package's compiled training step on a cached batch.
+def prepare_train_step(config: Optional[TrainConfig] = None, *, steps=10, name="train-step",
+                       progress=None) -> Prepared:
+    """The package's compiled training step on a cached batch, warmed up, ready to time.
 
     The model of `build_from_config(config)`, compiled by `compile_model`
     under `config.mixed_precision`, fitted with `model.fit` on one batch of
@@ -125,20 +127,18 @@ def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, rep
         config: model, optimizer, batch size, `mixed_precision` and `jit`.
             Default `TrainConfig()` (the recipe: batch 128, float32).
         steps: training steps per timed run, >= 1. Default 10.
-        repeats: timed runs. Default 3.
         name: the `Result`'s name.
         progress: callable for progress lines, or None.
 
     Returns:
-        A `Result` (details: batch size, steps, precision, XLA as Keras
+        A `Prepared` (details: batch size, steps, precision, XLA as Keras
         resolved it, cores).
 
     Raises:
-        ValueError: `steps` or `repeats` is not a positive integer.
+        ValueError: `steps` is not a positive integer.
     """
     config = config or TrainConfig()
     check_positive_int("steps", steps)
-    check_positive_int("repeats", repeats)
     keras.utils.set_random_seed(config.seed)
     with precision_policy(config.mixed_precision):
         model = compile_model(build_from_config(config), config)
@@ -155,10 +155,25 @@ def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, rep
         progress(f"{name}: warm-up fit of 2 steps (tracing, compilation), "
                  f"precision {config.mixed_precision}")
     fit(2)
-    rates = time_runs(lambda: fit(steps), repeats, progress, "run")
-    return Result.from_runs(name, rates, {
+    return Prepared(name, lambda: fit(steps), {
         "batch_size": config.batch_size, "steps": steps, "precision": config.mixed_precision,
         "xla": model.jit_compile, "cpus": cpus()})
+
+
+def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, repeats=3,
+                          name="train-step", progress=None) -> Result:
+    """Images per second of the package's compiled training step (`prepare_train_step`).
+
+    Args:
+        config, steps, name, progress: as in `prepare_train_step`.
+        repeats: timed runs; the `Result` holds their median. Default 3.
+
+    Raises:
+        ValueError: `steps` or `repeats` is not a positive integer.
+    """
+    check_positive_int("repeats", repeats)
+    prepared = prepare_train_step(config, steps=steps, name=name, progress=progress)
+    return measure([prepared], repeats, progress)[0]
 
 
 def fit_throughput(config: Optional[TrainConfig] = None, *, num_images=2560, epochs=4,

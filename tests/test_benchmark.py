@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import cli, flops, machine, report, training
-from benchmarks.timing import Result, mixed_targets, time_runs
+from benchmarks.timing import Prepared, Result, measure, mixed_targets, time_runs
 from keras_seresnet.config import TrainConfig
 
 TINY = TrainConfig(batch_size=8, widths=(8, 16, 16, 16), se_reduction=4)
@@ -38,6 +38,18 @@ def test_time_runs_reports_images_per_second():
     with pytest.raises(ValueError, match=r"Argument `repeats` must be a positive integer. "
                                          r"Received: repeats=0"):
         time_runs(lambda: 1, 0)
+
+
+def test_measure_times_in_rounds():
+    order = []
+
+    def bench(name):
+        return Prepared(name, lambda: (order.append(name), (10, 0.1))[1], {"name": name})
+
+    results = measure([bench("a"), bench("b")], 2)
+    assert order == ["a", "b", "a", "b"]
+    assert [(r.name, r.runs, r.details) for r in results] == [
+        ("a", [100.0, 100.0], {"name": "a"}), ("b", [100.0, 100.0], {"name": "b"})]
 
 
 def test_result_is_the_median_of_its_runs():

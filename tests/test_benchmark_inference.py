@@ -4,25 +4,34 @@ import keras
 import pytest
 from PIL import Image
 
-from keras_seresnet import benchmark, build_seresnet
-from tests.test_benchmark import load_script
+from benchmarks.inference import inference_throughput, predict_dir_throughput, write_jpeg_folder
+from keras_seresnet import build_seresnet
+from keras_seresnet.config import TrainConfig
+from tests.test_benchmark import TINY, load_script
 
 
 def test_inference_measurements_count_every_image(tmp_path):
-    folder = benchmark.write_jpeg_folder(tmp_path / "jpegs", 9)
+    write_jpeg_folder(tmp_path / "jpegs", 9)
     with Image.open(tmp_path / "jpegs" / "00008.jpg") as image:
         assert (image.format, image.size, image.mode) == ("JPEG", (32, 32), "RGB")
     keras.utils.set_random_seed(0)
     model = build_seresnet(widths=(8, 16, 16, 16))
     lines = []
-    decode, end_to_end = benchmark.predict_dir_throughput(
+    decode, end_to_end = predict_dir_throughput(
         model, num_images=9, batch_size=4, workers=2, repeats=1, progress=lines.append)
-    bare = benchmark.inference_throughput(model, batch_size=4, steps=2, repeats=2)
+    bare = inference_throughput(model, batch_size=4, steps=2, repeats=2)
     assert (decode.name, end_to_end.name, bare.name) == ("decode", "predict-dir", "inference")
     assert "9 images" in lines[0] and "9 images" in lines[1]
     assert len(bare.runs) == 2 and bare.details["batch_size"] == 4
     for result in (decode, end_to_end, bare):
         assert result.images_per_second > 0
+
+
+def test_inference_builds_the_config_model_under_its_policy():
+    config = TrainConfig.from_dict({**TINY.to_dict(), "mixed_precision": "mixed_bfloat16"})
+    result = inference_throughput(config=config, batch_size=2, steps=1, repeats=1, name="bf16")
+    assert (result.name, result.details["precision"]) == ("bf16", "mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 @pytest.mark.slow

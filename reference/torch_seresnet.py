@@ -9,7 +9,10 @@ The benchmarks here run the reference's training step (forward, label-
 smoothed cross-entropy on mixup targets, backward, SGD with momentum 0.9 and
 coupled weight decay 5e-4) and its inference, with the thread count set as
 the notebook's machine had it, so `keras_seresnet.benchmark` can time both
-frameworks in one process on the same machine.
+frameworks in one process on the same machine. `train_reference` is the
+notebook's training loop (per-epoch learning rate, then those steps), which
+tests/test_trajectory_parity.py runs beside the package's loop and
+benchmarks/parity.py runs with torchvision's augmentations.
 """
 
 import numpy as np

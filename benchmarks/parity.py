@@ -21,7 +21,8 @@ sqrt(sd_keras^2 / K + sd_torch^2 / K)). `--no-color-jitter`,
 `--no-mixup-cutout` and `--no-se` switch a component off on both sides at
 once, to locate a gap. Results (every run's per-epoch accuracies) go to
 `--out` as JSON; a second call with the same `--out` reuses the finished
-runs, so an interrupted harness continues.
+runs (of the same images, schedule and switches), so an interrupted harness
+continues, and `--seeds` can grow later.
 
 Example (the budget of README's table):
     python benchmarks/parity.py --data-dir /work/cifar10 --limit-train 2000 \
@@ -118,13 +119,18 @@ def report(results, epochs):
     return lines
 
 
+def _what_is_measured(arguments):
+    """The arguments that change a run's result (not how many seeds, which sides, where)."""
+    return {k: v for k, v in arguments.items() if k not in ("seeds", "sides", "out", "torch_python")}
+
+
 def main(argv=None):
     args = parse_args(argv)
     results = {"keras": {}, "torch": {}}
     if os.path.exists(args.out):
         with open(args.out, encoding="utf-8") as f:
             saved = json.load(f)
-        if saved.get("args") == vars(args):
+        if _what_is_measured(saved.get("args", {})) == _what_is_measured(vars(args)):
             results = saved["results"]
     from keras_seresnet.data.cifar10 import load_cifar10
     from keras_seresnet.files import write_json

@@ -9,7 +9,10 @@ The benchmarks here run the reference's training step (forward, label-
 smoothed cross-entropy on mixup targets, backward, SGD with momentum 0.9 and
 coupled weight decay 5e-4) and its inference, with the thread count set as
 the notebook's machine had it, so `keras_seresnet.benchmark` can time both
-frameworks in one process on the same machine.
+frameworks in one process on the same machine. `train_reference` is the
+notebook's training loop (per-epoch learning rate, then those steps), which
+tests/test_trajectory_parity.py runs beside the package's loop and
+benchmarks/parity.py runs with torchvision's augmentations.
 """
 
 import numpy as np
@@ -79,18 +82,25 @@ class Stage(nn.Module):
 
 
 class ReferenceSEResNet(nn.Module):
-    """Input: the normalised image, NCHW float [N, 3, 32, 32]. Output: 10 logits [N, 10]."""
+    """Input: the normalised image, NCHW float [N, 3, 32, 32]. Output: 10 logits [N, 10].
 
-    def __init__(self, use_se=True, dropout=0.2):
+    `widths` are the channels of the four stages (the stem has `widths[0]`);
+    the notebook's are (32, 64, 128, 256). Other widths give the model
+    `build_seresnet(widths=...)` builds, for fast parity tests; SE sits in
+    stages 3 and 4 with a bottleneck of C // 16.
+    """
+
+    def __init__(self, use_se=True, dropout=0.2, widths=(32, 64, 128, 256)):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3, 1, padding=1, bias=True)
-        self.bn1 = nn.BatchNorm2d(32)
-        self.layer1 = Stage(32, 32, 1, False)
-        self.layer2 = Stage(32, 64, 2, False)
-        self.layer3 = Stage(64, 128, 2, use_se)
-        self.layer4 = Stage(128, 256, 2, use_se)
+        w1, w2, w3, w4 = widths
+        self.conv1 = nn.Conv2d(3, w1, 3, 1, padding=1, bias=True)
+        self.bn1 = nn.BatchNorm2d(w1)
+        self.layer1 = Stage(w1, w1, 1, False)
+        self.layer2 = Stage(w1, w2, 2, False)
+        self.layer3 = Stage(w2, w3, 2, use_se)
+        self.layer4 = Stage(w3, w4, 2, use_se)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(256, 10)
+        self.fc = nn.Linear(w4, 10)
 
     def features(self, x):
         x = F.relu(self.bn1(self.conv1(x)))
@@ -130,3 +140,51 @@ def make_training_step(model, *, lr=0.1, momentum=0.9, weight_decay=5e-4, label_
         return loss
 
     return step
+
+
+def train_reference(model, epochs, *, momentum=0.9, weight_decay=5e-4, label_smoothing=0.08,
+                    optimizer=None):
+    """The notebook's training loop, written from the recipe: returns the loss of every step.
+
+    For each epoch, in order: every parameter group's learning rate is set to
+    that epoch's value (the notebook's per-epoch schedule), then one step per
+    batch: forward in training mode, `F.cross_entropy(logits, targets,
+    label_smoothing=...)` on the (mixed) soft targets, backward, and
+    `torch.optim.SGD(momentum, weight_decay)` (heavy-ball momentum with
+    dampening 0, coupled L2 on every parameter).
+
+    Args:
+        model: a `ReferenceSEResNet` (or any module mapping the batches'
+            images to logits); trained in place.
+        epochs: iterable of `(learning_rate, batches)`, one per epoch;
+            `batches` iterates `(images, targets)`: normalised NCHW images
+            [N, 3, 32, 32] and soft targets [N, 10] whose rows sum to 1, both
+            tensors of the model's dtype. Consumed lazily, so the batches may
+            be made on the fly.
+        momentum: SGD momentum. Default 0.9.
+        weight_decay: coupled L2 factor. Default 5e-4.
+        label_smoothing: of the cross-entropy. Default 0.08.
+        optimizer: an existing `torch.optim.SGD` to continue with (its
+            momentum buffers kept); None makes one.
+
+    Returns:
+        `(losses, optimizer)`: `losses[e][k]` is the loss (float) of step k
+        of epoch e, computed before that step's update.
+    """
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=momentum,
+                                    weight_decay=weight_decay)
+    model.train()
+    losses = []
+    for learning_rate, batches in epochs:
+        for group in optimizer.param_groups:
+            group["lr"] = float(learning_rate)
+        epoch_losses = []
+        for images, targets in batches:
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(images), targets, label_smoothing=label_smoothing)
+            loss.backward()
+            optimizer.step()
+            epoch_losses.append(loss.item())
+        losses.append(epoch_losses)
+    return losses, optimizer

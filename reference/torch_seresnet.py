@@ -1,6 +1,6 @@
 """The reference PyTorch notebook's SE-ResNet, for parity tests and side-by-side benchmarks.
 
-Written from SPEC.md ("Model") with the notebook's module names, so its
+Written from the recipe (docs/recipe.md, "Model") with the notebook's module names, so its
 `state_dict` has the reference checkpoint's 131 keys. PyTorch is optional:
 importing this module needs it (`pip install keras-seresnet[torch]`); the
 rest of the package does not.

@@ -1,8 +1,7 @@
 """Import the reference PyTorch notebook's weights into the Keras model.
 
-The reference saves `model.state_dict()` with `torch.save`; `SPEC.md` ("The
-reference's PyTorch checkpoint layout") lists its 131 tensors. Each maps to
-exactly one weight of `build_seresnet()` by layer name:
+The reference saves `model.state_dict()` with `torch.save`: 131 tensors (PyTorch
+layout, OIHW convolutions). Each maps to exactly one weight of `build_seresnet()` by layer name:
 
     conv1, bn1                                -> stem_conv, stem_bn
     layer{s}.layer.{b-1}.conv1 / bn1 / conv2 / bn2
@@ -188,8 +187,8 @@ def _hint(missing, unexpected):
     if se_only(unexpected) and not missing:
         return "The checkpoint has SE blocks: build the model with use_se=True."
     return (
-        "Build the model with the checkpoint's architecture (SPEC.md, 'The "
-        "reference's PyTorch checkpoint layout')."
+        "Build the model with the checkpoint's architecture (the widths, blocks and "
+        "SE stages its keys imply)."
     )
 
 

@@ -136,15 +136,19 @@ def test_keras_file_round_trip_in_new_process(tmp_path, default_model):
 N, H, W, C = 8, 6, 6, 5
 
 
-def _norm_pair(dtype="float32", **kwargs):
-    """The fused BatchNormalization and Keras's with the same random state."""
+def _norm_pair(dtype="float32", channels=C, **kwargs):
+    """The fused BatchNormalization and Keras's with the same random state.
+
+    `dtype` is a dtype or a dtype policy name; the layers are built for
+    [N, H, W, channels] inputs.
+    """
     import keras_seresnet.models.layers as model_layers
 
     rng = np.random.default_rng(0)
     pair = [cls(momentum=0.9, epsilon=1e-5, dtype=dtype, **kwargs)
             for cls in (model_layers.BatchNormalization, keras.layers.BatchNormalization)]
     for layer in pair:
-        layer.build((None, H, W, C))
+        layer.build((None, H, W, channels))
     for a, b in zip(*(layer.weights for layer in pair)):
         value = rng.uniform(0.5, 1.5, a.shape)
         a.assign(value)

@@ -10,6 +10,8 @@ from keras_seresnet.models.seresnet import build_seresnet
 from keras_seresnet.training.distribute import precision_policy
 from keras_seresnet.training.optimizers import TorchSGD
 
+from test_model import _norm_pair
+
 N, H, W, C = 16, 6, 6, 8
 POLICIES = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 # Relative rounding of one value: 2**-8 (bfloat16), 2**-11 (float16); a few
@@ -19,16 +21,7 @@ TINY = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,), dropout=0.0)
 
 
 def _pair(policy):
-    rng = np.random.default_rng(0)
-    pair = [cls(momentum=0.9, epsilon=1e-5, dtype=policy)
-            for cls in (FusedBatchNormalization, keras.layers.BatchNormalization)]
-    for layer in pair:
-        layer.build((None, H, W, C))
-    for a, b in zip(*(layer.weights for layer in pair)):
-        value = rng.uniform(0.5, 1.5, a.shape)
-        a.assign(value)
-        b.assign(value)
-    return pair
+    return _norm_pair(policy, channels=C)
 
 
 def _inputs(dtype):

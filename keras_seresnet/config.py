@@ -32,6 +32,7 @@ True
 """
 
 import dataclasses
+import hashlib
 import json
 import numbers
 import typing
@@ -528,6 +529,16 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
             if k not in EXECUTION_FIELDS
             and not (k in FIELDS_ADDED_AFTER_0_1_0 and v == defaults[k])
         }
+
+
+def digest(value, chars=8) -> str:
+    """The first `chars` hex digits of the SHA-256 of `value` as key-sorted JSON.
+
+    The one hash of the package's folder names and config fingerprints
+    (`default_out_dir`, the ablation folder, the multi-worker config check).
+    """
+    text = json.dumps(value, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:chars]
 
 
 def field_choices(config_class=TrainConfig) -> dict:

@@ -77,17 +77,6 @@ def test_default_strategy_is_one_chief_replica_and_collectives_are_identities():
         scale.make_strategy("tpu")
 
 
-def test_synchronized_batch_norm_is_switched_on_only_inside_the_block():
-    model = build_from_config(TrainConfig(**TINY))
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    with scale.synchronized_batch_norm(model):
-        assert norms and all(layer.synchronized for layer in norms)
-    assert not any(layer.synchronized for layer in norms)
-    assert not any(layer.get_config()["synchronized"] for layer in norms)  # saved files stay portable
-    with scale.synchronized_batch_norm(model, enabled=False):
-        assert not any(layer.synchronized for layer in norms)
-
-
 def test_precision_policy_sets_and_restores_the_global_policy():
     with scale.precision_policy("mixed_float16"):
         model = build_from_config(TrainConfig(**TINY))

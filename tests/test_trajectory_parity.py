@@ -35,7 +35,7 @@ learning rate 0.1 with 8 images per step a rounding difference grows about
 2.5x per step (running losses 4.6e-4, 2.5e-3, 6.2e-3 apart in epochs 2-4).
 
 float32 (what users run; Keras then takes the fused BatchNorm kernel of
-`keras_seresnet.runtime.fuse_batch_norm`), the same free-running 56 steps,
+`keras_seresnet.models.layers.BatchNormalization`), the same free-running 56 steps,
 measured once with `float32_drift()`: per step from synchronised states the
 updates are up to 1.3e-2 of the step's largest update apart (worst of the 56
 steps; from the same states PyTorch float32 was up to 1.1e-3 from PyTorch

@@ -38,9 +38,7 @@ Rerunning the same ablation resumes unfinished arms and skips finished ones.
 import contextlib
 import csv
 import dataclasses
-import hashlib
 import io
-import json
 import logging
 import os
 import statistics
@@ -49,6 +47,7 @@ import keras
 
 from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet import files, plots
+from keras_seresnet.config import digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.run_folder import save_model_atomic
 from keras_seresnet.training.loop import resolve_config, train
@@ -120,11 +119,8 @@ def _select_arms(models):
 
 def default_ablation_dir(config, seeds, models=(1, 2, 3, 4, 5), root="saved_models"):
     """A folder name that is a function of the base config, seeds and models."""
-    text = json.dumps(
-        [resolve_config(config).to_dict(), list(seeds), sorted(models)], sort_keys=True
-    )
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    return os.path.join(root, f"ablation-e{config.epochs}-{digest}")
+    name = digest([resolve_config(config).to_dict(), list(seeds), sorted(models)])
+    return os.path.join(root, f"ablation-e{config.epochs}-{name}")
 
 
 def initial_weights_path(config, out_dir, seed):

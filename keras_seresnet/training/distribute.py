@@ -258,40 +258,6 @@ def precision_policy(name):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-
-
-@contextlib.contextmanager
-def synchronized_batch_norm(model, enabled=True):
-    """Makes every BatchNormalization of `model` all-reduce its batch statistics inside the block.
-
-    Kept for compatibility: `train()` builds its model with
-    `build_seresnet(synchronized=True)` instead, which is visible in the
-    model's config. With `synchronized=True` a BatchNormalization layer
-    (TensorFlow backend) computes the mean and variance of the global batch
-    across replicas; a training step traced inside the block keeps that
-    after the layers are switched back on exit.
-
-    Args:
-        model: a `keras.Model`.
-        enabled: False leaves the layers as they are (one replica).
-    """
-    layers = [layer for layer in _all_layers(model)
-              if isinstance(layer, keras.layers.BatchNormalization)] if enabled else []
-    previous = [layer.synchronized for layer in layers]
-    for layer in layers:
-        layer.synchronized = True
-    try:
-        yield
-    finally:
-        for layer, value in zip(layers, previous):
-            layer.synchronized = value
-
-
 def data_sharded(dataset):
     """`dataset` marked to be split across workers batch by batch (`AutoShardPolicy.DATA`).
 

@@ -37,8 +37,6 @@ order of the epoch it resumes at.
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import random
@@ -59,7 +57,7 @@ from keras_seresnet.training.callbacks import (
     StopOnNaN,
     WarmupCosineLearningRate,
 )
-from keras_seresnet.config import EXECUTION_FIELDS, TrainConfig
+from keras_seresnet.config import EXECUTION_FIELDS, TrainConfig, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.run_folder import (
@@ -125,9 +123,8 @@ def default_out_dir(config, root="saved_models"):
     execution fields (`strategy`, `jit`) do not count: a run started on one
     device can be resumed on several.
     """
-    text = json.dumps(resolve_config(config).resume_dict(), sort_keys=True)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    return os.path.join(root, f"seresnet-e{config.epochs}-seed{config.seed}-{digest}")
+    return os.path.join(root, f"seresnet-e{config.epochs}-seed{config.seed}-"
+                              f"{digest(resolve_config(config).resume_dict())}")
 
 
 def epoch_seed(seed, epoch):
@@ -228,8 +225,7 @@ def copy_matching_weights(source, target):
 
 def _config_fingerprint(config):
     """48 bits of the hash of what a run must match, exact as a float64."""
-    text = json.dumps(config.resume_dict(), sort_keys=True)
-    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
+    return int(digest(config.resume_dict(), chars=12), 16)
 
 
 def _agree_with_chief(strategy, config, finished, start):

@@ -140,13 +140,21 @@ def run_reference(config, args):
                                 batch_size=args.inference_batch_size, progress=print)
 
 
+def low_dtype(policy):
+    """The feature-map dtype of a mixed-precision policy: "mixed_bfloat16" -> "bfloat16"."""
+    return policy.removeprefix("mixed_")
+
+
 def run_speed(config, args):
     """The `speed` benchmarks: every PyTorch form, ours in float32 and low precision, `train()`.
 
-    The PyTorch forms and our training step and inference in float32 and in
-    `args.low_precision` are prepared first, then timed in rounds (`measure`),
-    so all share the machine's state alike; `train()` end to end follows.
+    The PyTorch forms, our training step and inference in float32 and in
+    `args.low_precision`, and TensorFlow's bare convolution in both dtypes
+    (the machine's ceiling) are prepared first, then timed in rounds
+    (`measure`), so all share the machine's state alike; `train()` end to end
+    follows.
     """
+    from benchmarks.flops import prepare_convolution
     from benchmarks.inference import prepare_inference
     from benchmarks.timing import measure
     from benchmarks.training import fit_throughput, prepare_train_step
@@ -169,6 +177,8 @@ def run_speed(config, args):
         prepare_inference(config=low, batch_size=args.inference_batch_size,
                           steps=args.inference_steps, seed=config.seed,
                           name=f"inference-{args.low_precision}"),
+        prepare_convolution("float32", batch_size=config.batch_size),
+        prepare_convolution(low_dtype(args.low_precision), batch_size=config.batch_size),
     ]
     print(f"timing {len(prepared)} benchmarks in {args.repeats} rounds")
     results = measure(prepared, args.repeats, print)

@@ -119,12 +119,32 @@ def speed_report(rates, config, machine_info, low_precision):
         inference = (f", inference {rates[low_infer] / rates['inference']:.2f}x"
                      if {low_infer, "inference"} <= set(rates) else "")
         lines.append(f"- {low_precision} / float32: training step {speedup:.2f}x{inference}")
+    ceiling = convolution_line(rates, low_precision.removeprefix("mixed_"))
+    if ceiling:
+        lines.append(ceiling)
     recipe = TrainConfig()
     if (config.widths, config.blocks, config.use_se) != (recipe.widths, recipe.blocks, recipe.use_se):
         lines.append("- Note: the PyTorch reference is always the recipe's model; this config's "
                      "model differs, so the ratios to PyTorch compare different models.")
     lines += ["", f"Recommended CPU training precision: --mixed-precision {precision} ({reason})"]
     return "\n".join(lines)
+
+
+def convolution_line(rates, dtype):
+    """The machine's ceiling: TensorFlow's bare convolution in `dtype` against float32, or None.
+
+    Reads the `conv-float32` and `conv-{dtype}` results of
+    `flops.prepare_convolution` (at its default shape).
+    """
+    low, base = f"conv-{dtype}", "conv-float32"
+    if low not in rates or base not in rates:
+        return None
+    per_example = flops.convolution_flops()
+    return (f"- Ceiling of the machine: TensorFlow's own 3x3 convolution with both gradients "
+            f"(128 channels, 16x16), {dtype} {rates[low] * per_example / 1e9:,.0f} GFLOP/s / "
+            f"float32 {rates[base] * per_example / 1e9:,.0f} GFLOP/s = "
+            f"{rates[low] / rates[base]:.2f}x; the convolutions hold nearly all of a step's "
+            f"FLOPs, so a {dtype} step cannot gain much more than this")
 
 
 def flops_line(rates, config, matmul_size=2048):

@@ -201,6 +201,30 @@ def test_speed_report_without_bfloat16_units():
     assert "compare different models" in text  # TINY's widths are not the reference's
 
 
+def test_convolution_ceiling_runs_in_each_dtype_and_is_reported():
+    prepared = [flops.prepare_convolution(dtype, batch_size=2, size=4, channels=8, steps=2)
+                for dtype in ("float32", "bfloat16")]
+    results = measure(prepared, 1)
+    assert [r.name for r in results] == ["conv-float32", "conv-bfloat16"]
+    assert results[1].details == {"shape": "2x4x4x8", "dtype": "bfloat16", "steps": 2,
+                                  "gflop_per_example": round(3 * 2 * 16 * 9 * 64 / 1e9, 4)}
+    assert all(r.images_per_second > 0 for r in results)
+    with pytest.raises(ValueError, match=r"Argument `dtype` must be one of .* Received: dtype='int8'"):
+        flops.prepare_convolution("int8")
+    with pytest.raises(ValueError, match="Received: channels=0"):
+        flops.prepare_convolution(channels=0)
+
+    per_example = flops.convolution_flops()
+    assert per_example == 3 * 2 * 16 * 16 * 9 * 128 * 128
+    rates = {**RATES, "conv-float32": 1e9 / per_example, "conv-bfloat16": 1.8e9 / per_example}
+    info = ("Some CPU 9000", frozenset({"avx512_bf16"}), "detected")
+    assert ("Ceiling of the machine: TensorFlow's own 3x3 convolution with both gradients (128 "
+            "channels, 16x16), bfloat16 2 GFLOP/s / float32 1 GFLOP/s = 1.80x"
+            in report.speed_report(rates, TrainConfig(), info, "mixed_bfloat16"))
+    assert "Ceiling" not in report.speed_report(RATES, TrainConfig(), info, "mixed_bfloat16")
+    assert cli.low_dtype("mixed_float16") == "float16"
+
+
 def test_flops_line_counts_the_config_model():
     line = report.flops_line({"train-step": 1e3, "inference": 1e3}, TINY, matmul_size=64)
     model = training.build_from_config(TINY)

@@ -225,27 +225,38 @@ def build_parser():
     """The `argparse` parser of the benchmark command line."""
     parser = argparse.ArgumentParser(prog="benchmark.py",
                                      description="Throughput benchmarks (images per second).")
-    parser.add_argument("--config", help="a TrainConfig JSON file (default: the recipe)")
-    parser.add_argument("--batch-size", type=positive_int,
-                        help="override the config's batch size (128)")
-    parser.add_argument("--repeats", type=positive_int, default=3,
-                        help="timed runs; the median is reported (default 3)")
-    parser.add_argument("--cpus", type=positive_int,
-                        help="pin the process to this many CPU cores (Linux)")
-    parser.add_argument("--cpu-features",
-                        help="the CPU's features instead of the detected ones, e.g. 'avx2' or "
-                        "'avx2,avx512f,avx512_bf16' ('none': none); decides the recommended "
-                        "CPU precision")
-    parser.add_argument("--json", help="also write the results to this JSON file")
+    _add_common_flags(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, (text, flags, _) in COMMANDS.items():
-        _add_flags(commands.add_parser(name, help=text), flags)
-    _add_flags(commands.add_parser("all", help="every benchmark, and every ratio"),
-               [flag for _, flags, _ in COMMANDS.values() for flag in flags])
-    speed = commands.add_parser("speed", help="the machine, the PyTorch reference in four forms, "
-                                "our float32 and mixed precision figures, side by side")
-    _add_flags(speed, SPEED_FLAGS)
+    subparsers = [commands.add_parser(name, help=text) for name, (text, _, _) in COMMANDS.items()]
+    for subparser, (_, flags, _) in zip(subparsers, COMMANDS.values()):
+        _add_flags(subparser, flags)
+    subparsers.append(commands.add_parser("all", help="every benchmark, and every ratio"))
+    _add_flags(subparsers[-1], [flag for _, flags, _ in COMMANDS.values() for flag in flags])
+    subparsers.append(commands.add_parser(
+        "speed", help="the machine, the PyTorch reference in four forms, our float32 and mixed "
+        "precision figures, side by side"))
+    _add_flags(subparsers[-1], SPEED_FLAGS)
+    for subparser in subparsers:
+        _add_common_flags(subparser, defaults=False)
     return parser
+
+
+def _add_common_flags(parser, defaults):
+    """The flags every command reads, accepted before and after the command's name.
+
+    The parser's own get the defaults; a command's leave a flag given before
+    the command's name as it is (`argparse.SUPPRESS`).
+    """
+    def add(name, default=None, **kwargs):
+        parser.add_argument(name, default=default if defaults else argparse.SUPPRESS, **kwargs)
+
+    add("--config", help="a TrainConfig JSON file (default: the recipe)")
+    add("--batch-size", type=positive_int, help="override the config's batch size (128)")
+    add("--repeats", 3, type=positive_int, help="timed runs; the median is reported (default 3)")
+    add("--cpus", type=positive_int, help="pin the process to this many CPU cores (Linux)")
+    add("--cpu-features", help="the CPU's features instead of the detected ones, e.g. 'avx2' or "
+        "'avx2,avx512f,avx512_bf16' ('none': none); decides the recommended CPU precision")
+    add("--json", help="also write the results to this JSON file")
 
 
 def _machine(args):

@@ -240,6 +240,11 @@ def test_every_command_parses_its_flags_once():
     args = parser.parse_args(["speed", "--mixed-precision", "mixed_float16", "--fit-epochs", "3",
                               "--inference-steps", "2"])
     assert (args.mixed_precision, args.fit_epochs, args.inference_steps) == ("mixed_float16", 3, 2)
+    for argv in (["--json", "r.json", "--repeats", "5", "speed"],
+                 ["speed", "--json", "r.json", "--repeats", "5"]):
+        args = parser.parse_args(argv)  # the common flags, before or after the command
+        assert (args.json, args.repeats, args.cpus, args.config) == ("r.json", 5, None, None)
+    assert parser.parse_args(["speed"]).repeats == 3
     for argv in (["--cpu-features", "avx9", "pipeline"], ["speed", "--mixed-precision", "off"]):
         with pytest.raises(SystemExit):
             cli.main(argv)

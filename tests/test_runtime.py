@@ -51,15 +51,13 @@ def test_configure_process_makes_the_settings_and_keeps_the_users():
     assert configured["environ"]["TF_ENABLE_ONEDNN_OPTS"] == "1"
     assert configured["environ"]["KERAS_BACKEND"] == "tensorflow"
     assert configured["environ"]["TF_CPP_MIN_LOG_LEVEL"] == "1"  # the user's value is kept
-    # With the remapping pass on, TensorFlow 2.21 + oneDNN failed the small test
-    # models' training step ("Fusion is not implemented: [BiasAdd,Add]").
-    assert configured["options"]["remapping"] == "False"
+    # Grappler keeps its defaults (the remapping pass is no longer turned off).
+    assert configured["options"] == _child("import keras")["options"]
 
 
 def test_speedups_off_makes_no_onednn_setting():
     off = _child("from keras_seresnet import runtime; runtime.configure_process()", **{SPEEDUPS_ENV: "0"})
     assert "TF_ENABLE_ONEDNN_OPTS" not in off["environ"]
-    assert "remapping" not in off["options"]
 
 
 def test_log_level_default_hides_errors_only_without_an_nvidia_driver(monkeypatch):

@@ -326,6 +326,8 @@ def _assert_resumes_to_the_reference(command, out, reference):
     assert sorted(os.listdir(out / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
     history = read_history_csv(out / "history.csv")
     assert history["epoch"] == list(range(EPOCHS))
+    best = json.loads((out / "results.json").read_text())["best_epoch"]
+    assert f" at epoch {best + 1}/{EPOCHS}. Run folder: " in result.stdout  # 1-based, as printed per epoch
     schedule = WarmupCosineLearningRate(epochs=EPOCHS, warmup_epochs=0)
     assert history["learning_rate"] == [schedule.value_at(e) for e in range(EPOCHS)]
     # Killed, resumed in a new process, yet the same numbers as the

@@ -539,7 +539,8 @@ def _finished_message(out_dir, results):
     return (
         f"test accuracy {100 * results['test_accuracy']:.2f}%, test loss "
         f"{results['test_loss']:.4f} (final model, {results['epochs_trained']} epochs); "
-        f"{best} at epoch {results['best_epoch']}. Run folder: {out_dir}"
+        f"{best} at epoch {results['best_epoch'] + 1}/{results['epochs_trained']}. "
+        f"Run folder: {out_dir}"
     )
 
 

@@ -140,11 +140,6 @@ def run_reference(config, args):
                                 batch_size=args.inference_batch_size, progress=print)
 
 
-def low_dtype(policy):
-    """The feature-map dtype of a mixed-precision policy: "mixed_bfloat16" -> "bfloat16"."""
-    return policy.removeprefix("mixed_")
-
-
 def run_speed(config, args):
     """The `speed` benchmarks: every PyTorch form, ours in float32 and low precision, `train()`.
 
@@ -154,6 +149,8 @@ def run_speed(config, args):
     (`measure`), so all share the machine's state alike; `train()` end to end
     follows.
     """
+    import keras
+
     from benchmarks.flops import prepare_convolution
     from benchmarks.inference import prepare_inference
     from benchmarks.timing import measure
@@ -178,7 +175,8 @@ def run_speed(config, args):
                           steps=args.inference_steps, seed=config.seed,
                           name=f"inference-{args.low_precision}"),
         prepare_convolution("float32", batch_size=config.batch_size),
-        prepare_convolution(low_dtype(args.low_precision), batch_size=config.batch_size),
+        prepare_convolution(keras.DTypePolicy(args.low_precision).compute_dtype,
+                            batch_size=config.batch_size),
     ]
     print(f"timing {len(prepared)} benchmarks in {args.repeats} rounds")
     results = measure(prepared, args.repeats, print)

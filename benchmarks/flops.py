@@ -11,8 +11,9 @@ the weights, each about one forward pass of multiply-adds.
 The machine's rates are a float32 matrix multiply (`matmul_gflops`) and a
 3x3 convolution with both its gradients in a given dtype
 (`prepare_convolution`): the ratio of the bfloat16 convolution's rate to the
-float32 one is the most a mixed-precision training step of this model can
-gain on the machine, since the convolutions hold nearly all its FLOPs.
+float32 one is about what a mixed-precision training step of this model can
+gain on the machine, since the convolutions hold nearly all its FLOPs (the
+element-wise work, moving half the bytes, may gain a little more).
 """
 
 import math

@@ -119,7 +119,7 @@ def speed_report(rates, config, machine_info, low_precision):
         inference = (f", inference {rates[low_infer] / rates['inference']:.2f}x"
                      if {low_infer, "inference"} <= set(rates) else "")
         lines.append(f"- {low_precision} / float32: training step {speedup:.2f}x{inference}")
-    ceiling = convolution_line(rates, low_precision.removeprefix("mixed_"))
+    ceiling = convolution_line(rates, keras.DTypePolicy(low_precision).compute_dtype)
     if ceiling:
         lines.append(ceiling)
     recipe = TrainConfig()
@@ -144,7 +144,8 @@ def convolution_line(rates, dtype):
             f"(128 channels, 16x16), {dtype} {rates[low] * per_example / 1e9:,.0f} GFLOP/s / "
             f"float32 {rates[base] * per_example / 1e9:,.0f} GFLOP/s = "
             f"{rates[low] / rates[base]:.2f}x; the convolutions hold nearly all of a step's "
-            f"FLOPs, so a {dtype} step cannot gain much more than this")
+            f"FLOPs, so a {dtype} step gains about this much (its element-wise work, moving "
+            f"half the bytes, may gain a little more)")
 
 
 def flops_line(rates, config, matmul_size=2048):

@@ -222,7 +222,9 @@ def test_convolution_ceiling_runs_in_each_dtype_and_is_reported():
             "channels, 16x16), bfloat16 2 GFLOP/s / float32 1 GFLOP/s = 1.80x"
             in report.speed_report(rates, TrainConfig(), info, "mixed_bfloat16"))
     assert "Ceiling" not in report.speed_report(RATES, TrainConfig(), info, "mixed_bfloat16")
-    assert cli.low_dtype("mixed_float16") == "float16"
+    rates = {**RATES, "conv-float32": 1e9 / per_example, "conv-float16": 3e9 / per_example}
+    assert "float16 3 GFLOP/s / float32 1 GFLOP/s = 3.00x" in report.speed_report(
+        rates, TrainConfig(), info, "mixed_float16")
 
 
 def test_flops_line_counts_the_config_model():

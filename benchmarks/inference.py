@@ -17,10 +17,10 @@ from benchmarks.timing import (
 )
 from keras_seresnet.config import TrainConfig
 from keras_seresnet.data.images import list_images, read_images
-from keras_seresnet.inference.loading import ProbabilityModel
+from keras_seresnet.inference.loading import PRECISIONS, ProbabilityModel
 from keras_seresnet.inference.predict import predict_dir
 from keras_seresnet.models.seresnet import build_from_config
-from keras_seresnet.training.distribute import precision_policy
+from keras_seresnet.training.distribute import PRECISION_POLICIES
 
 
 def write_jpeg_folder(folder, count, *, seed=0, quality=90):
@@ -41,14 +41,19 @@ def write_jpeg_folder(folder, count, *, seed=0, quality=90):
     return os.fspath(folder)
 
 
-def _classifier(model, config):
-    """`ProbabilityModel` of `model`, or of an untrained model of `config` under its dtype policy."""
-    if model is None:
-        config = config or TrainConfig()
-        # Untrained weights time the same as trained ones.
-        with precision_policy(config.mixed_precision):
-            model = build_from_config(config)
-    return ProbabilityModel(model)
+def classifier_for(model, config):
+    """`model` (default: an untrained float32 model of `config`) at `config`'s precision.
+
+    The precision is `ProbabilityModel`'s (`predict_dir(..., precision=)`):
+    a float32 model runs as a copy under `config.mixed_precision`'s policy,
+    as a user's trained model does. Untrained weights time the same as
+    trained ones.
+    """
+    config = config or TrainConfig()
+    policy = PRECISION_POLICIES[config.mixed_precision]
+    precision = next(name for name, value in PRECISIONS.items() if value == policy)
+    return ProbabilityModel(build_from_config(config) if model is None else model,
+                            precision=precision)
 
 
 def prepare_inference(model=None, *, config: Optional[TrainConfig] = None, batch_size=256,
@@ -57,9 +62,11 @@ def prepare_inference(model=None, *, config: Optional[TrainConfig] = None, batch
 
     Args:
         model: a `keras.Model`, `.keras` path or SavedModel folder; None: an
-            untrained model built from `config` under `config.mixed_precision`.
-        config: the architecture and precision when `model` is None.
-            Default `TrainConfig()` (float32).
+            untrained float32 model built from `config`.
+        config: the architecture when `model` is None, and the precision
+            the model runs at (`config.mixed_precision`, through
+            `ProbabilityModel`'s `precision`). Default `TrainConfig()`
+            (float32).
         batch_size: images per call. Default 256.
         steps: calls per timed run. Default 10 (after 2 warm-up calls).
         seed: seed of the random pixels.
@@ -69,11 +76,12 @@ def prepare_inference(model=None, *, config: Optional[TrainConfig] = None, batch
         A `Prepared`.
 
     Raises:
-        ValueError: `batch_size` or `steps` is not a positive integer.
+        ValueError: `batch_size` or `steps` is not a positive integer, or a
+            SavedModel is given with a precision other than float32.
     """
     check_positive_int("batch_size", batch_size)
     check_positive_int("steps", steps)
-    classifier = _classifier(model, config)
+    classifier = classifier_for(model, config)
     x = np.random.default_rng(seed).uniform(0, 255, (batch_size, 32, 32, 3)).astype(np.float32)
     for _ in range(2):
         classifier(x)
@@ -83,9 +91,9 @@ def prepare_inference(model=None, *, config: Optional[TrainConfig] = None, batch
             classifier(x)
         return steps * batch_size
 
-    precision = "given model" if model is not None else (config or TrainConfig()).mixed_precision
-    return Prepared(name, run, {
-        "batch_size": batch_size, "steps": steps, "precision": precision, "cpus": cpus()})
+    return Prepared(name, run, {"batch_size": batch_size, "steps": steps,
+                                "precision": (config or TrainConfig()).mixed_precision,
+                                "cpus": cpus()})
 
 
 def inference_throughput(model=None, *, config: Optional[TrainConfig] = None, batch_size=256,
@@ -127,7 +135,7 @@ def predict_dir_throughput(model=None, *, config: Optional[TrainConfig] = None, 
     """
     check_positive_int("num_images", num_images)
     check_positive_int("batch_size", batch_size)
-    classifier = _classifier(model, config)
+    classifier = classifier_for(model, config)
     for n in {min(batch_size, num_images), num_images % batch_size or batch_size}:
         classifier(np.zeros((n, 32, 32, 3), np.float32))
     details = {"batch_size": batch_size, "images": num_images,
@@ -142,7 +150,7 @@ def predict_dir_throughput(model=None, *, config: Optional[TrainConfig] = None, 
 
         def predict():
             return len(predict_dir(folder, classifier, batch_size=batch_size, workers=workers,
-                                   verbose=0))
+                                   precision=classifier.precision, verbose=0))
 
         decode()  # warm the file cache
         decode_rates = time_runs(decode, repeats, progress, "decode")

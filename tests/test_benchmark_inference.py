@@ -4,7 +4,12 @@ import keras
 import pytest
 from PIL import Image
 
-from benchmarks.inference import inference_throughput, predict_dir_throughput, write_jpeg_folder
+from benchmarks.inference import (
+    classifier_for,
+    inference_throughput,
+    predict_dir_throughput,
+    write_jpeg_folder,
+)
 from keras_seresnet import build_seresnet
 from keras_seresnet.config import TrainConfig
 from tests.test_benchmark import TINY, load_script
@@ -27,11 +32,19 @@ def test_inference_measurements_count_every_image(tmp_path):
         assert result.images_per_second > 0
 
 
-def test_inference_builds_the_config_model_under_its_policy():
+def test_inference_runs_the_model_at_the_configs_precision():
     config = TrainConfig.from_dict({**TINY.to_dict(), "mixed_precision": "mixed_bfloat16"})
     result = inference_throughput(config=config, batch_size=2, steps=1, repeats=1, name="bf16")
     assert (result.name, result.details["precision"]) == ("bf16", "mixed_bfloat16")
     assert keras.mixed_precision.global_policy().name == "float32"
+    # What runs is predict_dir's bfloat16 copy of a float32 model, not a float32 one.
+    for model in (None, build_seresnet(widths=TINY.widths)):
+        classifier = classifier_for(model, config)
+        assert classifier.precision == "bfloat16"
+        compute = {layer.name: layer.compute_dtype for layer in classifier.model.layers}
+        assert compute["stem_conv"] == compute["stage1_block1_conv1"] == "bfloat16"
+        assert compute["logits"] == "float32"
+    assert classifier_for(None, TINY).model.layers[1].compute_dtype == "float32"
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from keras_seresnet.inference.predict import (
     write_labels_csv,
     write_predictions_csv,
 )
+from keras_seresnet.training.distribute import precision_policy
 from tests.test_images import png_bomb
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), os.pardir, "scripts")
@@ -381,8 +382,14 @@ def test_reduced_precision_runs_a_copy_and_gives_float32_probabilities(tiny_mode
     reference = ProbabilityModel(tiny_model)
     assert reference.model is tiny_model  # float32: no copy
     low = ProbabilityModel(tiny_model, precision=precision)
-    assert {layer.dtype_policy.name for layer in low.model.layers
-            if not isinstance(layer, keras.layers.InputLayer)} == {policy}
+    # As build_seresnet builds under the policy: normalisation and logits in float32.
+    policies = {layer.name: layer.dtype_policy.name for layer in low.model.layers
+                if not isinstance(layer, keras.layers.InputLayer)}
+    assert policies.pop("normalize") == policies.pop("logits") == "float32"
+    assert set(policies.values()) == {policy}
+    with precision_policy(policy):
+        trained_under_policy = build_seresnet(widths=(8, 16, 16, 16))
+    assert ProbabilityModel(trained_under_policy, precision=precision).model is trained_under_policy
     probabilities = low(x)
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)

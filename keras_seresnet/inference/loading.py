@@ -230,8 +230,9 @@ class ProbabilityModel:
             `mixed_float16` policies: float32 weights, low-precision
             arithmetic; it pays on hardware with such units, GPUs and CPUs
             with AMX or AVX512-BF16, and is slower where it is emulated).
-            A model already under the requested policy is used as it is;
-            otherwise a copy is made. SavedModels run as exported, so only
+            The input normalisation and the logits stay float32, as in a
+            model trained under that policy. A model already under the
+            requested policy is used as it is; otherwise a copy is made. SavedModels run as exported, so only
             "float32" is accepted for them.
 
     Attributes:
@@ -345,13 +346,28 @@ def as_probability_model(model, *, safe_mode=True, precision="float32"):
 
 
 def _under_policy(model, policy):
-    """`model`, or a copy with the same weights whose layers all run under `policy`."""
-    if all(layer.dtype_policy.name == policy for layer in model.layers
+    """`model`, or a copy with the same weights whose layers run under `policy`.
+
+    Under a mixed policy the `Normalization` layers (raw pixels up to 255,
+    which bfloat16 rounds to a step of 1) and the model's output layers (the
+    logits) stay float32, as `build_seresnet` builds them under that policy;
+    every other layer computes in the low precision.
+    """
+    float32_layers = set()
+    if keras.DTypePolicy(policy).compute_dtype != "float32":
+        float32_layers = set(getattr(model, "output_names", None) or [model.layers[-1].name])
+        float32_layers.update(layer.name for layer in model.layers
+                              if isinstance(layer, keras.layers.Normalization))
+
+    def policy_of(layer):
+        return "float32" if layer.name in float32_layers else policy
+
+    if all(layer.dtype_policy.name == policy_of(layer) for layer in model.layers
            if not isinstance(layer, keras.layers.InputLayer)):
         return model
 
     def with_policy(layer):
-        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy_of(layer)})
 
     copy = keras.models.clone_model(model, clone_function=with_policy)
     copy.set_weights(model.get_weights())

@@ -56,9 +56,9 @@ ScheduleUnit = Literal["epoch", "step"]
 # the numbers is float rounding (all-reduce order, XLA fusion).
 EXECUTION_FIELDS = ("strategy", "jit", "steps_per_execution")
 
-# Fields added after version 0.1.0. `resume_dict()` leaves each out while it
-# holds its default, so run folders (and their default names) of 0.1.0 still
-# resume.
+# Fields added after version 0.1.0. `compatible_dict()` (and so `resume_dict()`)
+# leaves each out while it holds its default, so run and ablation folders (and
+# their default names) of 0.1.0 still resume.
 FIELDS_ADDED_AFTER_0_1_0 = ("val_split", "schedule_unit", "steps_per_execution")
 
 CIFAR10_CLASSES = (
@@ -516,19 +516,21 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
             part.validate(self)
         return self
 
-    def resume_dict(self) -> dict:
-        """What a resumed run must match: `to_dict()` without `EXECUTION_FIELDS`.
+    def compatible_dict(self) -> dict:
+        """`to_dict()` without the fields of `FIELDS_ADDED_AFTER_0_1_0` that hold their defaults.
 
-        Fields of `FIELDS_ADDED_AFTER_0_1_0` are also left out while they hold
-        their defaults, so the dict (and the hash naming the default run
-        folder) of a config that leaves them alone is that of version 0.1.0.
+        For a config that leaves those fields alone this is the `to_dict()` of
+        version 0.1.0, so the folder names hashed from it (the default
+        ablation folder; through `resume_dict()` the default run folder) stay
+        those of 0.1.0.
         """
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        return {
-            k: v for k, v in self.to_dict().items()
-            if k not in EXECUTION_FIELDS
-            and not (k in FIELDS_ADDED_AFTER_0_1_0 and v == defaults[k])
-        }
+        return {k: v for k, v in self.to_dict().items()
+                if not (k in FIELDS_ADDED_AFTER_0_1_0 and v == defaults[k])}
+
+    def resume_dict(self) -> dict:
+        """What a resumed run must match: `compatible_dict()` without `EXECUTION_FIELDS`."""
+        return {k: v for k, v in self.compatible_dict().items() if k not in EXECUTION_FIELDS}
 
 
 def digest(value, chars=8) -> str:

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from keras_seresnet import TrainConfig
-from keras_seresnet.training.ablation import ARMS, run_ablation
+from keras_seresnet.training.ablation import ARMS, default_ablation_dir, run_ablation
 
 from test_train import TINY, TINY_FLAGS, load_script
 
@@ -41,6 +41,23 @@ def test_ablation_writes_table_chart_and_shares_initial_weights(tiny_image_tree,
     printed = capsys.readouterr().out
     assert rc == 0 and printed.count("already finished") == 2
     assert f"Model 5 (no SE): {rows[1]['accuracy_mean']:.2f}%" in printed
+
+
+@pytest.mark.parametrize(
+    "changes, seeds, models, name",
+    [  # Computed with default_ablation_dir of version 0.1.0 (commit 4373dac).
+        ({}, (0,), (1, 2, 3, 4, 5), "ablation-e250-e4d9b2ba"),
+        ({"epochs": 4, "limit_train": 25000, "mixed_precision": "mixed_bfloat16"}, (0, 1, 2),
+         (1, 2, 3, 4, 5), "ablation-e4-032b92e9"),
+        ({"epochs": 2, "limit_train": 512, "seed": 3, "strategy": "mirrored"}, (0, 1), (1, 2),
+         "ablation-e2-dd7b5777"),
+    ],
+)
+def test_the_default_ablation_folder_keeps_its_0_1_0_name(changes, seeds, models, name):
+    config = TrainConfig(**changes)
+    assert default_ablation_dir(config, seeds, models) == os.path.join("saved_models", name)
+    stepped = TrainConfig(**changes, schedule_unit="step")
+    assert default_ablation_dir(stepped, seeds, models) != os.path.join("saved_models", name)
 
 
 def test_ablation_script_rejects_the_switches_it_sets(capsys):

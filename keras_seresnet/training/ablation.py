@@ -118,8 +118,13 @@ def _select_arms(models):
 
 
 def default_ablation_dir(config, seeds, models=(1, 2, 3, 4, 5), root="saved_models"):
-    """A folder name that is a function of the base config, seeds and models."""
-    name = digest([resolve_config(config).to_dict(), list(seeds), sorted(models)])
+    """`root/ablation-e<epochs>-<hash>`: a function of the base config, seeds and models.
+
+    The hash is that of version 0.1.0 for a config that leaves the fields
+    added since at their defaults (`TrainConfig.compatible_dict`), so an
+    ablation started with 0.1.0 resumes from the same command line.
+    """
+    name = digest([resolve_config(config).compatible_dict(), list(seeds), sorted(models)])
     return os.path.join(root, f"ablation-e{config.epochs}-{name}")
 
 

@@ -16,20 +16,23 @@ per step at batch size 8 is nearly all host overhead (launching the step,
 callbacks), and steps per second shows what `steps_per_execution` buys.
 
 Every figure is the median of `--repeats` runs, side by side in one process;
-the CPU model is printed first. Timings on a shared machine are noisy:
-compare ratios measured in the same run.
+the CPU model and its features are printed first. Timings on a shared
+machine are noisy: compare ratios measured in the same run.
 """
 
 import argparse
 import dataclasses
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from keras_seresnet import runtime
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` and this checkout
+
+from benchmarks import machine  # noqa: E402
+from keras_seresnet import runtime  # noqa: E402
 
 runtime.configure_process()  # before Keras and TensorFlow start
 
@@ -40,17 +43,6 @@ from keras_seresnet import TrainConfig  # noqa: E402
 from keras_seresnet.data import pipeline  # noqa: E402
 from keras_seresnet.models.seresnet import build_from_config  # noqa: E402
 from keras_seresnet.training import loop  # noqa: E402
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def synthetic_data(train_images, test_images, num_classes=10, seed=0):
@@ -104,7 +96,8 @@ def main(argv=None):
     if not 1 <= short < long:
         parser.error(f"argument --epochs: SHORT must be in [1, LONG). Received: {short} {long}")
 
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores); Keras {keras.__version__}")
+    print(f"CPU: {machine.cpu_model()} ({os.cpu_count()} logical cores; "
+          f"{machine.describe(machine.detect_features())}); Keras {keras.__version__}")
     data = synthetic_data(*args.images)
     config = TrainConfig(widths=tuple(args.widths), batch_size=args.batch_size, warmup_epochs=0,
                          epochs=short)

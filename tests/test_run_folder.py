@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_seresnet import TrainConfig
+from keras_seresnet.training.checkpoint import load_checkpoint, save_checkpoint
 from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.run_folder import (
     HISTORY_COLUMNS,
@@ -19,9 +20,15 @@ from keras_seresnet.training.run_folder import (
 )
 
 
-def trained_tiny_model():
+def untrained_tiny_model():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")], name="tiny")
     model.compile(optimizer=TorchSGD(learning_rate=0.1), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def trained_tiny_model():
+    model = untrained_tiny_model()
     model.fit(np.ones((4, 4), "float32"), np.zeros((4, 3), "float32"), epochs=1, verbose=0)
     return model
 
@@ -134,16 +141,18 @@ def test_commit_keeps_best_history_and_the_last_two_checkpoints(tmp_path):
     assert (state["epoch"], state["best_epoch"], state["best_accuracy"]) == (1, 0, 0.5)
     assert state["previous"]["epoch"] == 0
     assert sorted(os.listdir(tmp_path / "checkpoint")) == [
-        "best-0000.keras", "epoch-0000.keras", "epoch-0001.keras", "state.json"]
+        "best-0000.keras", "epoch-0000.npz", "epoch-0001.npz", "state.json"]
     state = folder.commit_epoch(model, row(2, 0.6), state)
     assert sorted(os.listdir(tmp_path / "checkpoint")) == [
-        "best-0000.keras", "best-0002.keras", "epoch-0001.keras", "epoch-0002.keras", "state.json"]
+        "best-0000.keras", "best-0002.keras", "epoch-0001.npz", "epoch-0002.npz", "state.json"]
     assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0, 1, 2]
     assert not (tmp_path / "plots").exists()  # drawn at the end of the run, not every epoch
     assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "checkpoint" / "best-0002.keras").read_bytes()
     # The checkpoint restores the optimizer's state, not only the weights.
-    restored = keras.models.load_model(state["model"])
-    for saved, live in zip(restored.optimizer.variables, model.optimizer.variables):
+    restored = untrained_tiny_model()
+    load_checkpoint(restored, state["model"])
+    for saved, live in zip(restored.variables + restored.optimizer.variables,
+                           model.variables + model.optimizer.variables):
         np.testing.assert_array_equal(saved.numpy(), live.numpy())
     assert restored.optimizer.iterations.numpy() == 1
     folder.draw_plots(state["history"])
@@ -159,7 +168,7 @@ def test_restart_after_a_kill_mid_commit_drops_the_uncommitted_epoch(tmp_path):
     # are complete, a temporary file is half written, state.json not replaced,
     # and a derived file from some later point lists the epoch.
     ckpt = tmp_path / "checkpoint"
-    model.save(ckpt / "epoch-0001.keras")
+    save_checkpoint(model, ckpt / "epoch-0001.npz")
     model.save(ckpt / "best-0001.keras")
     (ckpt / ".tmp-state.json").write_text('{"epoch": 1')
     (tmp_path / ".tmp-history-x1y2").mkdir()  # a kill inside keras_seresnet.files.atomic_path
@@ -169,7 +178,7 @@ def test_restart_after_a_kill_mid_commit_drops_the_uncommitted_epoch(tmp_path):
     folder.open(TrainConfig(epochs=5).to_dict())
     resumed = folder.read_state()
     assert resumed["epoch"] == 0 and resumed["history"] == state["history"]
-    assert sorted(os.listdir(ckpt)) == ["best-0000.keras", "epoch-0000.keras", "state.json"]
+    assert sorted(os.listdir(ckpt)) == ["best-0000.keras", "epoch-0000.npz", "state.json"]
     assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0]
     assert sorted(os.listdir(tmp_path / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
@@ -200,8 +209,8 @@ def test_missing_checkpoint_file_is_a_clear_error(tmp_path):
     folder = RunFolder(tmp_path)
     folder.open(TrainConfig(epochs=3).to_dict())
     folder.commit_epoch(trained_tiny_model(), row(0, 0.5))
-    os.remove(tmp_path / "checkpoint" / "epoch-0000.keras")
-    with pytest.raises(RunFolderError, match="epoch-0000.keras, which is missing"):
+    os.remove(tmp_path / "checkpoint" / "epoch-0000.npz")
+    with pytest.raises(RunFolderError, match="epoch-0000.npz, which is missing"):
         folder.read_state()
 
 
@@ -216,24 +225,24 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_epoch_before(tmp_path):
     model = trained_tiny_model()
     state = folder.commit_epoch(model, row(0, 0.5))
     folder.commit_epoch(model, row(1, 0.7), state)
-    _truncate(tmp_path / "checkpoint" / "epoch-0001.keras")
-    with pytest.warns(UserWarning, match=r"epoch-0001.keras is damaged.*epoch 0"):
+    _truncate(tmp_path / "checkpoint" / "epoch-0001.npz")
+    with pytest.warns(UserWarning, match=r"epoch-0001.npz is damaged.*epoch 0"):
         resumed = RunFolder(tmp_path).read_state()
     assert (resumed["epoch"], resumed["best_epoch"], resumed["best_accuracy"]) == (0, 0, 0.5)
     assert resumed["history"] == [row(0, 0.5)]
-    assert resumed["model"].endswith("epoch-0000.keras")
-    assert sorted(os.listdir(tmp_path / "checkpoint")) == ["best-0000.keras", "epoch-0000.keras", "state.json"]
+    assert resumed["model"].endswith("epoch-0000.npz")
+    assert sorted(os.listdir(tmp_path / "checkpoint")) == ["best-0000.keras", "epoch-0000.npz", "state.json"]
     assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0]
-    keras.models.load_model(resumed["model"])
+    load_checkpoint(untrained_tiny_model(), resumed["model"])
 
 
 def test_a_damaged_only_checkpoint_is_a_one_line_error_naming_it(tmp_path):
     folder = RunFolder(tmp_path)
     folder.open(TrainConfig(epochs=3).to_dict())
     folder.commit_epoch(trained_tiny_model(), row(0, 0.5))
-    _truncate(tmp_path / "checkpoint" / "epoch-0000.keras")
+    _truncate(tmp_path / "checkpoint" / "epoch-0000.npz")
     with pytest.raises(RunFolderError) as info:
         folder.read_state()
     message = str(info.value)
-    assert "\n" not in message and "epoch-0000.keras is damaged" in message
+    assert "\n" not in message and "epoch-0000.npz is damaged" in message
     assert "--overwrite" in message and "checkpoint/" in message

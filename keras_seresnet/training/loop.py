@@ -11,8 +11,9 @@ the datasets (`_datasets`) and the callbacks (`_callbacks`), call
 training dataset's epoch variable, so the pass Keras starts after
 `on_epoch_begin` makes the batches of `(config.seed, epoch)`; callbacks set
 the learning rate and the mixup alpha from the epoch number; and
-`CommitEpoch` commits the model, its optimizer state and the history row to
-the run folder at each epoch end. The config's `strategy`, `mixed_precision`
+`CommitEpoch` commits the model's and its optimizer's variables
+(`keras_seresnet.training.checkpoint`) and the history row to the run folder
+at each epoch end. The config's `strategy`, `mixed_precision`
 and `jit` choose the devices, the dtype policy and XLA
 (`keras_seresnet.training.distribute`); `steps_per_execution` how many
 training steps one call of the compiled step runs.
@@ -27,7 +28,8 @@ tests kill runs at named points (`run_folder.fault_point`) and find the
 resumed runs' losses and accuracies equal to an uninterrupted run's (rtol
 1e-5); GPU kernels may differ in the last bits. A run may be resumed with
 another `strategy`, `jit` or `steps_per_execution`, not with another
-`mixed_precision`: the checkpoint holds the dtype policy.
+`mixed_precision`: the folder's config fixes the dtype policy (a
+`mixed_float16` checkpoint also holds the loss scale's state).
 
 Why not `keras.callbacks.BackupAndRestore`: it writes the weights and its
 epoch counter as two files one after the other (a kill in between resumes
@@ -43,7 +45,6 @@ import random
 import signal
 import tempfile
 import threading
-import warnings
 
 import keras
 import numpy as np
@@ -57,6 +58,7 @@ from keras_seresnet.training.callbacks import (
     StopOnNaN,
     WarmupCosineLearningRate,
 )
+from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet.config import EXECUTION_FIELDS, TrainConfig, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.optimizers import TorchSGD
@@ -272,18 +274,12 @@ def _training_model(config, state, initial_weights, say, strategy):
 
 def _load_checkpoint(model, path):
     """Loads a checkpoint's weights and optimizer state (momentum, iterations, loss scale)."""
-    # Keras only warns when the optimizer's variables do not match (e.g. a
-    # LossScaleOptimizer's checkpoint into a plain one) and keeps fresh ones;
-    # resuming with lost momentum would silently change the run.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="Skipping variable loading")
-        try:
-            model.load_weights(path)
-        except UserWarning as e:
-            raise RunFolderError(
-                f"The checkpoint {path} does not fit the model and optimizer of this "
-                f"config: {e} Delete the folder's checkpoint/ to start over, or use --overwrite."
-            ) from None
+    try:
+        load_checkpoint(model, path)
+    except ValueError as e:
+        raise RunFolderError(
+            f"{e} Delete the folder's checkpoint/ to start over, or use --overwrite."
+        ) from None
 
 
 def validation_split(y, count, seed):

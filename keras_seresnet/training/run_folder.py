@@ -17,8 +17,9 @@ Layout of a run folder (`--out`):
         state.json         the single source of truth: last finished epoch, the
                            history rows up to it, the best epoch, file names,
                            and the same for the epoch before (`previous`)
-        epoch-NNNN.keras   model and optimizer state after epoch NNNN (the
-                           last two epochs are kept)
+        epoch-NNNN.npz     the model's and the optimizer's variables after
+                           epoch NNNN (`keras_seresnet.training.checkpoint`;
+                           the last two epochs are kept)
         best-NNNN.keras    the best epoch's model
 
 `best.keras` and `final.keras` hold the model only (no optimizer, no compile
@@ -63,6 +64,7 @@ import zipfile
 import keras
 
 from keras_seresnet import plots
+from keras_seresnet.training import checkpoint
 from keras_seresnet.files import atomic_path, write_json, write_text
 
 CONFIG = "config.json"
@@ -260,7 +262,7 @@ def _rename_legacy_row(row):
 
 
 def _intact(path):
-    """Whether `path` is a complete zip archive (a `.keras` file) with intact members."""
+    """Whether `path` is a complete zip archive (`.keras`, `.npz`) with intact members."""
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.testzip() is None
@@ -417,12 +419,12 @@ class RunFolder:
             previous = state.get("previous")
             if previous is None or self._damaged(previous):
                 raise RunFolderError(
-                    f"The checkpoint file {damaged} is damaged (not a complete .keras "
+                    f"The checkpoint file {damaged} is damaged (not a complete zip "
                     "archive) and no intact earlier checkpoint is kept. Delete the "
                     "folder's checkpoint/ to start over, or use --overwrite."
                 )
             warnings.warn(
-                f"The checkpoint file {damaged} is damaged (not a complete .keras "
+                f"The checkpoint file {damaged} is damaged (not a complete zip "
                 f"archive); resuming from the epoch before it (epoch {previous['epoch']}, "
                 "zero-based) instead.", stacklevel=2)
             state = dict(previous, history=state["history"][: previous["epoch"] + 1], previous=None)
@@ -484,8 +486,8 @@ class RunFolder:
         """
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         epoch = row["epoch"]
-        model_file = f"epoch-{epoch:04d}.keras"
-        save_model_atomic(model, os.path.join(self.checkpoint_dir, model_file))
+        model_file = f"epoch-{epoch:04d}{checkpoint.SUFFIX}"
+        checkpoint.save_checkpoint(model, os.path.join(self.checkpoint_dir, model_file))
         best_epoch = state["best_epoch"] if state else None
         best_accuracy = state["best_accuracy"] if state else -math.inf
         best_file = state["best_file"] if state else None

@@ -20,7 +20,7 @@ def test_inference_measurements_count_every_image(tmp_path):
     with Image.open(tmp_path / "jpegs" / "00008.jpg") as image:
         assert (image.format, image.size, image.mode) == ("JPEG", (32, 32), "RGB")
     keras.utils.set_random_seed(0)
-    model = build_seresnet(widths=(8, 16, 16, 16))
+    model = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
     lines = []
     decode, end_to_end = predict_dir_throughput(
         model, num_images=9, batch_size=4, workers=2, repeats=1, progress=lines.append)
@@ -38,7 +38,7 @@ def test_inference_runs_the_model_at_the_configs_precision():
     assert (result.name, result.details["precision"]) == ("bf16", "mixed_bfloat16")
     assert keras.mixed_precision.global_policy().name == "float32"
     # What runs is predict_dir's bfloat16 copy of a float32 model, not a float32 one.
-    for model in (None, build_seresnet(widths=TINY.widths)):
+    for model in (None, build_seresnet(widths=TINY.widths, blocks=TINY.blocks, se_stages=TINY.se_stages)):
         classifier = classifier_for(model, config)
         assert classifier.precision == "bfloat16"
         compute = {layer.name: layer.compute_dtype for layer in classifier.model.layers}
@@ -51,7 +51,7 @@ def test_inference_runs_the_model_at_the_configs_precision():
 def test_benchmark_script_inference_subcommands(tmp_path, capsys):
     keras.utils.set_random_seed(0)
     path = str(tmp_path / "tiny.keras")
-    build_seresnet(widths=(8, 16, 16, 16)).save(path)
+    build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,)).save(path)
     out = tmp_path / "results.json"
     script = load_script()
     assert script.main(["--repeats", "1", "--json", str(out), "predict-dir", "--jpegs", "5",

@@ -192,7 +192,7 @@ def tiny_keras_file(tmp_path_factory):
 
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_seresnet(widths=(8, 16, 16, 16)).save(path)
+    build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,)).save(path)
     return path
 
 

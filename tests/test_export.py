@@ -39,7 +39,7 @@ FRESH_LOAD = textwrap.dedent(
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    model = build_seresnet(widths=(8, 16, 16, 16))
+    model = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
     path, keras_path = export_savedmodel(model, tmp_path_factory.mktemp("export") / "seresnet" / "1")
     return model, path, keras_path
 

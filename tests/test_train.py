@@ -318,26 +318,43 @@ def _env(**extra):
     return dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", **extra)
 
 
-def _assert_resumes_to_the_reference(command, out, reference):
+def _resume_in_a_new_process(command):
     result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Finished: test accuracy" in result.stdout and "Traceback" not in result.stderr
+    return result.returncode, result.stdout, result.stderr
+
+
+def _resume_in_this_process(command, capsys, monkeypatch):
+    """The command's `main` here: a process that never ran this run, without a second TF import."""
+    from keras_seresnet import runtime
+    from keras_seresnet.cli import train as train_command
+
+    monkeypatch.setattr(runtime, "configure_process", lambda: None)  # keep this process's settings
+    capsys.readouterr()
+    returncode = train_command.main(command[2:])
+    printed = capsys.readouterr()
+    return returncode, printed.out, printed.err
+
+
+def _assert_resumed_to_the_reference(resumed, out, reference):
+    returncode, stdout, stderr = resumed
+    assert returncode == 0, stdout + stderr
+    assert "Finished: test accuracy" in stdout and "Traceback" not in stderr
     assert sorted(os.listdir(out)) == RUN_FILES
     assert sorted(os.listdir(out / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
     history = read_history_csv(out / "history.csv")
     assert history["epoch"] == list(range(EPOCHS))
     best = json.loads((out / "results.json").read_text())["best_epoch"]
-    assert f" at epoch {best + 1}/{EPOCHS}. Run folder: " in result.stdout  # 1-based, as printed per epoch
+    assert f" at epoch {best + 1}/{EPOCHS}. Run folder: " in stdout  # 1-based, as printed per epoch
     schedule = WarmupCosineLearningRate(epochs=EPOCHS, warmup_epochs=0)
     assert history["learning_rate"] == [schedule.value_at(e) for e in range(EPOCHS)]
-    # Killed, resumed in a new process, yet the same numbers as the
-    # uninterrupted in-process run: same data order, augmentation, dropout and
-    # optimizer state (CPU kernels are deterministic here).
+    # Killed, resumed from the folder alone by another process, yet the same
+    # numbers as the uninterrupted run: same data order, augmentation, dropout
+    # and optimizer state (CPU kernels are deterministic here).
     for column in ("loss", "accuracy", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(history[column], reference[column], rtol=1e-5, err_msg=column)
     results = json.loads((out / "results.json").read_text())
     assert results["test_accuracy"] == history["test_accuracy"][-1]
-    return result.stdout
+    return stdout
 
 
 @pytest.mark.slow
@@ -350,7 +367,7 @@ def _assert_resumes_to_the_reference(command, out, reference):
     ("before-results", 1),  # final.keras written, results.json not
 ])
 def test_a_run_killed_at_a_named_point_resumes_to_the_uninterrupted_result(
-        point, committed, finished_run, tiny_image_tree, tmp_path):
+        point, committed, finished_run, tiny_image_tree, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     command = _command(tiny_image_tree, out)
     killed = subprocess.run(command, env=_env(**{FAULT_ENV: point}), capture_output=True, text=True,
@@ -362,7 +379,8 @@ def test_a_run_killed_at_a_named_point_resumes_to_the_uninterrupted_result(
     else:
         assert json.loads(state.read_text())["epoch"] == committed
     assert not (out / "results.json").exists()
-    printed = _assert_resumes_to_the_reference(command, out, finished_run[1].history)
+    printed = _assert_resumed_to_the_reference(
+        _resume_in_this_process(command, capsys, monkeypatch), out, finished_run[1].history)
     if committed is None:
         assert "Starting a run" in printed
     elif committed < EPOCHS - 1:
@@ -379,7 +397,8 @@ def test_sigterm_stops_cleanly_says_how_to_resume_and_resumes(finished_run, tiny
     assert "Traceback" not in stopped.stderr
     assert "Run the same command again to resume" in stopped.stderr
     assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 0
-    printed = _assert_resumes_to_the_reference(command, out, finished_run[1].history)
+    printed = _assert_resumed_to_the_reference(
+        _resume_in_a_new_process(command), out, finished_run[1].history)
     assert f"Resuming the run in {out} at epoch 2/{EPOCHS}" in printed
 
 

@@ -8,6 +8,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 
+@pytest.fixture
+def no_process_settings(monkeypatch):
+    """`runtime.configure_process` records its calls instead of changing this process's settings."""
+    from keras_seresnet import runtime
+
+    calls = []
+    monkeypatch.setattr(runtime, "configure_process", lambda: calls.append("configured"))
+    return calls
+
+
 @pytest.fixture(scope="session")
 def default_model():
     """The recipe's model with default arguments, built once per session."""

@@ -10,7 +10,7 @@ from benchmarks.inference import (
     predict_dir_throughput,
     write_jpeg_folder,
 )
-from keras_seresnet import build_seresnet
+from keras_seresnet import build_from_config, build_seresnet
 from keras_seresnet.config import TrainConfig
 from tests.test_benchmark import TINY, load_script
 
@@ -38,7 +38,7 @@ def test_inference_runs_the_model_at_the_configs_precision():
     assert (result.name, result.details["precision"]) == ("bf16", "mixed_bfloat16")
     assert keras.mixed_precision.global_policy().name == "float32"
     # What runs is predict_dir's bfloat16 copy of a float32 model, not a float32 one.
-    for model in (None, build_seresnet(widths=TINY.widths, blocks=TINY.blocks, se_stages=TINY.se_stages)):
+    for model in (None, build_from_config(TINY)):
         classifier = classifier_for(model, config)
         assert classifier.precision == "bfloat16"
         compute = {layer.name: layer.compute_dtype for layer in classifier.model.layers}

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from keras_seresnet import TrainConfig, runtime
+from keras_seresnet import TrainConfig
 from keras_seresnet.cli import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -133,13 +133,6 @@ def test_an_override_error_is_not_blamed_on_a_flag():
 
 
 # --- run_main: one behaviour for every program ---
-
-
-@pytest.fixture
-def no_process_settings(monkeypatch):
-    calls = []
-    monkeypatch.setattr(runtime, "configure_process", lambda: calls.append("configured"))
-    return calls
 
 
 def program(command, **kwargs):

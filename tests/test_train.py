@@ -323,12 +323,13 @@ def _resume_in_a_new_process(command):
     return result.returncode, result.stdout, result.stderr
 
 
-def _resume_in_this_process(command, capsys, monkeypatch):
-    """The command's `main` here: a process that never ran this run, without a second TF import."""
-    from keras_seresnet import runtime
+def _resume_in_this_process(command, capsys):
+    """The command's `main` here: a process that never ran this run, without a second TF import.
+
+    Use with the `no_process_settings` fixture, so this process's settings stay as they are.
+    """
     from keras_seresnet.cli import train as train_command
 
-    monkeypatch.setattr(runtime, "configure_process", lambda: None)  # keep this process's settings
     capsys.readouterr()
     returncode = train_command.main(command[2:])
     printed = capsys.readouterr()
@@ -367,7 +368,7 @@ def _assert_resumed_to_the_reference(resumed, out, reference):
     ("before-results", 1),  # final.keras written, results.json not
 ])
 def test_a_run_killed_at_a_named_point_resumes_to_the_uninterrupted_result(
-        point, committed, finished_run, tiny_image_tree, tmp_path, capsys, monkeypatch):
+        point, committed, finished_run, tiny_image_tree, tmp_path, capsys, no_process_settings):
     out = tmp_path / "run"
     command = _command(tiny_image_tree, out)
     killed = subprocess.run(command, env=_env(**{FAULT_ENV: point}), capture_output=True, text=True,
@@ -380,7 +381,7 @@ def test_a_run_killed_at_a_named_point_resumes_to_the_uninterrupted_result(
         assert json.loads(state.read_text())["epoch"] == committed
     assert not (out / "results.json").exists()
     printed = _assert_resumed_to_the_reference(
-        _resume_in_this_process(command, capsys, monkeypatch), out, finished_run[1].history)
+        _resume_in_this_process(command, capsys), out, finished_run[1].history)
     if committed is None:
         assert "Starting a run" in printed
     elif committed < EPOCHS - 1:

@@ -172,10 +172,24 @@ def test_import_torch_swapped_arguments(tmp_path):
     assert "the order is CHECKPOINT OUT.keras" in line
 
 
-@pytest.mark.slow  # the program imports Keras before it fails
 def test_plots_missing_history(tmp_path):
     line = one_error_line(script("plots", tmp_path), 1)
     assert line.startswith("plots.py: error: ") and "history.csv" in line
+
+
+def test_plots_draws_a_history_without_starting_tensorflow(tmp_path):
+    from keras_seresnet.training.history import write_history_csv
+
+    rows = [{"epoch": e, "learning_rate": 0.1, "loss": 2.0 - e, "accuracy": 0.2 * e,
+             "test_loss": 2.1 - e, "test_accuracy": 0.2 * e, "seconds": 1.0} for e in range(2)]
+    write_history_csv(tmp_path / "history.csv", rows)
+    code = ("import sys\nfrom keras_seresnet.cli import plots\n"
+            f"assert plots.main([{str(tmp_path)!r}]) == 0\n"
+            "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    result = run("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert sorted(os.listdir(tmp_path / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
 
 
 @pytest.mark.slow  # the program imports Keras before it fails

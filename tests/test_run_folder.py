@@ -10,14 +10,13 @@ import pytest
 from keras_seresnet import TrainConfig
 from keras_seresnet.training.checkpoint import load_checkpoint, save_checkpoint
 from keras_seresnet.training.optimizers import TorchSGD
-from keras_seresnet.training.run_folder import (
+from keras_seresnet.training.history import (
     HISTORY_COLUMNS,
-    RunFolder,
-    RunFolderError,
     read_history_csv,
     rows_to_history,
     write_history_csv,
 )
+from keras_seresnet.training.run_folder import RunFolder, RunFolderError
 
 
 def untrained_tiny_model():

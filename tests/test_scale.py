@@ -15,7 +15,7 @@ import pytest
 from keras_seresnet import TrainConfig, build_from_config
 from keras_seresnet.training import distribute as scale
 from keras_seresnet.training.checkpoint import load_checkpoint
-from keras_seresnet.training.run_folder import read_history_csv
+from keras_seresnet.training.history import read_history_csv
 from keras_seresnet.training.loop import compile_model, default_out_dir, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,7 +15,8 @@ from keras_seresnet import TrainConfig, build_from_config
 from keras_seresnet.data.cifar10 import load_cifar10
 from keras_seresnet.data import pipeline
 from keras_seresnet.training.callbacks import WarmupCosineLearningRate
-from keras_seresnet.training.run_folder import FAULT_ENV, RunFolderError, read_history_csv
+from keras_seresnet.training.history import read_history_csv
+from keras_seresnet.training.run_folder import FAULT_ENV, RunFolderError
 from keras_seresnet.training.loop import (
     CommitEpoch,
     EpochSeed,

@@ -25,7 +25,8 @@ def main(argv=None):
 
 def _plots(args):
     from keras_seresnet.plots import plot_history
-    from keras_seresnet.training.run_folder import HISTORY, PLOTS, read_history_csv
+    from keras_seresnet.training.history import read_history_csv
+    from keras_seresnet.training.layout import HISTORY, PLOTS
 
     out = args.out or os.path.join(args.run, PLOTS)
     history = read_history_csv(os.path.join(args.run, HISTORY))

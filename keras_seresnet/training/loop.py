@@ -62,16 +62,9 @@ from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet.config import EXECUTION_FIELDS, TrainConfig, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.optimizers import TorchSGD
-from keras_seresnet.training.run_folder import (
-    FAULT_ENV,
-    HISTORY,
-    LEGACY_NAMES,
-    RunFolder,
-    RunFolderError,
-    fault_point,
-    read_history_csv,
-    rows_to_history,
-)
+from keras_seresnet.training.history import LEGACY_NAMES, read_history_csv, rows_to_history
+from keras_seresnet.training.layout import HISTORY
+from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError, fault_point
 
 
 class TrainingDivergedError(RuntimeError):
@@ -88,7 +81,7 @@ class TrainResult:
         history: `{column: [value per epoch]}` of every epoch of the run
             (resumed ones included), the columns of `history.csv`; without
             a validation split also under the old names `val_loss` and
-            `val_accuracy` (`run_folder.with_legacy_names`).
+            `val_accuracy` (`history.with_legacy_names`).
         results: the contents of `results.json`: `test_accuracy` and
             `test_loss` (final model), `best_epoch` (zero-based),
             `best_test_accuracy` (without a validation split) or

@@ -1,0 +1,138 @@
+"""The `history.csv` of a run folder: its columns, and reading and writing it.
+
+One row per finished epoch; `epoch` is zero-based. Runs written before the
+per-epoch test columns were named honestly call them `val_loss` and
+`val_accuracy`; the readers here give both names (`with_legacy_names`).
+
+Keras-free: `keras-seresnet-plots` reads a history without importing
+TensorFlow.
+"""
+
+import csv
+import json
+import math
+import os
+
+from keras_seresnet.files import write_text
+from keras_seresnet.training.layout import CONFIG
+
+HISTORY_COLUMNS = (
+    "epoch",  # zero-based
+    "learning_rate",  # used during the epoch
+    "mixup_alpha",  # used during the epoch; empty when mixup is off
+    "loss",  # training loss on mixed, smoothed targets
+    "accuracy",  # training accuracy against the dominant mixed label
+    "test_loss",  # test loss after the epoch (label smoothing included), as the notebook reports
+    "test_accuracy",  # test accuracy after the epoch
+    "seconds",  # wall time of the epoch, training and evaluation
+)
+# With a validation split (`TrainConfig.val_split`) the per-epoch evaluation
+# is on the held-out images: these replace `test_loss` and `test_accuracy`.
+VALIDATION_COLUMNS = ("val_loss", "val_accuracy")
+_COLUMN_ORDER = HISTORY_COLUMNS[:5] + VALIDATION_COLUMNS + HISTORY_COLUMNS[5:]
+# Run folders written before the columns were named honestly call the
+# per-epoch test columns `val_*`; readers get both names for them.
+LEGACY_NAMES = {"val_loss": "test_loss", "val_accuracy": "test_accuracy"}
+
+
+def _format_cell(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _columns(rows):
+    present = {key for row in rows for key in row}
+    known = [c for c in _COLUMN_ORDER if c in present]
+    return known + sorted(present - set(_COLUMN_ORDER))
+
+
+def write_history_csv(path, rows):
+    """Writes history rows (dicts) as CSV: the known columns in order, extra keys after.
+
+    The columns are those the rows hold, in the order of `HISTORY_COLUMNS`
+    (the validation columns before the test ones), then any other keys
+    sorted. Floats are written with full precision (`repr`); a missing value
+    or NaN is an empty cell.
+    """
+    columns = _columns(rows) if rows else list(HISTORY_COLUMNS)
+    lines = [",".join(columns)]
+    lines += [",".join(_format_cell(row.get(c)) for c in columns) for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def with_legacy_names(history):
+    """Adds the old names `val_loss`/`val_accuracy` for the per-epoch test columns.
+
+    A history of a run without a validation split has `test_loss` and
+    `test_accuracy`; code written for earlier versions reads them as
+    `val_loss` and `val_accuracy`, which this adds (the same lists) when the
+    history has no validation columns. Returns `history`, changed in place.
+    """
+    for old, new in LEGACY_NAMES.items():
+        if new in history and old not in history:
+            history[old] = history[new]
+    return history
+
+
+def read_history_csv(path):
+    """Reads a `history.csv` into `{column: [values]}` (like `History.history`).
+
+    Files written before the columns were named honestly (per-epoch test
+    columns called `val_*`) read the same as new ones: `test_loss` and
+    `test_accuracy` are there, and `val_loss`/`val_accuracy` too
+    (`with_legacy_names`).
+
+    Returns:
+        A dict of lists, one entry per row: `epoch` as int, every other column
+        as float (an empty cell becomes NaN).
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: the file has no `epoch` column or a cell is not a number.
+    """
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "epoch" not in reader.fieldnames:
+            raise ValueError(f"{path} is not a history.csv: it has no `epoch` column.")
+        history = {name: [] for name in reader.fieldnames}
+        for line, row in enumerate(reader, start=2):
+            for name, cell in row.items():
+                try:
+                    value = int(cell) if name == "epoch" else float(cell or "nan")
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        f"{path}, line {line}: column `{name}` holds {cell!r}, not a number."
+                    ) from None
+                history[name].append(value)
+    if "test_accuracy" not in history and not _is_validation_run(path):
+        for old, new in LEGACY_NAMES.items():
+            if old in history:
+                history[new] = history[old]
+    return with_legacy_names(history)
+
+
+def _is_validation_run(history_path):
+    """Whether the run folder of `history_path` was trained with a validation split."""
+    config_path = os.path.join(os.path.dirname(os.fspath(history_path)), CONFIG)
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            return bool(json.load(f).get("val_split"))
+    except (OSError, ValueError):
+        return False
+
+
+def rows_to_history(rows):
+    """History rows (dicts) as `{column: [values]}`; absent values become NaN.
+
+    Includes the legacy names of the test columns (`with_legacy_names`).
+    """
+    return with_legacy_names({
+        c: [row.get(c) if row.get(c) is not None else math.nan for row in rows]
+        for c in _columns(rows)
+    })
+
+
+def rename_legacy_row(row):
+    """A history row of an earlier version with today's names of the test columns."""
+    return {LEGACY_NAMES.get(key, key): value for key, value in row.items()}

@@ -39,6 +39,7 @@ from keras_seresnet import TrainConfig, build_from_config  # noqa: E402
 from keras_seresnet.data import pipeline  # noqa: E402
 from keras_seresnet.training import distribute as scale  # noqa: E402
 from keras_seresnet.training.loop import train  # noqa: E402
+from tests.tiny_model import TINY_MODEL  # noqa: E402
 
 N = 16
 IMAGES = np.random.default_rng(0).integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)
@@ -89,7 +90,7 @@ def main():
     # masks differ from one device's (see keras_seresnet/scale.py). Colour
     # jitter and crop off: the host makes the same batches either way (checked
     # above), and their XLA compilation would double the time.
-    config = TrainConfig(widths=(8, 16), blocks=(1, 1), se_stages=(2,), batch_size=N, dropout=0.0,
+    config = TrainConfig(**TINY_MODEL, batch_size=N, dropout=0.0,
                          epochs=2, warmup_epochs=0, color_jitter=False, crop_padding=0)
     data = ((IMAGES, LABELS), (IMAGES[:8], LABELS[:8]))
     keras.utils.set_random_seed(1)

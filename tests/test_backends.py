@@ -10,13 +10,14 @@ import keras
 import numpy as np
 
 from keras_seresnet import TrainConfig, build_from_config
+from tests.tiny_model import TINY_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Two stages of one block, SE in the second: a model JAX compiles fast. SE
 # bottleneck of 4 units: with the recipe's reduction 16 this width leaves one
 # ReLU unit, whose sign flips with float32 rounding for some weights (then the
 # second loss moves by 2.6e-4 between any two implementations, measured).
-CONFIG = TrainConfig(widths=(8, 16), blocks=(1, 1), se_stages=(2,), se_reduction=4, dropout=0.0)
+CONFIG = TrainConfig(**TINY_MODEL, se_reduction=4, dropout=0.0)
 
 # Builds the same model, compiles it with the recipe's optimizer and loss,
 # loads the weights, takes two steps on the batch; prints the losses.

@@ -11,9 +11,10 @@ import pytest
 from benchmarks import cli, flops, machine, report, training
 from benchmarks.timing import Prepared, Result, measure, mixed_targets, time_runs
 from keras_seresnet.config import TrainConfig
+from tests.tiny_model import TINY_MODEL
 
 # Two stages of one block, SE in the second: a model that traces fast.
-TINY = TrainConfig(batch_size=8, widths=(8, 16), blocks=(1, 1), se_stages=(2,), se_reduction=4)
+TINY = TrainConfig(**TINY_MODEL, batch_size=8, se_reduction=4)
 
 
 def load_script():

@@ -13,6 +13,7 @@ from benchmarks.inference import (
 from keras_seresnet import build_from_config, build_seresnet
 from keras_seresnet.config import TrainConfig
 from tests.test_benchmark import TINY, load_script
+from tests.tiny_model import TINY_MODEL
 
 
 def test_inference_measurements_count_every_image(tmp_path):
@@ -20,7 +21,7 @@ def test_inference_measurements_count_every_image(tmp_path):
     with Image.open(tmp_path / "jpegs" / "00008.jpg") as image:
         assert (image.format, image.size, image.mode) == ("JPEG", (32, 32), "RGB")
     keras.utils.set_random_seed(0)
-    model = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    model = build_seresnet(**TINY_MODEL)
     lines = []
     decode, end_to_end = predict_dir_throughput(
         model, num_images=9, batch_size=4, workers=2, repeats=1, progress=lines.append)
@@ -51,7 +52,7 @@ def test_inference_runs_the_model_at_the_configs_precision():
 def test_benchmark_script_inference_subcommands(tmp_path, capsys):
     keras.utils.set_random_seed(0)
     path = str(tmp_path / "tiny.keras")
-    build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,)).save(path)
+    build_seresnet(**TINY_MODEL).save(path)
     out = tmp_path / "results.json"
     script = load_script()
     assert script.main(["--repeats", "1", "--json", str(out), "predict-dir", "--jpegs", "5",

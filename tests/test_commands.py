@@ -15,6 +15,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.tiny_model import TINY_MODEL
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
 COMMANDS = {
@@ -206,7 +208,7 @@ def tiny_keras_file(tmp_path_factory):
 
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,)).save(path)
+    build_seresnet(**TINY_MODEL).save(path)
     return path
 
 

@@ -17,6 +17,7 @@ from keras_seresnet.inference.evaluate import (
 from keras_seresnet.inference.loading import softmax
 from keras_seresnet.plots import plot_confusion_matrix
 from tests.test_predict import load_script
+from tests.tiny_model import TINY_MODEL
 
 NAMES = ("a", "b", "c")
 
@@ -24,7 +25,7 @@ NAMES = ("a", "b", "c")
 @pytest.fixture(scope="module")
 def tiny_model():
     keras.utils.set_random_seed(0)
-    return build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    return build_seresnet(**TINY_MODEL)
 
 
 def test_scores_match_keras_losses_and_hand_counts():
@@ -82,7 +83,7 @@ def test_failed_results_json_leaves_an_existing_file_untouched(tmp_path):
 
 def test_class_names_and_label_range_follow_the_models_width():
     keras.utils.set_random_seed(0)
-    three = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,), num_classes=3)
+    three = build_seresnet(**TINY_MODEL, num_classes=3)
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     results = evaluate_model(three, x, np.array([0, 1, 2, 1]), verbose=0)
     assert list(results["per_class_accuracy"]) == ["0", "1", "2"]

@@ -12,6 +12,7 @@ from keras_seresnet import build_seresnet, export_savedmodel, load_model
 from keras_seresnet.inference.export import verify_savedmodel
 from keras_seresnet.inference.loading import ProbabilityModel, softmax
 from tests.test_predict import load_script
+from tests.tiny_model import TINY_MODEL
 
 # Runs in a fresh interpreter: nothing of the exporting process (Keras
 # objects, traced functions) can leak into what the SavedModel gives.
@@ -39,7 +40,7 @@ FRESH_LOAD = textwrap.dedent(
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    model = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    model = build_seresnet(**TINY_MODEL)
     path, keras_path = export_savedmodel(model, tmp_path_factory.mktemp("export") / "seresnet" / "1")
     return model, path, keras_path
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_seresnet import PARAMETER_BUDGET, TrainConfig, build_from_config, build_seresnet
+from tests.tiny_model import TINY_MODEL
 
 
 def _trainable_count(model):
@@ -231,7 +232,7 @@ def test_fused_batch_norm_config_round_trips_and_keeps_synchronized():
 def test_batch_norm_option_chooses_the_layer_class_and_keeps_counts():
     from keras_seresnet.models.layers import BatchNormalization as FusedBatchNormalization
 
-    tiny = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    tiny = dict(TINY_MODEL)
     fused = build_seresnet(**tiny)
     plain = build_seresnet(batch_norm="keras", **tiny)
     norms = [type(l) for l in fused.layers if isinstance(l, keras.layers.BatchNormalization)]
@@ -251,14 +252,14 @@ def test_speedups_off_builds_keras_batch_norm(monkeypatch):
     from keras_seresnet.runtime import SPEEDUPS_ENV
 
     monkeypatch.setenv(SPEEDUPS_ENV, "0")
-    model = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    model = build_seresnet(**TINY_MODEL)
     assert {type(l) for l in model.layers if isinstance(l, keras.layers.BatchNormalization)} == {
         keras.layers.BatchNormalization}
 
 
 def test_fused_model_trains_like_the_keras_model():
     """Same weights, same batch: two SGD steps give the same losses and weights to float32 rounding."""
-    tiny = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,), dropout=0.0)
+    tiny = dict(TINY_MODEL, dropout=0.0)
     keras.utils.set_random_seed(0)
     fused = build_seresnet(**tiny)
     plain = build_seresnet(batch_norm="keras", **tiny)
@@ -279,7 +280,7 @@ def test_fused_model_trains_like_the_keras_model():
 def test_weights_files_interchange_between_fused_and_keras_batch_norm(tmp_path):
     # Weights files key layers by class name; the fused layer keeps Keras's,
     # so checkpoints written with Keras's BatchNormalization still load.
-    tiny = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    tiny = dict(TINY_MODEL)
     plain = build_seresnet(batch_norm="keras", **tiny)
     for variable in plain.non_trainable_weights:
         variable.assign(np.random.default_rng(0).uniform(0.5, 1.5, variable.shape))

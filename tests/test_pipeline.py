@@ -168,7 +168,8 @@ def test_each_batch_is_mixed_with_the_schedules_alpha_for_its_place_in_the_run(u
             alphas.append(float(alpha))
         expected = [float(np.float32(mixup_alpha_at(e, run, b, steps))) for b in range(steps)]
         assert alphas == expected
-        first = first if e else alphas
+        if e == 0:
+            first = alphas
         # The alpha output changes nothing else: the same images and mixed targets.
         for (xa, ta, _), (xb, tb) in zip(dataset, plain):
             np.testing.assert_array_equal(xa.numpy(), xb.numpy())

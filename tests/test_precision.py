@@ -9,6 +9,7 @@ from keras_seresnet.models.layers import BatchNormalization as FusedBatchNormali
 from keras_seresnet.models.seresnet import build_seresnet
 from keras_seresnet.training.distribute import precision_policy
 from keras_seresnet.training.optimizers import TorchSGD
+from tests.tiny_model import TINY_MODEL
 
 from test_model import _norm_pair
 
@@ -17,7 +18,7 @@ POLICIES = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 # Relative rounding of one value: 2**-8 (bfloat16), 2**-11 (float16); a few
 # roundings happen between the input and a compared value.
 RESOLUTION = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
-TINY = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,), dropout=0.0)
+TINY = dict(TINY_MODEL, dropout=0.0)
 
 
 def _pair(policy):

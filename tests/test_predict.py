@@ -25,6 +25,7 @@ from keras_seresnet.inference.predict import (
 )
 from keras_seresnet.training.distribute import precision_policy
 from tests.test_images import png_bomb
+from tests.tiny_model import TINY_MODEL
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), os.pardir, "scripts")
 
@@ -32,7 +33,7 @@ SCRIPTS = os.path.join(os.path.dirname(__file__), os.pardir, "scripts")
 @pytest.fixture(scope="module")
 def tiny_model():
     keras.utils.set_random_seed(0)
-    return build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    return build_seresnet(**TINY_MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +219,7 @@ def test_iter_predict_dir_streams_in_batches(tiny_model, tmp_path):
 
 def test_class_names_follow_the_models_width(tmp_path):
     keras.utils.set_random_seed(0)
-    three = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,), num_classes=3)
+    three = build_seresnet(**TINY_MODEL, num_classes=3)
     write(tmp_path / "a.png", Image.fromarray(pixels(0)))
     (record,) = predict_dir(tmp_path, three, top_k=3, verbose=0)
     assert record["class_name"] == str(record["label"]) and 0 <= record["label"] < 3
@@ -388,7 +389,7 @@ def test_reduced_precision_runs_a_copy_and_gives_float32_probabilities(tiny_mode
     assert policies.pop("normalize") == policies.pop("logits") == "float32"
     assert set(policies.values()) == {policy}
     with precision_policy(policy):
-        trained_under_policy = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+        trained_under_policy = build_seresnet(**TINY_MODEL)
     assert ProbabilityModel(trained_under_policy, precision=precision).model is trained_under_policy
     probabilities = low(x)
     assert probabilities.dtype == np.float32

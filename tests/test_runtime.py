@@ -10,6 +10,7 @@ import pytest
 
 from keras_seresnet import runtime
 from keras_seresnet.runtime import SPEEDUPS_ENV
+from tests.tiny_model import TINY_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", SPEEDUPS_ENV)
@@ -38,7 +39,7 @@ def test_importing_and_using_the_package_changes_nothing_in_the_process():
                   "from keras_seresnet.inference import loading, predict\n"
                   "from keras_seresnet.data import images, pipeline\n"
                   "from keras_seresnet.training import loop\n"
-                  "m = keras_seresnet.build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))\n"
+                  f"m = keras_seresnet.build_seresnet(**{TINY_MODEL!r})\n"
                   "keras_seresnet.TrainConfig()")
     assert used["environ"] == bare["environ"]
     assert used["options"] == bare["options"]
@@ -88,7 +89,7 @@ def test_require_tensorflow_passes_under_tensorflow():
 def test_fuse_batch_norm_is_kept_and_changes_nothing():
     from keras_seresnet import build_seresnet
 
-    model = build_seresnet(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
+    model = build_seresnet(**TINY_MODEL)
     config = model.get_config()
     assert runtime.fuse_batch_norm(model) is model
     assert model.get_config() == config

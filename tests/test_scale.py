@@ -17,15 +17,16 @@ from keras_seresnet.training import distribute as scale
 from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet.training.history import read_history_csv
 from keras_seresnet.training.loop import compile_model, default_out_dir, train
+from tests.tiny_model import TINY_MODEL, TINY_MODEL_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_FILES = ["best.keras", "config.json", "final.keras", "history.csv", "plots", "results.json"]
 # A graph that traces fast; no colour jitter or crop, whose XLA compilation
 # would double each run's time (the host's augmentation is not what these
 # tests are about; tests/test_pipeline.py covers it).
-TINY = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,), batch_size=8, warmup_epochs=0, epochs=2,
+TINY = dict(TINY_MODEL, batch_size=8, warmup_epochs=0, epochs=2,
             color_jitter=False, crop_padding=0)
-TINY_FLAGS = ["--batch-size", "8", "--widths", "8", "16", "--blocks", "1", "1", "--se-stages", "2",
+TINY_FLAGS = ["--batch-size", "8", *TINY_MODEL_FLAGS,
               "--warmup-epochs", "0", "--epochs", "2", "--no-color-jitter", "--crop-padding", "0"]
 ENV = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
 

@@ -28,15 +28,16 @@ from keras_seresnet.training.loop import (
     train,
     validation_split,
 )
+from tests.tiny_model import TINY_MODEL, TINY_MODEL_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_FILES = ["best.keras", "config.json", "final.keras", "history.csv", "plots", "results.json"]
 EPOCHS = 2
 # Two stages of one block, SE in the second: a graph that traces fast. No
 # warmup, so two epochs already show the cosine: lr 0.1, then 0.0505.
-TINY = dict(widths=(8, 16), blocks=(1, 1), se_stages=(2,), batch_size=8, warmup_epochs=0)
+TINY = dict(TINY_MODEL, batch_size=8, warmup_epochs=0)
 TINY_FLAGS = [
-    "--batch-size", "8", "--widths", "8", "16", "--blocks", "1", "1", "--se-stages", "2",
+    "--batch-size", "8", *TINY_MODEL_FLAGS,
     "--warmup-epochs", "0",
 ]
 

@@ -12,6 +12,8 @@ from keras_seresnet.training.checkpoint import load_checkpoint, save_checkpoint
 from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.history import (
     HISTORY_COLUMNS,
+    accuracy_column,
+    history_row,
     read_history_csv,
     rows_to_history,
     write_history_csv,
@@ -245,3 +247,16 @@ def test_a_damaged_only_checkpoint_is_a_one_line_error_naming_it(tmp_path):
     message = str(info.value)
     assert "\n" not in message and "epoch-0000.npz is damaged" in message
     assert "--overwrite" in message and "checkpoint/" in message
+
+
+def test_history_rows_name_the_per_epoch_evaluation_by_what_it_evaluates():
+    logs = {"loss": np.float32(1.5), "accuracy": 0.25, "val_loss": 1.75, "val_accuracy": 0.5,
+            "learning_rate": None}
+    test_row = history_row(3, logs, validation=False)
+    assert test_row == {"epoch": 3, "loss": 1.5, "accuracy": 0.25, "test_loss": 1.75,
+                        "test_accuracy": 0.5, "learning_rate": None, "mixup_alpha": None}
+    assert type(test_row["loss"]) is float
+    val_row = history_row(3, dict(logs, mixup_alpha=0.2), validation=True)
+    assert val_row["val_accuracy"] == 0.5 and "test_accuracy" not in val_row
+    assert val_row["mixup_alpha"] == pytest.approx(0.2)
+    assert accuracy_column(False) == "test_accuracy" and accuracy_column(True) == "val_accuracy"

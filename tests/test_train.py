@@ -18,16 +18,14 @@ from keras_seresnet.training.callbacks import WarmupCosineLearningRate
 from keras_seresnet.training.history import read_history_csv
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolderError
 from keras_seresnet.training.loop import (
-    CommitEpoch,
-    EpochSeed,
     TrainingDivergedError,
     copy_matching_weights,
     default_out_dir,
-    epoch_seed,
     resolve_config,
     train,
     validation_split,
 )
+from keras_seresnet.training.loop_callbacks import CommitEpoch, EpochSeed, epoch_seed
 from tests.tiny_model import TINY_MODEL, TINY_MODEL_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

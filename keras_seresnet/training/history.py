@@ -35,6 +35,40 @@ _COLUMN_ORDER = HISTORY_COLUMNS[:5] + VALIDATION_COLUMNS + HISTORY_COLUMNS[5:]
 LEGACY_NAMES = {"val_loss": "test_loss", "val_accuracy": "test_accuracy"}
 
 
+def accuracy_column(validation):
+    """The column of the per-epoch evaluation's accuracy, which chooses the best model.
+
+    `"val_accuracy"` for a run with a validation split (`validation` true),
+    else `"test_accuracy"`.
+    """
+    return "val_accuracy" if validation else "test_accuracy"
+
+
+def history_row(epoch, logs, validation):
+    """One epoch's history row from Keras's epoch-end `logs`.
+
+    Keras logs the per-epoch evaluation as `val_*`; without a validation
+    split (`validation` false) the row calls it `test_*`. Values become
+    floats (None stays None), and `mixup_alpha` is None when no callback
+    logged it.
+
+    Args:
+        epoch: the zero-based epoch.
+        logs: the `logs` dict of `on_epoch_end`.
+        validation: whether the evaluation is on a validation split.
+
+    Returns:
+        A dict with `epoch` and one entry per log.
+    """
+    row = {"epoch": epoch}
+    for key, value in logs.items():
+        if not validation:
+            key = LEGACY_NAMES.get(key, key)
+        row[key] = None if value is None else float(value)
+    row.setdefault("mixup_alpha", None)
+    return row
+
+
 def _format_cell(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""

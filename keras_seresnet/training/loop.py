@@ -7,14 +7,15 @@ place where workers agree with the chief), load the data and hold out a
 validation split (`_data_splits`), build the model, claim the folder, build
 the datasets (`_datasets`) and the callbacks (`_callbacks`), call
 `model.fit` once for the remaining epochs (`_fit`), and write the results
-(`_results`). Inside `fit`, `EpochSeed` seeds each epoch and sets the
-training dataset's epoch variable, so the pass Keras starts after
+(`_results`). Inside `fit` (the loop's own callbacks are in
+`keras_seresnet.training.loop_callbacks`), `EpochSeed` seeds each epoch and
+sets the training dataset's epoch variable, so the pass Keras starts after
 `on_epoch_begin` makes the batches of `(config.seed, epoch)`; callbacks set
 the learning rate and the mixup alpha from the epoch number; and
 `CommitEpoch` commits the model's and its optimizer's variables
 (`keras_seresnet.training.checkpoint`) and the history row to the run folder
-at each epoch end. The config's `strategy`, `mixed_precision`
-and `jit` choose the devices, the dtype policy and XLA
+at each epoch end. The config's `strategy`, `mixed_precision` and `jit`
+choose the devices, the dtype policy and XLA
 (`keras_seresnet.training.distribute`); `steps_per_execution` how many
 training steps one call of the compiled step runs.
 
@@ -39,9 +40,7 @@ order of the epoch it resumes at.
 
 import contextlib
 import dataclasses
-import math
 import os
-import random
 import signal
 import tempfile
 import threading
@@ -62,9 +61,16 @@ from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet.config import EXECUTION_FIELDS, TrainConfig, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.optimizers import TorchSGD
-from keras_seresnet.training.history import LEGACY_NAMES, read_history_csv, rows_to_history
+from keras_seresnet.training.history import accuracy_column, read_history_csv, rows_to_history
 from keras_seresnet.training.layout import HISTORY
-from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError, fault_point
+from keras_seresnet.training.loop_callbacks import (  # noqa: F401 (epoch_seed: importable here, as in 0.1.0)
+    CommitEpoch,
+    EpochSeed,
+    ScaledLearningRate,
+    StepFaults,
+    epoch_seed,
+)
+from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError
 
 
 class TrainingDivergedError(RuntimeError):
@@ -120,34 +126,6 @@ def default_out_dir(config, root="saved_models"):
     """
     return os.path.join(root, f"seresnet-e{config.epochs}-seed{config.seed}-"
                               f"{digest(resolve_config(config).resume_dict())}")
-
-
-def epoch_seed(seed, epoch):
-    """The seed of one epoch's data order, augmentation and dropout, in [0, 2**31).
-
-    A function of `(seed, epoch)` only, so a resumed epoch sees the same
-    random numbers as in an uninterrupted run. Uses NumPy's `SeedSequence`,
-    which gives statistically independent streams for nearby inputs.
-    """
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]) & 0x7FFFFFFF
-
-
-def _seed_epoch(model, seed, epoch):
-    """Reseeds Python, NumPy and the model's dropout for `epoch`.
-
-    Not TensorFlow's global seed: `tf.random.set_seed` clears TensorFlow's
-    kernel caches, so every epoch would instantiate the training step and
-    the pipeline's functions again (seconds per epoch), and nothing in
-    training draws from it (the pipeline is stateless from `(seed, epoch)`).
-    """
-    value = epoch_seed(seed, epoch)
-    random.seed(value)
-    np.random.seed(value)
-    # Dropout draws from a SeedGenerator whose state a `.keras` file does not
-    # keep; setting it per epoch makes the masks a function of (seed, epoch).
-    states = [v for v in model.variables if v.name == "seed_generator_state"]
-    for index, state in enumerate(states):
-        state.assign(np.array([epoch_seed(value, index), 0], "uint32"))
 
 
 def compile_model(model, config):
@@ -309,175 +287,6 @@ def validation_split(y, count, seed):
     return np.setdiff1d(np.arange(len(y), dtype=np.int64), val), val
 
 
-@keras.saving.register_keras_serializable(package="keras_seresnet")
-class EpochSeed(keras.callbacks.Callback):
-    """At each epoch begin, reseeds the epoch and points the training dataset at it.
-
-    Seeds Python's and NumPy's generators with `epoch_seed(seed, e)`, sets
-    the model's dropout seed states from `(seed, e)` (`_seed_epoch`), and assigns
-    `e` to the pipeline's epoch variable. `model.fit` (Keras 3, without
-    `steps_per_epoch`) opens a new iterator over a finite dataset after
-    `on_epoch_begin`, so the pass it makes is epoch `e`'s batches.
-
-    Args:
-        seed: the run's seed (`TrainConfig.seed`).
-        epoch_variable: the int64 `tf.Variable` of
-            `pipeline.make_epoch_variable()`, or None. Runtime state, so not
-            part of `get_config`.
-    """
-
-    def __init__(self, seed, epoch_variable=None):
-        super().__init__()
-        self.seed = seed
-        self.epoch_variable = epoch_variable
-
-    def on_epoch_begin(self, epoch, logs=None):
-        _seed_epoch(self.model, self.seed, epoch)
-        if self.epoch_variable is not None:
-            self.epoch_variable.assign(epoch)
-
-    def get_config(self):
-        return {"seed": self.seed}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-
-@keras.saving.register_keras_serializable(package="keras_seresnet")
-class CommitEpoch(keras.callbacks.Callback):
-    """At each epoch end, writes the epoch to the run folder (`RunFolder.commit_epoch`).
-
-    Place it after the callbacks that add to the epoch's logs (schedules,
-    `EpochSummary`). Keras logs the per-epoch evaluation as `val_*`; without
-    a validation split the rows call it `test_*`. An epoch whose losses are
-    not finite is not committed: training stops and `error` says why.
-
-    Args:
-        path: the run folder.
-        validation: whether the evaluation is on a validation split.
-        state: the last committed state (`RunFolder.read_state()`), or None.
-            Runtime state, not part of `get_config`; `state` holds the
-            latest after each epoch.
-        guard: an optional `StopOnNaN`; its message skips the commit.
-    """
-
-    def __init__(self, path, validation=False, state=None, guard=None):
-        super().__init__()
-        self.path = os.fspath(path)
-        self.validation = validation
-        self.folder = RunFolder(self.path, monitor=_monitor(validation))
-        self.state = state
-        self.guard = guard
-        self.error = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.guard is not None and self.guard.message:
-            return  # a non-finite batch: StopOnNaN stopped training
-        row = _history_row(epoch, logs or {}, self.validation)
-        evaluation = "val_loss" if self.validation else "test_loss"
-        if not all(math.isfinite(row.get(key, math.nan)) for key in ("loss", evaluation)):
-            self.error = (
-                f"After epoch {epoch} (zero-based) the {evaluation.replace('_', ' ')} is "
-                f"{row.get(evaluation)}: the weights diverged; nothing of this epoch was "
-                "saved. Lower the learning rate (--base-lr) and start a new run."
-            )
-            self.model.stop_training = True
-            return
-        self.state = self.folder.commit_epoch(self.model, row, self.state)
-
-    def get_config(self):
-        return {"path": self.path, "validation": self.validation}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-
-class _StepFaults(keras.callbacks.Callback):
-    """The test hook's per-step points (`run_folder.fault_point`); only added when asked."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        fault_point("after-step", self.epoch, batch + 1)
-        fault_point("signal", self.epoch, batch + 1)
-
-
-class ScaledLearningRate(keras.callbacks.Callback):
-    """Lets other callbacks scale the learning rate that a schedule callback sets.
-
-    The package's schedule sets the learning rate every epoch (or step). A
-    callback that changes it at an epoch end (`keras.callbacks.ReduceLROnPlateau`)
-    would be undone; wrapped in this, its change becomes a factor: at each
-    epoch begin, a learning rate that differs from the one at the previous
-    epoch end multiplies the factor by their ratio, and every value the
-    schedule sets afterwards is multiplied by the factor. The epoch's
-    `learning_rate` log is the rate used at the epoch's start (the
-    schedule's value times the factor). The factor starts at 1 in every
-    `fit` (a resumed run starts without earlier reductions, as other
-    callbacks start without their state). With the factor at 1 the batch
-    hooks read nothing (no per-step cost).
-
-    Args:
-        schedule: the callback that sets the learning rate
-            (`WarmupCosineLearningRate`).
-    """
-
-    def __init__(self, schedule):
-        super().__init__()
-        self.schedule = schedule
-        self.factor = 1.0
-        self._left = None
-
-    def set_model(self, model):
-        super().set_model(model)
-        self.schedule.set_model(model)
-
-    def set_params(self, params):
-        super().set_params(params)
-        self.schedule.set_params(params)
-
-    def _current(self):
-        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    def _scale(self):
-        self.model.optimizer.learning_rate = self._current() * self.factor
-
-    def on_train_begin(self, logs=None):
-        self.factor, self._left = 1.0, None
-        self.schedule.on_train_begin(logs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self._left is not None and self._current() != self._left:
-            self.factor *= self._current() / self._left
-        self.schedule.on_epoch_begin(epoch, logs)
-        if self.factor != 1.0:
-            self._scale()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.factor == 1.0:
-            self.schedule.on_train_batch_begin(batch, logs)
-            return
-        before = self._current()
-        self.schedule.on_train_batch_begin(batch, logs)
-        if self._current() != before:  # the schedule set a new value
-            self._scale()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.schedule.on_train_batch_end(batch, logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.schedule.on_epoch_end(epoch, logs)
-        self._left = self._current()  # before the callbacks after this one act
-        if logs is not None and self.factor != 1.0 and logs.get("learning_rate") is not None:
-            logs["learning_rate"] = float(logs["learning_rate"]) * self.factor
-
-    def on_train_end(self, logs=None):
-        self.schedule.on_train_end(logs)
-
-
 class TrainingInterrupted(KeyboardInterrupt):
     """SIGTERM stopped training (as Ctrl-C does); the committed epochs are kept.
 
@@ -504,20 +313,6 @@ def _sigterm_stops_training():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _monitor(validation):
-    return "val_accuracy" if validation else "test_accuracy"
-
-
-def _history_row(epoch, logs, validation):
-    row = {"epoch": epoch}
-    for key, value in logs.items():
-        if not validation:
-            key = LEGACY_NAMES.get(key, key)
-        row[key] = None if value is None else float(value)
-    row.setdefault("mixup_alpha", None)
-    return row
 
 
 def _finished_message(out_dir, results):
@@ -625,7 +420,7 @@ def train(
 
 def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overwrite, verbose, say):
     validation = config.val_split is not None
-    folder = RunFolder(out_dir, monitor=_monitor(validation))
+    folder = RunFolder(out_dir, monitor=accuracy_column(validation))
     results, state, start = _resume_point(folder, config, overwrite, strategy)
     if results is not None:
         return _report_finished(folder, results, say)
@@ -747,7 +542,7 @@ def _callbacks(config, model, train_ds, epoch_variable, alpha, guard, committer,
                             validation_label="val" if config.val_split is not None else "test"))
     own.append(committer)
     if os.environ.get(FAULT_ENV, "").startswith(("after-step:", "signal:")):
-        own.append(_StepFaults())
+        own.append(StepFaults())
     return keras.callbacks.CallbackList(
         own + list(extra),
         add_history=True,

@@ -61,12 +61,9 @@ def history_row(epoch, logs, validation):
         A dict with `epoch` and one entry per log.
     """
     row = {"epoch": epoch}
-    for key, value in logs.items():
-        if not validation:
-            key = LEGACY_NAMES.get(key, key)
-        row[key] = None if value is None else float(value)
+    row.update((key, None if value is None else float(value)) for key, value in logs.items())
     row.setdefault("mixup_alpha", None)
-    return row
+    return row if validation else rename_legacy_row(row)
 
 
 def _format_cell(value):

@@ -13,6 +13,7 @@ from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.history import (
     HISTORY_COLUMNS,
     accuracy_column,
+    evaluation_columns,
     history_row,
     read_history_csv,
     rows_to_history,
@@ -259,4 +260,6 @@ def test_history_rows_name_the_per_epoch_evaluation_by_what_it_evaluates():
     val_row = history_row(3, dict(logs, mixup_alpha=0.2), validation=True)
     assert val_row["val_accuracy"] == 0.5 and "test_accuracy" not in val_row
     assert val_row["mixup_alpha"] == pytest.approx(0.2)
+    assert evaluation_columns(False) == ("test_loss", "test_accuracy")
+    assert evaluation_columns(True) == ("val_loss", "val_accuracy")
     assert accuracy_column(False) == "test_accuracy" and accuracy_column(True) == "val_accuracy"

@@ -411,6 +411,18 @@ def test_the_loop_callbacks_round_trip_through_their_config(tmp_path):
     assert CommitEpoch(tmp_path).folder.monitor == "test_accuracy"
 
 
+@pytest.mark.parametrize("validation, loss_name", [(False, "test loss"), (True, "val loss")])
+def test_a_non_finite_evaluation_loss_stops_and_commits_nothing(tmp_path, validation, loss_name):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    commit = CommitEpoch(tmp_path / "run", validation=validation)
+    commit.set_model(model)
+    commit.on_epoch_end(4, {"loss": 1.0, "accuracy": 0.5, "val_loss": float("nan"),
+                            "val_accuracy": 0.1})
+    assert model.stop_training
+    assert commit.error.startswith(f"After epoch 4 (zero-based) the {loss_name} is nan")
+    assert commit.state is None and not (tmp_path / "run").exists()
+
+
 def test_steps_per_execution_changes_no_number(finished_run, tiny_image_tree, tmp_path):
     # 3 batches per epoch in executions of 2: the last execution runs one step.
     result = train(tiny_config(tiny_image_tree, steps_per_execution=2), tmp_path, verbose=0)

@@ -26,22 +26,28 @@ HISTORY_COLUMNS = (
     "test_accuracy",  # test accuracy after the epoch
     "seconds",  # wall time of the epoch, training and evaluation
 )
-# With a validation split (`TrainConfig.val_split`) the per-epoch evaluation
-# is on the held-out images: these replace `test_loss` and `test_accuracy`.
+# The per-epoch evaluation's loss and accuracy columns: on the test images,
+# or with a validation split (`TrainConfig.val_split`) on the held-out ones.
+TEST_COLUMNS = ("test_loss", "test_accuracy")
 VALIDATION_COLUMNS = ("val_loss", "val_accuracy")
 _COLUMN_ORDER = HISTORY_COLUMNS[:5] + VALIDATION_COLUMNS + HISTORY_COLUMNS[5:]
 # Run folders written before the columns were named honestly call the
 # per-epoch test columns `val_*`; readers get both names for them.
-LEGACY_NAMES = {"val_loss": "test_loss", "val_accuracy": "test_accuracy"}
+LEGACY_NAMES = dict(zip(VALIDATION_COLUMNS, TEST_COLUMNS))
+
+
+def evaluation_columns(validation):
+    """`(loss column, accuracy column)` of the per-epoch evaluation.
+
+    `VALIDATION_COLUMNS` for a run with a validation split (`validation`
+    true), else `TEST_COLUMNS`. The accuracy column chooses the best model.
+    """
+    return VALIDATION_COLUMNS if validation else TEST_COLUMNS
 
 
 def accuracy_column(validation):
-    """The column of the per-epoch evaluation's accuracy, which chooses the best model.
-
-    `"val_accuracy"` for a run with a validation split (`validation` true),
-    else `"test_accuracy"`.
-    """
-    return "val_accuracy" if validation else "test_accuracy"
+    """The accuracy column of `evaluation_columns(validation)`."""
+    return evaluation_columns(validation)[1]
 
 
 def history_row(epoch, logs, validation):

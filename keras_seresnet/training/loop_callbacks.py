@@ -17,7 +17,7 @@ import random
 import keras
 import numpy as np
 
-from keras_seresnet.training.history import accuracy_column, history_row
+from keras_seresnet.training.history import evaluation_columns, history_row
 from keras_seresnet.training.run_folder import RunFolder, fault_point
 
 
@@ -106,7 +106,8 @@ class CommitEpoch(keras.callbacks.Callback):
         super().__init__()
         self.path = os.fspath(path)
         self.validation = validation
-        self.folder = RunFolder(self.path, monitor=accuracy_column(validation))
+        self.loss_column, accuracy = evaluation_columns(validation)
+        self.folder = RunFolder(self.path, monitor=accuracy)
         self.state = state
         self.guard = guard
         self.error = None
@@ -115,11 +116,10 @@ class CommitEpoch(keras.callbacks.Callback):
         if self.guard is not None and self.guard.message:
             return  # a non-finite batch: StopOnNaN stopped training
         row = history_row(epoch, logs or {}, self.validation)
-        evaluation = "val_loss" if self.validation else "test_loss"
-        if not all(math.isfinite(row.get(key, math.nan)) for key in ("loss", evaluation)):
+        if not all(math.isfinite(row.get(key, math.nan)) for key in ("loss", self.loss_column)):
             self.error = (
-                f"After epoch {epoch} (zero-based) the {evaluation.replace('_', ' ')} is "
-                f"{row.get(evaluation)}: the weights diverged; nothing of this epoch was "
+                f"After epoch {epoch} (zero-based) the {self.loss_column.replace('_', ' ')} is "
+                f"{row.get(self.loss_column)}: the weights diverged; nothing of this epoch was "
                 "saved. Lower the learning rate (--base-lr) and start a new run."
             )
             self.model.stop_training = True

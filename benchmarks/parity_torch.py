@@ -36,7 +36,7 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 from keras_seresnet.config import TrainConfig  # noqa: E402  (a pure-Python dataclass)
-from keras_seresnet.training.schedules import learning_rate_at, mixup_alpha_at  # noqa: E402
+from keras_seresnet.schedules import learning_rate_at, mixup_alpha_at  # noqa: E402
 from reference.torch_seresnet import ReferenceSEResNet, normalise, train_reference  # noqa: E402
 
 

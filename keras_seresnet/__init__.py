@@ -10,11 +10,13 @@ Layout (one job per module; the README's "Design" section says why):
 
 - `models/`: the SE-ResNet builder and its layers.
 - `data/`: CIFAR-10 sources, image files, augmentation layers, tf.data pipelines.
-- `training/`: optimizer, schedules, callbacks, run folder, the training loop,
+- `training/`: optimizer, callbacks, run folder, the training loop,
   distribution, the ablation.
 - `inference/`: loading, prediction, evaluation, SavedModel export.
 - `interop/`: importing PyTorch checkpoints.
-- `config.py` (the recipe's numbers), `cli.py` (flags), `plots.py`, `runtime.py`.
+- `cli/`: the commands and their flags.
+- `config.py` (the recipe's numbers), `schedules.py` (the learning rate and mixup
+  alpha curves), `plots.py`, `files.py`, `runtime.py`.
 
 Example:
 

@@ -29,8 +29,7 @@ from matplotlib.ticker import MaxNLocator
 
 from keras_seresnet.config import CIFAR10_CLASSES
 from keras_seresnet.files import atomic_path
-from keras_seresnet.training import schedules
-from keras_seresnet.training.history import TEST_COLUMNS, VALIDATION_COLUMNS
+from keras_seresnet import schedules
 
 PLOT_FILES = {
     "loss": "loss.png",  # training and test (or validation) loss per epoch
@@ -38,8 +37,8 @@ PLOT_FILES = {
     "schedules": "schedules.png",  # learning rate and mixup alpha, both schedule units
 }
 
-# Per-epoch evaluation columns, in the order looked for: ((loss, accuracy), label).
-_EVALUATIONS = ((TEST_COLUMNS, "test"), (VALIDATION_COLUMNS, "validation"))
+# Per-epoch evaluation columns, in the order looked for: (prefix, label).
+_EVALUATIONS = (("test", "test"), ("val", "validation"))
 
 # Markers keep short histories visible (a single epoch is a single point).
 _MARKERS_UP_TO = 50
@@ -96,9 +95,9 @@ def evaluation_columns(history):
     Raises:
         ValueError: the history has neither.
     """
-    for (loss, accuracy), label in _EVALUATIONS:
-        if accuracy in history or loss in history:
-            return loss, accuracy, label
+    for prefix, label in _EVALUATIONS:
+        if f"{prefix}_accuracy" in history or f"{prefix}_loss" in history:
+            return f"{prefix}_loss", f"{prefix}_accuracy", label
     raise ValueError(
         "Argument `history` must have test_loss/test_accuracy or val_loss/val_accuracy "
         f"columns. Received columns: {sorted(history)}"

@@ -13,7 +13,7 @@ from keras_seresnet.data.pipeline import (
     make_train_dataset,
     mixup_alpha_table,
 )
-from keras_seresnet.training.schedules import mixup_alpha_at
+from keras_seresnet.schedules import mixup_alpha_at
 
 N = 20
 IMAGES = np.random.default_rng(0).integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)

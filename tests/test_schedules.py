@@ -4,7 +4,7 @@ import math
 import pytest
 
 from keras_seresnet import TrainConfig
-from keras_seresnet.training.schedules import (
+from keras_seresnet.schedules import (
     decayed_mixup_alpha,
     default_warmup_epochs,
     learning_rate_at,
@@ -86,3 +86,13 @@ def test_the_default_warmup_is_the_configs():
     assert warmup_cosine_lr(3, epochs=10, base_lr=0.1, min_lr=0.0) == pytest.approx(
         learning_rate_at(3, TrainConfig(epochs=10, min_lr=0.0)), rel=1e-15)
     assert decayed_mixup_alpha(10, epochs=10, alpha=0.4, alpha_min=0.1) == 0.1  # past the end: the floor
+
+
+def test_the_schedules_stay_importable_from_training():
+    from keras_seresnet import schedules
+    from keras_seresnet.training import schedules as moved
+
+    functions = [name for name, value in vars(schedules).items() if not name.startswith("_")
+                 and getattr(value, "__module__", None) == schedules.__name__]
+    assert len(functions) == 7 and moved.UNITS is schedules.UNITS
+    assert all(getattr(moved, name) is getattr(schedules, name) for name in functions)

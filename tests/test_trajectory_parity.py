@@ -63,7 +63,7 @@ from keras_seresnet.interop.torch_import import torch_prefix  # noqa: E402
 from keras_seresnet.models.seresnet import build_from_config  # noqa: E402
 from keras_seresnet.training.callbacks import MixupAlphaDecay, WarmupCosineLearningRate  # noqa: E402
 from keras_seresnet.training.loop import compile_model  # noqa: E402
-from keras_seresnet.training.schedules import learning_rate_at, mixup_alpha_at  # noqa: E402
+from keras_seresnet.schedules import learning_rate_at, mixup_alpha_at  # noqa: E402
 from reference.torch_seresnet import ReferenceSEResNet, train_reference  # noqa: E402
 
 pytestmark = pytest.mark.slow  # one float64 run of 56 steps, about a minute on 2 cores

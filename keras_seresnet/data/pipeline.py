@@ -35,7 +35,7 @@ from keras_seresnet.data.augment import (
     make_mixup_alpha,
 )
 from keras_seresnet.config import TrainConfig
-from keras_seresnet.training.schedules import mixup_alpha_at
+from keras_seresnet.schedules import mixup_alpha_at
 
 
 def _check_arrays(x, y, num_classes):
@@ -170,7 +170,7 @@ def mixup_alpha_table(config: TrainConfig, steps_per_epoch: int):
     Row `e` holds epoch `e`'s alphas: one column in the epoch unit (every
     batch of the epoch shares it), `steps_per_epoch` columns in the step unit
     (`config.schedule_unit`). The values are
-    `keras_seresnet.training.schedules.mixup_alpha_at` rounded to float32.
+    `keras_seresnet.schedules.mixup_alpha_at` rounded to float32.
 
     Args:
         config: the run's `TrainConfig` (`epochs`, `mixup_alpha`,

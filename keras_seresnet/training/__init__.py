@@ -1,2 +1,2 @@
-"""Training: optimizer, schedules, callbacks, the run folder, the loop (`loop.py`),
+"""Training: optimizer, callbacks, the run folder, the loop (`loop.py`),
 distribution (`distribute.py`) and the ablation."""

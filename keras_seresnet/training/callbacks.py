@@ -1,7 +1,7 @@
 """Callbacks of the training loop: the recipe's schedules, a NaN guard, a summary line.
 
 `WarmupCosineLearningRate` and `MixupAlphaDecay` apply the schedules of
-`keras_seresnet.training.schedules` and write the value of each epoch's first
+`keras_seresnet.schedules` and write the value of each epoch's first
 step into the epoch's logs, so `history.history` (and the run folder's
 `history.csv`) gets the columns `learning_rate` and `mixup_alpha`. With
 `unit="epoch"` (the recipe) the value is set once per epoch; with
@@ -20,7 +20,7 @@ import time
 import keras
 
 from keras_seresnet.config import TrainConfig
-from keras_seresnet.training import schedules
+from keras_seresnet import schedules
 
 # The recipe's numbers, for the defaults below (TrainConfig is their one home).
 _RECIPE = TrainConfig()
@@ -61,7 +61,7 @@ class WarmupCosineLearningRate(_SerializableCallback):
     is `self.params["steps"]`, which `fit` sets from the dataset's
     cardinality. With `steps_per_execution > 1` Keras calls the hook once per
     execution, so each execution's steps share its first step's value.
-    Formulas: `keras_seresnet.training.schedules.warmup_cosine_lr`.
+    Formulas: `keras_seresnet.schedules.warmup_cosine_lr`.
 
     The value of each epoch's first step is written to the epoch's logs as
     `learning_rate` (a Python float, exactly the formula's value; the

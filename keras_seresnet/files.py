@@ -16,6 +16,7 @@ Example:
 """
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -36,25 +37,46 @@ def atomic_path(path, *, directory=False):
         (`.keras`, `.png`), which some writers check. Nothing exists there yet.
 
     Raises:
+        IsADirectoryError: `path` is a folder and `directory` is false.
+        NotADirectoryError: a file stands where a folder above `path` should be.
+        OSError: the folder of `path` cannot be created or written, or the
+            move fails; the error names `path` (or that folder), never the
+            temporary.
         Whatever the block raises; `path` is then unchanged.
     """
     path = os.fspath(path)
+    if not directory and os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "Is a folder, where a file is to be written", path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    name = os.path.basename(path)
-    stem, suffix = os.path.splitext(name)
-    scratch = tempfile.mkdtemp(dir=folder, prefix=f".tmp-{stem}-")
+    stem, suffix = os.path.splitext(os.path.basename(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except FileExistsError as e:  # a file where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", e.filename) from e
+    with _naming(path):
+        scratch = tempfile.mkdtemp(dir=folder, prefix=f".tmp-{stem}-")
     tmp = os.path.join(scratch, stem + suffix)
     try:
         yield tmp
         if not os.path.exists(tmp):
             raise FileNotFoundError(f"The writer created nothing at {tmp} for {path}.")
-        if directory and os.path.isdir(path):
-            old = os.path.join(scratch, ".previous")
-            os.replace(path, old)
-        os.replace(tmp, path)
+        with _naming(path):
+            if directory and os.path.isdir(path):
+                os.replace(path, os.path.join(scratch, ".previous"))
+            os.replace(tmp, path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _naming(path):
+    """Re-raises an OSError of the block as the same error about `path`."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, path) from e
 
 
 def write_text(path, text):

@@ -1,6 +1,8 @@
 import dataclasses
+import errno
 import inspect
 import os
+import warnings
 
 import pytest
 
@@ -14,7 +16,10 @@ from keras_seresnet.cli import (
     add_config_arguments,
     config_from_args,
     flag_name,
+    output_file,
+    output_folder,
     parse_config,
+    positive_int,
     resumable_run,
     run_main,
 )
@@ -236,3 +241,69 @@ def test_a_diverged_run_is_one_line(capsys, no_process_settings):
 
     assert program(command)([]) == 1
     assert capsys.readouterr().err == "prog: error: The loss became NaN at epoch 3.\n"
+
+
+def test_a_system_error_names_its_path_not_its_errno(capsys, no_process_settings):
+    def command(args):
+        raise PermissionError(errno.EACCES, "Permission denied", "out/model.keras")
+
+    def move(args):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", "a.csv", None, "b.csv")
+
+    assert program(command)([]) == program(move)([]) == EXIT_FAILURE
+    assert capsys.readouterr().err == ("prog: error: out/model.keras: Permission denied\n"
+                                       "prog: error: a.csv -> b.csv: Invalid cross-device link\n")
+
+
+def test_warnings_are_one_line_and_the_hook_is_restored(capsys, no_process_settings):
+    hook = warnings.showwarning
+
+    def command(args):
+        warnings.warn("Skipping broken image a.jpg:\n  cannot identify image file")
+
+    assert program(command)([]) == 0
+    assert capsys.readouterr().err == (
+        "prog: warning: Skipping broken image a.jpg: cannot identify image file\n")
+    assert warnings.showwarning is hook
+
+
+def output_parser():
+    p = ArgumentParser(prog="prog")
+    p.add_argument("--out", type=output_folder)
+    p.add_argument("--output", type=output_file)
+    p.add_argument("--batch-size", type=positive_int)
+    return p
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--out", "{tmp}/afile"], "argument --out: '{tmp}/afile' is a file, not a folder"),
+    (["--out", "{tmp}/afile/run"],
+     "argument --out: cannot create '{tmp}/afile/run': '{tmp}/afile' is a file, not a folder"),
+    (["--output", "{tmp}/adir"], "argument --output: '{tmp}/adir' is a folder, not a file"),
+    (["--output", "{tmp}/afile/p.csv"],
+     "argument --output: cannot create '{tmp}/afile/p.csv': '{tmp}/afile' is a file, not a folder"),
+    (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1. Received: 0"),
+    (["--batch-size", "a"], "argument --batch-size: must be an integer >= 1. Received: 'a'"),
+])
+def test_unusable_outputs_and_counts_are_usage_errors(capsys, tmp_path, argv, message):
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(SystemExit) as info:
+        output_parser().parse_args([arg.format(tmp=tmp_path) for arg in argv])
+    assert info.value.code == EXIT_USAGE
+    assert capsys.readouterr().err == f"prog: error: {message.format(tmp=tmp_path)} (see prog --help)\n"
+    assert sorted(os.listdir(tmp_path)) == ["adir", "afile"]
+
+
+def test_usable_outputs_pass_and_an_unwritable_folder_is_a_usage_error(capsys, tmp_path, monkeypatch):
+    args = output_parser().parse_args(["--out", str(tmp_path / "new" / "run"),
+                                       "--output", str(tmp_path / "p.csv"), "--batch-size", "8"])
+    assert (args.out, args.output, args.batch_size) == (str(tmp_path / "new" / "run"),
+                                                        str(tmp_path / "p.csv"), 8)
+    assert os.listdir(tmp_path) == []  # nothing created
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as on a read-only mount
+    with pytest.raises(SystemExit):
+        output_parser().parse_args(["--output", str(tmp_path / "p.csv")])
+    assert capsys.readouterr().err == (f"prog: error: argument --output: cannot write "
+                                       f"'{tmp_path}/p.csv': '{tmp_path}' is not writable "
+                                       "(see prog --help)\n")

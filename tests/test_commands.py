@@ -167,6 +167,35 @@ def test_export_existing_folder(tmp_path, fake_model):
     assert "exists; pass --overwrite" in line
 
 
+@pytest.mark.parametrize("name, argv, message", [
+    ("train", ["--out", "{tmp}/afile"], "argument --out: '{tmp}/afile' is a file, not a folder"),
+    ("predict", ["{model}", "{tmp}", "--output", "{tmp}/adir"],
+     "argument --output: '{tmp}/adir' is a folder, not a file"),
+    ("predict", ["{model}", "{tmp}", "--batch-size", "0"],
+     "argument --batch-size: must be an integer >= 1. Received: 0"),
+    ("evaluate", ["{model}", "--data-dir", "{tmp}/nowhere"],
+     "argument --data-dir: no such file or folder: '{tmp}/nowhere'"),
+    ("evaluate", ["{model}", "--limit-test", "0"],
+     "argument --limit-test: Config field `limit_test` must be a positive integer or None. "
+     "Received: limit_test=0"),
+    ("evaluate", ["{model}", "--label-smoothing", "2"],
+     "argument --label-smoothing: Config field `label_smoothing` must be in [0, 1). "
+     "Received: label_smoothing=2.0"),
+    ("evaluate", ["{model}", "--output-dir", "{tmp}/afile"],
+     "argument --output-dir: '{tmp}/afile' is a file, not a folder"),
+    ("export", ["{tmp}/adir", "{tmp}/serving/2"], "argument MODEL: '{tmp}/adir' is a folder"),
+    ("export", ["{model}", "{tmp}/afile"], "argument OUTPUT: '{tmp}/afile' is a file, not a folder"),
+    ("plots", ["{tmp}", "--out", "{tmp}/afile"], "argument --out: '{tmp}/afile' is a file, not a folder"),
+])
+def test_unusable_arguments_are_usage_errors_before_any_work(tmp_path, fake_model, name, argv,
+                                                             message):
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "adir").mkdir()
+    line = one_error_line(script(name, *(a.format(tmp=tmp_path, model=fake_model) for a in argv)), 2)
+    assert line.startswith(f"{name}.py: error: {message.format(tmp=tmp_path)}"), line
+    assert sorted(os.listdir(tmp_path)) == ["adir", "afile", "model.keras"]
+
+
 def test_import_torch_swapped_arguments(tmp_path):
     (tmp_path / "best.pth").write_bytes(b"")
     line = one_error_line(script("import_torch", tmp_path / "out.keras", tmp_path / "best.pth"), 2)
@@ -217,5 +246,12 @@ def test_predict_bad_pickle(tmp_path, tiny_keras_file):
     bad = tmp_path / "unlabelled.pkl"
     bad.write_bytes(pickle.dumps({b"labels": np.zeros(3)}))
     line = one_error_line(script("predict", tiny_keras_file, bad, "--output", tmp_path / "out.csv"), 1)
-    assert line.startswith("predict.py: error: ") and "unlabelled.pkl" in line
+    assert line.startswith(f"predict.py: error: INPUT {bad} is not an image folder or an image file")
+    assert line.endswith(f"pickle: {bad}: no key b'data' (keys: b'labels')")
     assert not (tmp_path / "out.csv").exists()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a pickle\n")
+    line = one_error_line(script("predict", tiny_keras_file, notes, "--output", tmp_path / "out.csv"), 1)
+    assert line.startswith(f"predict.py: error: INPUT {notes} is not an image folder or an image "
+                           "file (.jpg .jpeg .png .bmp .gif .webp), so it was read as the unlabelled "
+                           f"pickle: {notes}: not a readable pickle")

@@ -32,9 +32,11 @@ code never reads `sys.argv`.
 import argparse
 import contextlib
 import dataclasses
+import functools
 import os
 import sys
 import typing
+import warnings
 
 from keras_seresnet.config import ConfigError, TrainConfig, field_group, field_help
 
@@ -158,7 +160,7 @@ def parse_config(parser, argv=None, **overrides):
 
 def add_run_folder_arguments(group, *, out_help, overwrite_help):
     """Adds `--out`, `--overwrite` and `--quiet` for the programs that train into a folder."""
-    group.add_argument("--out", help=out_help)
+    group.add_argument("--out", type=output_folder, help=out_help)
     group.add_argument("--overwrite", action="store_true", help=overwrite_help)
     group.add_argument("--quiet", action="store_true", help="no progress bar, only one line per epoch")
 
@@ -185,6 +187,78 @@ def existing_path(text):
     return text
 
 
+def _unwritable(path, *, folder):
+    """Why `path` cannot be written as a folder (`folder`) or a file, or None if it can."""
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        return f"{path!r} is a file, not a folder"
+    if not folder and os.path.isdir(path):
+        return f"{path!r} is a folder, not a file"
+    # The folder that must let us write: the output folder itself if it exists,
+    # else the nearest existing folder above it, where it will be created.
+    where = os.path.abspath(path)
+    if not (folder and os.path.isdir(where)):
+        where = os.path.dirname(where)
+    while not os.path.exists(where):
+        where = os.path.dirname(where)
+    if not os.path.isdir(where):
+        return f"cannot create {path!r}: {where!r} is a file, not a folder"
+    if not os.access(where, os.W_OK | os.X_OK):
+        return f"cannot write {path!r}: {where!r} is not writable"
+    return None
+
+
+def output_folder(text):
+    """An argparse `type` for an output folder: the path, if a folder can be written there.
+
+    The folder may exist or not; nothing is created.
+
+    Raises:
+        argparse.ArgumentTypeError: `text` is a file, lies below a file, or
+            its folder (or the nearest existing one above it) is not
+            writable (a usage error, before any work is done).
+    """
+    reason = _unwritable(text, folder=True)
+    if reason:
+        raise argparse.ArgumentTypeError(reason)
+    return text
+
+
+def output_file(text):
+    """An argparse `type` for an output file: the path, if a file can be written there.
+
+    Raises:
+        argparse.ArgumentTypeError: `text` is a folder, lies below a file, or
+            the folder that would hold it is not writable.
+    """
+    reason = _unwritable(text, folder=False)
+    if reason:
+        raise argparse.ArgumentTypeError(reason)
+    return text
+
+
+def check_output_folder(parser, name, path):
+    """A usage error naming argument `name` when no folder can be written at `path` (`output_folder`).
+
+    For a positional argument, checked after `check_order`, whose hint is the
+    better one when the arguments are swapped.
+    """
+    try:
+        output_folder(path)
+    except argparse.ArgumentTypeError as e:
+        parser.error(f"argument {name}: {e}")
+
+
+def positive_int(text):
+    """An argparse `type` for a count that must be at least 1, such as `--batch-size`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1. Received: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1. Received: {value}")
+    return value
+
+
 def check_exists(parser, name, path):
     """A usage error naming argument `name` when nothing exists at `path`."""
     if not os.path.exists(path):
@@ -205,7 +279,9 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None):
        package documents, `ValueError` (with its subclasses `ConfigError`,
        `DataError`, `ImageError`, `RunFolderError`), `OSError` (such as
        `FileNotFoundError`, `FileExistsError`) or `CommandError`, is printed
-       as one line `prog: error: message` on stderr and gives 1; Ctrl-C
+       as one line `prog: error: message` on stderr and gives 1 (an
+       `OSError` as "path: reason"); a Python warning (such as a skipped
+       broken image) is printed as one line `prog: warning: message`; Ctrl-C
        gives 130 after one line (with the message of the `KeyboardInterrupt`,
        if any, such as `resumable_run`'s). Anything else is a bug and keeps
        its traceback.
@@ -226,7 +302,9 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None):
 
     runtime.configure_process()  # before the command imports Keras and TensorFlow
     try:
-        status = command(*arguments)
+        with warnings.catch_warnings():  # restores the warnings module's hook after
+            warnings.showwarning = functools.partial(_show_warning, parser.prog)
+            status = command(*arguments)
     except KeyboardInterrupt as e:
         hint = f" {e}" if str(e) else ""
         print(f"\n{parser.prog}: interrupted.{hint}", file=sys.stderr)
@@ -256,9 +334,23 @@ def resumable_run(out):
         ) from None
 
 
+def _show_warning(prog, message, category, filename, lineno, file=None, line=None):
+    """`warnings.showwarning` for a command: `prog: warning: message`, one line on stderr."""
+    print(f"{prog}: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+
 def _one_line(error):
-    """An exception's message with its line breaks folded; an empty one gives the type's name."""
-    text = str(error) or type(error).__name__
+    """An exception's message with its line breaks folded; an empty one gives the type's name.
+
+    An `OSError` of the system that names its file reads "path: reason"
+    ("out/model.keras: Permission denied"), not Python's "[Errno 13] ...".
+    """
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        text = f"{error.filename}: {error.strerror}"
+        if error.filename2 is not None:
+            text = f"{error.filename} -> {error.filename2}: {error.strerror}"
+    else:
+        text = str(error) or type(error).__name__
     return " ".join(text.split())
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 
 from keras_seresnet import cli
-from keras_seresnet.config import OptimizerConfig
+from keras_seresnet.config import ConfigError, OptimizerConfig
 
 
 def build_parser():
@@ -24,20 +24,33 @@ def build_parser():
                         help="a .keras file or a SavedModel folder")
     cli.add_config_arguments(parser, only=("data_dir", "limit_test"))
     evaluation = parser.add_argument_group("evaluation")
-    evaluation.add_argument("--batch-size", type=int, default=256, help="images per model call")
+    evaluation.add_argument("--batch-size", type=cli.positive_int, default=256,
+                            help="images per model call")
     evaluation.add_argument("--tta", action="store_true",
                             help="also report horizontal-flip test-time augmentation")
     evaluation.add_argument("--label-smoothing", type=float,
                             default=OptimizerConfig().label_smoothing,
                             help="label smoothing of the reported smoothed loss (the recipe's)")
-    parser.add_argument("--output-dir", default="evaluation", help="folder for the JSON and PNGs")
+    parser.add_argument("--output-dir", type=cli.output_folder, default="evaluation",
+                        help="folder for the JSON and PNGs")
     cli.add_safe_mode_argument(parser)
     return parser
 
 
+def check_arguments(parser, args):
+    """Usage errors, before TensorFlow starts: a missing --data-dir; `--limit-test` and
+    `--label-smoothing` out of the ranges of their `TrainConfig` fields."""
+    if args.data_dir is not None:
+        cli.check_exists(parser, "--data-dir", args.data_dir)
+    try:
+        cli.config_from_args(args)
+    except ConfigError as e:
+        parser.error(str(e))
+
+
 def main(argv=None):
     """The `keras-seresnet-evaluate` command; returns its exit status (see `cli.run_main`)."""
-    return cli.run_main(build_parser(), _evaluate, argv)
+    return cli.run_main(build_parser(), _evaluate, argv, check=check_arguments)
 
 
 def _evaluate(args):

@@ -30,10 +30,16 @@ def build_parser():
 
 
 def check_arguments(parser, args):
-    """Usage errors for swapped or missing MODEL and an existing OUTPUT (before TensorFlow starts)."""
+    """Usage errors, before TensorFlow starts: swapped arguments, a missing or folder MODEL, an
+    OUTPUT that cannot be written or exists (without --overwrite)."""
     cli.check_order(parser, ("MODEL", args.model), ("OUTPUT", args.output),
                     looks_like_first=lambda path: path.endswith(".keras"))
     cli.check_exists(parser, "MODEL", args.model)
+    if os.path.isdir(args.model):
+        parser.error(f"argument MODEL: {args.model!r} is a folder (a SavedModel is exported "
+                     "already); export needs the trained .keras file, such as the "
+                     f"{args.model.rstrip(os.sep)}.keras written beside an export")
+    cli.check_output_folder(parser, "OUTPUT", args.output)
     if os.path.exists(args.output) and not args.overwrite:
         parser.error(f"argument OUTPUT: {args.output!r} exists; pass --overwrite to replace it, "
                      "or choose another folder")

@@ -18,7 +18,8 @@ def build_parser():
     """The parser of `keras-seresnet-import-torch`."""
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="PyTorch state_dict file (.pt / .pth)")
-    parser.add_argument("output", metavar="OUT.keras", help="Keras model file to write")
+    parser.add_argument("output", metavar="OUT.keras", type=cli.output_file,
+                        help="Keras model file to write")
     parser.add_argument("--no-se", action="store_true",
                         help="the checkpoint has no SE blocks (the ablation's Model 5)")
     return parser

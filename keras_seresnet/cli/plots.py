@@ -14,7 +14,8 @@ def build_parser():
     """The parser of `keras-seresnet-plots`."""
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=cli.existing_path, help="a run folder holding history.csv")
-    parser.add_argument("--out", help="folder for the PNG files; default: <run>/plots")
+    parser.add_argument("--out", type=cli.output_folder,
+                        help="folder for the PNG files; default: <run>/plots")
     return parser
 
 

@@ -23,8 +23,10 @@ def build_parser():
     parser.add_argument("model", metavar="MODEL", help="a .keras file or a SavedModel folder")
     parser.add_argument("input", metavar="INPUT", type=cli.existing_path,
                         help="a folder of images, an image file, or the unlabelled pickle file")
-    parser.add_argument("--output", default="predictions.csv", help="CSV file to write")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per model call")
+    parser.add_argument("--output", type=cli.output_file, default="predictions.csv",
+                        help="CSV file to write")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=256,
+                        help="images per model call")
     parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
                         help="compute dtype of a .keras model (bfloat16 pays on CPUs with bf16 units)")
     folder = parser.add_argument_group("folder input")
@@ -68,9 +70,15 @@ def _predict(args):
         )
         count = write_predictions_csv(records, args.output)
     else:
-        from keras_seresnet.data.cifar10 import load_unlabelled_pickle
+        from keras_seresnet.data.cifar10 import DataError, load_unlabelled_pickle
 
-        images = load_unlabelled_pickle(args.input)
+        try:
+            images = load_unlabelled_pickle(args.input)
+        except DataError as e:
+            raise cli.CommandError(
+                f"INPUT {args.input} is not an image folder or an image file "
+                f"({' '.join(IMAGE_EXTENSIONS)}), so it was read as the unlabelled pickle: {e}"
+            ) from None
         probabilities = predict_images(images, model, batch_size=args.batch_size, verbose=1)
         count = write_labels_csv(probabilities.argmax(axis=1), args.output)
     print(f"Wrote {count:,} predictions to {args.output}")

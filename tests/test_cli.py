@@ -307,3 +307,15 @@ def test_usable_outputs_pass_and_an_unwritable_folder_is_a_usage_error(capsys, t
     assert capsys.readouterr().err == (f"prog: error: argument --output: cannot write "
                                        f"'{tmp_path}/p.csv': '{tmp_path}' is not writable "
                                        "(see prog --help)\n")
+
+
+def test_switches_default_on_have_both_forms():
+    from keras_seresnet.cli import export, predict
+
+    defaults = predict.build_parser().parse_args(["m.keras", "."])
+    assert (defaults.recursive, defaults.follow_symlinks, defaults.safe_mode) == (True, True, True)
+    off = predict.build_parser().parse_args(
+        ["m.keras", ".", "--no-recursive", "--no-follow-symlinks", "--no-safe-mode"])
+    assert (off.recursive, off.follow_symlinks, off.safe_mode) == (False, False, False)
+    assert not export.build_parser().parse_args(["m.keras", "out", "--no-keras-file"]).save_keras
+    assert "--recursive, --no-recursive" in predict.build_parser().format_help()

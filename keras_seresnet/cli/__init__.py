@@ -166,10 +166,10 @@ def add_run_folder_arguments(group, *, out_help, overwrite_help):
 
 
 def add_safe_mode_argument(parser):
-    """Adds `--no-safe-mode` (sets `args.safe_mode` False) for scripts that load models."""
-    parser.add_argument("--no-safe-mode", dest="safe_mode", action="store_false",
-                        help="allow .keras files with Lambda layers (runs code stored in the "
-                             "file: only for files you trust)")
+    """Adds `--safe-mode/--no-safe-mode` (`args.safe_mode`, default True) for scripts that load models."""
+    parser.add_argument("--safe-mode", action=argparse.BooleanOptionalAction, default=True,
+                        help="refuse .keras files with Lambda layers; --no-safe-mode allows them "
+                             "(runs code stored in the file: only for files you trust)")
 
 
 def _missing(path):

@@ -10,6 +10,7 @@ reloaded and checked against the Keras model's softmax. An existing export
 is replaced only with `--overwrite`.
 """
 
+import argparse
 import os
 import sys
 
@@ -23,8 +24,8 @@ def build_parser():
     parser.add_argument("output", metavar="OUTPUT",
                         help="SavedModel folder to create (for TF Serving: <base>/<version number>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
-    parser.add_argument("--no-keras-file", dest="save_keras", action="store_false",
-                        help="do not write <output>.keras beside the SavedModel")
+    parser.add_argument("--keras-file", dest="save_keras", action=argparse.BooleanOptionalAction,
+                        default=True, help="write <output>.keras beside the SavedModel")
     cli.add_safe_mode_argument(parser)
     return parser
 

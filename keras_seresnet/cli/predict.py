@@ -11,6 +11,7 @@ pickle, a dict with b'data' uint8 [N, 32, 32, 3] (CSV `ID,Labels`: row index
 and class index).
 """
 
+import argparse
 import os
 import sys
 
@@ -30,10 +31,10 @@ def build_parser():
     parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
                         help="compute dtype of a .keras model (bfloat16 pays on CPUs with bf16 units)")
     folder = parser.add_argument_group("folder input")
-    folder.add_argument("--no-recursive", dest="recursive", action="store_false",
-                        help="ignore subfolders")
-    folder.add_argument("--no-follow-symlinks", dest="follow_symlinks", action="store_false",
-                        help="leave symbolic links out (default: follow them, with a guard against cycles)")
+    folder.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
+                        help="read the images of subfolders too")
+    folder.add_argument("--follow-symlinks", action=argparse.BooleanOptionalAction, default=True,
+                        help="follow symbolic links (with a guard against cycles)")
     folder.add_argument("--on-error", choices=("skip", "raise"), default="skip",
                         help="broken image files: skip with a warning, or fail")
     cli.add_safe_mode_argument(parser)

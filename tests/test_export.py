@@ -92,6 +92,28 @@ def test_export_refuses_to_overwrite_unless_asked(exported):
         export_savedmodel(42, path + "_other")
 
 
+def test_export_of_a_savedmodel_asks_for_the_keras_file(tmp_path):
+    served = tmp_path / "serving" / "1"
+    served.mkdir(parents=True)
+    (served / "saved_model.pb").write_bytes(b"an earlier export")
+    with pytest.raises(ValueError, match=r"serving.1 is a SavedModel already; export needs the "
+                       r"trained `\.keras` file, which `export_savedmodel` writes beside its "
+                       r"SavedModel\. Received"):
+        export_savedmodel(served, tmp_path / "serving" / "2")
+    (tmp_path / "serving" / "1.keras").write_bytes(b"the trained model")
+    with pytest.raises(ValueError, match=r"SavedModel already.*\(here: .*serving.1\.keras\)"):
+        export_savedmodel(str(served) + os.sep, tmp_path / "serving" / "2")
+
+    class Loaded:  # what `load_model` returns for a SavedModel folder
+        def serve(self, images):
+            return images
+
+    with pytest.raises(ValueError, match=r"a loaded SavedModel is exported already; export "
+                       r"needs the trained `\.keras` file"):
+        export_savedmodel(Loaded(), tmp_path / "serving" / "2")
+    assert sorted(os.listdir(tmp_path / "serving")) == ["1", "1.keras"]  # nothing written
+
+
 class SaveFails(keras.Model):
     """A model whose `.keras` save fails, as on a full disk."""
 

@@ -3,6 +3,7 @@ import importlib.util
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -206,6 +207,42 @@ def test_missing_folder_empty_folder_and_bad_arguments(tiny_model, tmp_path):
         iter_predict_dir(tmp_path, tiny_model, class_names=("a", "b", "c"))
     with pytest.raises(ValueError, match="`model`"):
         predict_dir(tmp_path, object())
+    with pytest.raises(ValueError, match=r"`directory` must be the path .*`predict_images`. "
+                       r"Received: directory of type int"):
+        predict_dir(5, tiny_model)
+
+
+def test_swapped_arguments_get_a_hint_true_for_predict_dirs_order(tiny_keras_file, tmp_path):
+    images = tmp_path / "images"
+    write(images / "a.png", Image.fromarray(pixels(0)))
+    hint = ("It looks like image data, not a model: were the images and the model given in each "
+            "other's places?")
+    for swapped in (images, images / "a.png"):
+        with pytest.raises(ValueError, match=re.escape(hint)):
+            predict_dir(tiny_keras_file, swapped)
+
+
+def test_model_must_take_32x32_rgb_images(tmp_path):
+    write(tmp_path / "a.png", Image.fromarray(pixels(0)))
+    with pytest.raises(ValueError, match=r"`model` must be built \(have an input shape\) to take "
+                       r"images of shape \(None, 32, 32, 3\).*unbuilt model 'dense_only'"):
+        predict_dir(tmp_path, keras.Sequential([keras.layers.Dense(10)], name="dense_only"))
+    mnist = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    wrong_input = (r"`model` must take images of shape \(None, 32, 32, 3\) .*"
+                   r"Received: a model with input shape \(None, 28, 28, 1\)$")
+    with pytest.raises(ValueError, match=wrong_input):
+        predict_dir(tmp_path, mnist)
+    with pytest.raises(ValueError, match=wrong_input):
+        predict_images(np.zeros((1, 32, 32, 3)), mnist)
+    per_pixel = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Dense(10)])
+    with pytest.raises(ValueError, match=r"class scores of shape \(None, num_classes\). "
+                       r"Received: a model with output shape \(None, 32, 32, 10\)"):
+        predict_dir(tmp_path, per_pixel)
+    any_size = keras.Sequential([keras.Input((None, None, 3)),
+                                 keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
+    (record,) = predict_dir(tmp_path, any_size, verbose=0)  # None fits any size
+    assert 0 <= record["label"] < 4
 
 
 def test_iter_predict_dir_streams_in_batches(tiny_model, tmp_path):
@@ -259,6 +296,30 @@ def test_all_broken_folder_returns_no_records_with_warnings(tiny_model, tmp_path
     (tmp_path / "x.png").write_bytes(b"")
     with pytest.warns(UserWarning, match="x.png"):
         assert predict_dir(tmp_path, tiny_model, verbose=0) == []
+
+
+@pytest.mark.parametrize("on_error", ["skip", "raise"])
+def test_one_named_file_that_cannot_be_read_raises(tiny_model, tmp_path, on_error):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    (tmp_path / "x.png").write_bytes(b"")
+    for path, reason in ((notes, "not a readable image"), (tmp_path / "x.png", "empty file")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # raised, not skipped with a warning
+            with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: {reason}"):
+                predict_dir(path, tiny_model, on_error=on_error, verbose=0)
+
+
+def test_progress_bar_counts_files_read(tiny_model, tmp_path, capsys):
+    for i in range(2):
+        write(tmp_path / f"{i}.png", Image.fromarray(pixels(i)))
+    (tmp_path / "2.png").write_bytes(b"")
+    (tmp_path / "3.png").write_text("broken")
+    with pytest.warns(UserWarning, match="Skipping broken image"):
+        records = predict_dir(tmp_path, tiny_model, batch_size=2, verbose=1)
+    assert len(records) == 2
+    out = capsys.readouterr().out
+    assert "4/4" in out and "/file" in out and "/image" not in out  # files, not predictions
 
 
 # --- model loading and safe mode ---
@@ -352,9 +413,9 @@ def test_load_model_errors_name_the_path(tmp_path):
         load_model(tmp_path / "corrupt.keras", safe_mode="no")
     # The arguments swapped: an image, or a folder of images, in the model's place.
     write(tmp_path / "images" / "a.png", Image.fromarray(pixels(0)))
-    with pytest.raises(ValueError, match=r"not a TensorFlow SavedModel.*model's place"):
+    with pytest.raises(ValueError, match=r"not a TensorFlow SavedModel.*each other's places"):
         load_model(tmp_path / "images")
-    with pytest.raises(ValueError, match=r"Unsupported model file .*a\.png.*model's place"):
+    with pytest.raises(ValueError, match=r"Unsupported model file .*a\.png.*each other's places"):
         load_model(tmp_path / "images" / "a.png")
 
 
@@ -439,13 +500,15 @@ def load_script(name):
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-def test_predict_script_folder_csv(tiny_keras_file, mixed_folder, tmp_path):
-    folder, good, _ = mixed_folder
+def test_predict_script_folder_csv(tiny_keras_file, mixed_folder, tmp_path, capsys):
+    folder, good, broken = mixed_folder
     output = tmp_path / "out.csv"
-    with pytest.warns(UserWarning, match="Skipping broken image"):
-        assert load_script("predict").main(
-            [tiny_keras_file, str(folder), "--output", str(output), "--batch-size", "4"]
-        ) == 0
+    assert load_script("predict").main(
+        [tiny_keras_file, str(folder), "--output", str(output), "--batch-size", "4"]
+    ) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines()
+              if ": warning: Skipping broken image " in line]  # the command's one-line warnings
+    assert [next(p for p in broken if p in line) for line in warned] == broken
     with open(output, newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["path", "label", "class_name", "confidence"]

@@ -31,6 +31,7 @@ Precision, and why two dtypes:
 import copy
 import importlib.util
 import os
+import re
 import sys
 
 import keras
@@ -472,6 +473,13 @@ def test_untrusted_or_unreadable_files_are_refused(tmp_path, imported):
     text.write_text("not a checkpoint")
     with pytest.raises(ValueError, match="notes.pth"):
         load_torch_weights(imported, text)
+    # A text file that torch's unpickler fails on with a bare KeyError (the
+    # "hi" reads as a memo lookup of index 105, "i"): the same one message.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hi, these are my notes")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(notes))} is not a PyTorch "
+                       r"checkpoint .*\(KeyError: 105\)$"):
+        load_torch_weights(imported, notes)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_torch_weights(imported, tmp_path / "missing.pth")
     with pytest.raises(TypeError, match="list"):

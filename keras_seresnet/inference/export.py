@@ -19,7 +19,12 @@ import keras
 import numpy as np
 
 from keras_seresnet.files import atomic_path
-from keras_seresnet.inference.loading import KERAS_SUFFIX, ProbabilityModel, load_model
+from keras_seresnet.inference.loading import (
+    KERAS_SUFFIX,
+    ProbabilityModel,
+    is_savedmodel_dir,
+    load_model,
+)
 
 SERVING_INPUT_NAME = "image"  # the `serving_default` signature's input key
 SERVING_OUTPUT_NAME = "output_0"  # its output key (ExportArchive's default)
@@ -49,11 +54,28 @@ def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mod
         FileNotFoundError: `model` is a path that does not exist.
         FileExistsError: `path` or the `.keras` file exists and `overwrite`
             is False.
-        ValueError: `model` is not a Keras model with one 4-D image input, or
-            a path that `load_model` refuses.
+        ValueError: `model` is not a Keras model with one 4-D image input
+            (a SavedModel, as a folder or loaded, is refused with a message
+            asking for the `.keras` file), or a path that `load_model` refuses.
     """
     if isinstance(model, (str, os.PathLike)):
+        if is_savedmodel_dir(model):
+            source = os.fspath(model)
+            beside = os.path.normpath(source) + KERAS_SUFFIX
+            found = f" (here: {beside})" if os.path.isfile(beside) else ""
+            raise ValueError(
+                "Argument `model` must be a keras.Model or a path to a `.keras` file: "
+                f"{source} is a SavedModel already; export needs the trained `.keras` "
+                f"file, which `export_savedmodel` writes beside its SavedModel{found}. "
+                f"Received: model={source!r}"
+            )
         model = load_model(model, safe_mode=safe_mode)
+    if not isinstance(model, keras.Model) and hasattr(model, "serve"):  # a loaded SavedModel
+        raise ValueError(
+            "Argument `model` must be a keras.Model or a path to a `.keras` file: a loaded "
+            "SavedModel is exported already; export needs the trained `.keras` file. "
+            f"Received: model={model!r}"
+        )
     if not isinstance(model, keras.Model):
         raise ValueError(
             "Argument `model` must be a keras.Model or a path to a `.keras` file. "

@@ -170,8 +170,10 @@ def _looks_like_images(path):
         images = path.lower().endswith(IMAGE_EXTENSIONS)
     if not images:
         return ""
-    return (" It looks like image data: was the input given in the model's place "
-            "(the model comes first)?")
+    # Neutral about the order: callers take the model first (the scripts,
+    # `export_savedmodel`, `evaluate_model`) or second (`predict_dir`).
+    return (" It looks like image data, not a model: were the images and the model "
+            "given in each other's places?")
 
 
 def _load_savedmodel(path):

@@ -26,6 +26,7 @@ from keras_seresnet.inference.loading import as_probability_model, check_batch_s
 ON_ERROR_CHOICES = ("skip", "raise")
 FOLDER_CSV_FIELDS = ("path", "label", "class_name", "confidence")
 PICKLE_CSV_FIELDS = ("ID", "Labels")  # the course's submission format
+IMAGE_SHAPE = (32, 32, 3)  # what every image becomes, and what the model must take
 
 
 def iter_predict_dir(
@@ -50,7 +51,9 @@ def iter_predict_dir(
     Symbolic links (to files and folders) are followed wherever they lead,
     with a link cycle skipped with a warning; a link to nothing is a broken
     file. `directory` may also be one image file, which gives one record
-    (whatever its extension). Every image, of any size and mode, becomes
+    (whatever its extension); a file named this way that cannot be read
+    raises its `ImageError` (a `ValueError` naming it), whatever `on_error`
+    says. Every image, of any size and mode, becomes
     32x32 RGB: greyscale is repeated over the channels, palettes expanded,
     transparency composited over white, animations give their first frame;
     a non-32x32 image is centre-cropped to its largest square and resized to
@@ -72,13 +75,16 @@ def iter_predict_dir(
         model: a `keras.Model` returning logits (as `build_seresnet`'s does),
             a path to a `.keras` file, a SavedModel folder written by
             `export_savedmodel` (which returns probabilities), or a
-            `ProbabilityModel`.
+            `ProbabilityModel`. A Keras model must be built, with one input
+            of shape (None, 32, 32, 3) (None allowed for any dimension) and
+            an output of shape (None, num_classes).
         batch_size: images per model call and per decoding batch. Default 256.
         recursive: also read subfolders. Default True.
         follow_symlinks: follow symbolic links below `directory`. Default
             True; False leaves every link out (one warning says how many).
-        on_error: what to do with broken files (empty, truncated, not really
-            an image, too large, a dangling link). "skip" (default): warn
+        on_error: what to do with broken files found in a folder (empty,
+            truncated, not really an image, too large, a dangling link).
+            "skip" (default): warn
             once per broken file, naming it, and leave it out. "raise":
             raise one `ValueError` naming every broken file.
         top_k: if an integer k, each record also gets `top_k`: the k most
@@ -94,7 +100,8 @@ def iter_predict_dir(
             label numbers as strings ("0", "1", ...).
         workers: decoding threads. Default `min(8, os.cpu_count())`.
         verbose: 1 shows a progress bar, 0 none; "auto" (default) shows it
-            when the folder holds more than one batch.
+            when the folder holds more than one batch. The bar counts image
+            files read, the skipped broken ones included.
 
     Yields:
         One dict per readable image, in sorted path order: `path` (str),
@@ -106,9 +113,18 @@ def iter_predict_dir(
     Raises:
         FileNotFoundError: `directory` or a model path does not exist.
         ValueError: no image files under `directory`; a broken file with
-            `on_error="raise"`; a model whose class count differs from
-            `class_names`; an invalid argument.
+            `on_error="raise"`, or a single named file that cannot be read;
+            a Keras model that is unbuilt or does not take 32x32 RGB images
+            (a model path that holds images says they look swapped); a model
+            whose class count differs from `class_names`; an invalid
+            argument (`directory` not a str or `os.PathLike` included).
     """
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ValueError(
+            "Argument `directory` must be the path (str or os.PathLike) of a folder or an "
+            "image file; for an array of images use `predict_images`. "
+            f"Received: directory of type {type(directory).__name__}"
+        )
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(
             f"Argument `on_error` must be one of {ON_ERROR_CHOICES}. Received: on_error={on_error!r}"
@@ -124,6 +140,7 @@ def iter_predict_dir(
         )
     paths = _image_paths(directory, recursive, follow_symlinks)
     classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
+    _check_takes_images(classifier)
     if class_names is not None:
         class_names = tuple(class_names)
         _check_width(classifier.num_classes, class_names, classifier)
@@ -132,7 +149,7 @@ def iter_predict_dir(
     if class_names is not None:
         _check_top_k(top_k, class_names)
     show = (len(paths) > batch_size) if verbose == "auto" else bool(verbose)
-    progbar = keras.utils.Progbar(len(paths), unit_name="image") if show else None
+    progbar = keras.utils.Progbar(len(paths), unit_name="file") if show else None
     return _stream(directory, paths, classifier, batch_size, on_error, top_k, class_names,
                    workers, progbar)
 
@@ -190,6 +207,7 @@ def _image_paths(directory, recursive, follow_symlinks):
 def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_names, workers,
             progbar):
     chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+    named_file = paths == [os.fspath(directory)]  # a folder's paths are below it
     broken = []
     with concurrent.futures.ThreadPoolExecutor(1) as prefetch:
         decoding = prefetch.submit(read_images, chunks[0], workers=workers)
@@ -198,6 +216,8 @@ def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_nam
             if k + 1 < len(chunks):
                 decoding = prefetch.submit(read_images, chunks[k + 1], workers=workers)
             for error in errors:
+                if named_file:
+                    raise error
                 if on_error == "skip":
                     warnings.warn(f"Skipping broken image {error}", stacklevel=2)
             broken.extend(errors)
@@ -235,7 +255,8 @@ def predict_images(images, model, *, batch_size=256, safe_mode=True, precision="
         gives the labels.
 
     Raises:
-        ValueError: `images` is not [N, 32, 32, 3] with N >= 1.
+        ValueError: `images` is not [N, 32, 32, 3] with N >= 1; `model` as
+            in `iter_predict_dir` (unbuilt, or not taking 32x32 RGB images).
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1:] != (32, 32, 3) or len(images) == 0:
@@ -244,9 +265,47 @@ def predict_images(images, model, *, batch_size=256, safe_mode=True, precision="
             f"Received shape {images.shape}"
         )
     classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
+    _check_takes_images(classifier)
     show = (len(images) > batch_size) if verbose == "auto" else bool(verbose)
     progbar = keras.utils.Progbar(len(images), unit_name="image") if show else None
     return classifier.predict(images, batch_size=batch_size, progbar=progbar)
+
+
+def _check_takes_images(classifier):
+    """Raises unless a Keras model maps [N, 32, 32, 3] images to [N, num_classes].
+
+    A SavedModel from `export_savedmodel` is checked by its own signature when
+    served; a subclassed Keras model built by a call records no input shape
+    and is taken as it is.
+    """
+    if classifier.is_savedmodel:
+        return
+    model = classifier.model
+    expected = (None,) + IMAGE_SHAPE
+    if not model.built:
+        raise ValueError(
+            "Argument `model` must be built (have an input shape) to take images of shape "
+            f"{expected}: give it `keras.Input({IMAGE_SHAPE})` or call `model.build"
+            f"({expected})`. Received: the unbuilt model {model.name!r}"
+        )
+    inputs = getattr(model, "inputs", None)
+    if inputs is None:
+        return
+    shapes = [tuple(tensor.shape) for tensor in inputs]
+    if len(shapes) != 1 or len(shapes[0]) != 4 or any(
+            size not in (None, want) for size, want in zip(shapes[0][1:], IMAGE_SHAPE)):
+        received = shapes[0] if len(shapes) == 1 else shapes
+        raise ValueError(
+            f"Argument `model` must take images of shape {expected} (32x32 RGB, raw pixels "
+            f"in [0, 255]). Received: a model with input shape {received}"
+        )
+    outputs = [tuple(tensor.shape) for tensor in model.outputs]
+    if len(outputs) != 1 or len(outputs[0]) != 2:
+        received = outputs[0] if len(outputs) == 1 else outputs
+        raise ValueError(
+            "Argument `model` must return class scores of shape (None, num_classes). "
+            f"Received: a model with output shape {received}"
+        )
 
 
 def _check_width(num_classes, class_names, classifier):

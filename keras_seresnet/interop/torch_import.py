@@ -32,7 +32,6 @@ only when `load_torch_weights` runs.
 """
 
 import os
-import pickle
 import re
 from collections.abc import Mapping
 
@@ -154,11 +153,12 @@ def _read_state_dict(source, torch):
             # weights_only: tensors and plain containers only, never arbitrary
             # pickled objects; a checkpoint from elsewhere is untrusted code.
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        except Exception as error:
+            # Any type: a file that is not a checkpoint (a text file) fails
+            # anywhere in torch's unpickler (KeyError, UnpicklingError, ...).
             raise ValueError(
-                "Argument `source` is not a PyTorch file that loads with "
-                f"torch.load(weights_only=True): {type(error).__name__}: {error} "
-                f"Received: source={path!r}"
+                f"{path} is not a PyTorch checkpoint that loads with "
+                f"torch.load(weights_only=True) ({type(error).__name__}: {error})"
             ) from error
     else:
         state = source
@@ -224,8 +224,10 @@ def load_torch_weights(model, source):
         ImportError: torch is not installed.
         FileNotFoundError: `source` is a path to no file.
         TypeError: `source` is neither a mapping nor a path.
-        ValueError: the file does not load with `weights_only=True`; or the
-            checkpoint does not fit the model: the message lists every
+        ValueError: the file does not load with `weights_only=True` (the
+            message names it; a file that is not a checkpoint at all, such as
+            a text file, fails the same way); or the checkpoint does not fit
+            the model: the message lists every
             missing, unexpected and mis-shaped key (and non-float values).
     """
     torch = _import_torch()

@@ -61,6 +61,10 @@ EXECUTION_FIELDS = ("strategy", "jit", "steps_per_execution")
 # their default names) of 0.1.0 still resume.
 FIELDS_ADDED_AFTER_0_1_0 = ("val_split", "schedule_unit", "steps_per_execution")
 
+# The largest seed: NumPy's legacy seeding, which `keras.utils.set_random_seed`
+# calls, takes seeds in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
+
 CIFAR10_CLASSES = (
     "airplane",
     "automobile",
@@ -312,7 +316,9 @@ class AugmentConfig(_Part):
             _fail(self, "crop_padding", "a non-negative integer")
         if not _is_int(self.cutout_size) or not 0 <= self.cutout_size <= 32:
             _fail(self, "cutout_size", "an integer in [0, 32]")
-        if not self.mixup_alpha > 0 or not 0 < self.mixup_alpha_min <= self.mixup_alpha:
+        if not self.mixup_alpha > 0:
+            _fail(self, "mixup_alpha", "positive")
+        if not 0 < self.mixup_alpha_min <= self.mixup_alpha:
             _fail(self, "mixup_alpha_min", f"in (0, mixup_alpha={self.mixup_alpha}]")
         return self
 
@@ -392,8 +398,10 @@ class RunConfig(_Part):
     seed: int = _run(0, "the one seed of the weights, the data order and the augmentation")
 
     def validate(self):
-        """Checks the seed; returns `self`. Raises `ConfigError`."""
+        """Checks the seed (an integer in [0, `MAX_SEED`]); returns `self`. Raises `ConfigError`."""
         _check_types(self, RunConfig)
+        if not 0 <= self.seed <= MAX_SEED:
+            _fail(self, "seed", f"in [0, {MAX_SEED}]")
         return self
 
 

@@ -80,6 +80,42 @@ def test_arms_are_the_reports_models_with_one_change_each():
         run_ablation(TrainConfig(), "unused", models=(6,))
 
 
+@pytest.mark.parametrize("seeds, message", [
+    ([-1], r"Argument `seeds` must be a non-empty list of integers in \[0, 4294967295\]. "
+           r"Received: seeds=\[-1\]$"),
+    ([0, 2**32], r"in \[0, 4294967295\]. Received: seeds=\[0, 4294967296\]$"),
+    ([], r"non-empty.*Received: seeds=\[\]$"),
+    ([0, 0], r"^Argument `seeds` must not repeat. Received: seeds=\[0, 0\]$"),
+    ([1, 2, 1], r"^Argument `seeds` must not repeat. Received: seeds=\[1, 2, 1\]$"),
+])
+def test_bad_seeds_are_refused_before_anything_is_created(tmp_path, seeds, message):
+    out = tmp_path / "abl"
+    with pytest.raises(ValueError, match=message):
+        run_ablation(TrainConfig(**TINY, epochs=1), out, seeds=seeds, verbose=0)
+    assert not out.exists()
+
+
+def test_ablation_script_with_a_negative_seed_is_one_line_and_creates_nothing(
+        tiny_image_tree, tmp_path, capsys):
+    out = tmp_path / "abl"
+    rc = load_script("ablation").main([
+        "--data-dir", str(tiny_image_tree), "--epochs", "1", "--seeds", "-1", "--out", str(out),
+        "--quiet", *TINY_FLAGS,
+    ])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "Received: seeds=[-1]" in err
+    assert not out.exists()
+
+
+def test_labels_num_classes_does_not_cover_fail_before_the_ablation_folder(tiny_image_tree, tmp_path):
+    out = tmp_path / "abl"
+    config = TrainConfig(**TINY, data_dir=str(tiny_image_tree), epochs=1, num_classes=5)
+    with pytest.raises(ValueError, match=r"`num_classes` must be greater than the data's largest "
+                                         r"label \(9\). Received: num_classes=5"):
+        run_ablation(config, out, verbose=0)
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_five_arms_log_no_retracing_warning_and_leave_the_logger_as_it_was(tmp_path, caplog):
     import logging

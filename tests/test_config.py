@@ -3,12 +3,16 @@ import hashlib
 import json
 import os
 
+import numpy as np
 import pytest
 
 from keras_seresnet import TrainConfig
+from keras_seresnet.cli import config_from_args
+from keras_seresnet.cli.train import build_parser
 from keras_seresnet.config import (
     EXECUTION_FIELDS,
     FIELDS_ADDED_AFTER_0_1_0,
+    MAX_SEED,
     PARTS,
     AugmentConfig,
     ConfigError,
@@ -156,6 +160,47 @@ def test_each_part_validates_its_own_fields(part, field, value, rule):
         assert str(info.value) == f"Config field `{field}` must be {rule}. Received: {field}={value!r}"
         assert info.value.fields == (field,)
         assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_outside_numpys_range_names_the_seed(seed):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(seed=seed).validate()
+    assert str(info.value) == f"Config field `seed` must be in [0, 4294967295]. Received: seed={seed}"
+    assert info.value.fields == ("seed",)
+    with pytest.raises(ValueError):
+        np.random.seed(seed)  # what the run would have failed with, later and naming no flag
+
+
+def test_the_seeds_at_the_ends_of_the_range_are_valid_numpy_seeds():
+    for seed in (0, MAX_SEED):
+        assert RunConfig(seed=seed).validate().seed == seed
+        np.random.seed(seed)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "-1"], "argument --seed: Config field `seed` must be in [0, 4294967295]. "
+                       "Received: seed=-1"),
+    (["--mixup-alpha", "-1"], "argument --mixup-alpha: Config field `mixup_alpha` must be "
+                              "positive. Received: mixup_alpha=-1.0"),
+    (["--mixup-alpha", "0.05"], "argument --mixup-alpha-min: Config field `mixup_alpha_min` must "
+                                "be in (0, mixup_alpha=0.05]. Received: mixup_alpha_min=0.1"),
+])
+def test_a_bad_value_is_reported_under_its_own_flag(flags, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_args(build_parser().parse_args(flags))
+    assert str(info.value) == message
+
+
+def test_mixup_alphas_own_range_comes_before_the_rule_relating_it_to_the_floor():
+    for alpha in (-1.0, 0.0, float("nan")):
+        with pytest.raises(ConfigError) as info:
+            AugmentConfig(mixup_alpha=alpha).validate()
+        assert info.value.fields == ("mixup_alpha",)
+    with pytest.raises(ConfigError) as info:
+        AugmentConfig(mixup_alpha_min=0.0).validate()
+    assert info.value.fields == ("mixup_alpha_min",)
+    assert AugmentConfig(mixup_alpha=0.1, mixup_alpha_min=0.1).validate().mixup_alpha == 0.1
 
 
 def test_a_part_round_trips_through_json_and_refuses_other_parts_fields():

@@ -250,6 +250,41 @@ def test_a_damaged_only_checkpoint_is_a_one_line_error_naming_it(tmp_path):
     assert "--overwrite" in message and "checkpoint/" in message
 
 
+@pytest.mark.parametrize("text, problem", [
+    ('{"epochs": 3', "is not valid JSON (Expecting ',' delimiter: line 1 column 13"),
+    ("[3]", "is not a JSON object (it holds a list)"),
+    ("\xff", "is not valid JSON ("),
+])
+def test_a_damaged_config_json_is_a_one_line_error_naming_it(tmp_path, text, problem):
+    (tmp_path / "config.json").write_bytes(text.encode("latin-1"))
+    folder = RunFolder(tmp_path)
+    for claim in (folder.check, folder.open):
+        with pytest.raises(RunFolderError) as info:
+            claim(TrainConfig(epochs=3).to_dict())
+        message = str(info.value)
+        assert "\n" not in message
+        assert message.startswith(f"{tmp_path / 'config.json'} {problem}")
+        assert message.endswith("fix it, or start again with --overwrite.")
+    folder.open(TrainConfig(epochs=3).to_dict(), overwrite=True)  # the way out it names
+    assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 3
+
+
+def test_a_damaged_state_or_results_json_is_a_one_line_error_naming_it(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.open(TrainConfig(epochs=3).to_dict())
+    folder.commit_epoch(trained_tiny_model(), row(0, 0.5))
+    state = tmp_path / "checkpoint" / "state.json"
+    state.write_text(state.read_text()[:20])
+    with pytest.raises(RunFolderError) as info:
+        folder.read_state()
+    assert str(info.value).startswith(f"{state} is not valid JSON (")
+    assert "\n" not in str(info.value) and "checkpoint/" in str(info.value)
+    (tmp_path / "results.json").write_text("")
+    with pytest.raises(RunFolderError, match=r"results.json is not valid JSON \(Expecting value"):
+        folder.read_results()
+    assert state.exists()  # the checkpoint goes only once the results are read
+
+
 def test_history_rows_name_the_per_epoch_evaluation_by_what_it_evaluates():
     logs = {"loss": np.float32(1.5), "accuracy": 0.25, "val_loss": 1.75, "val_accuracy": 0.5,
             "learning_rate": None}

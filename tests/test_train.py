@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from keras_seresnet import TrainConfig, build_from_config
+from keras_seresnet.config import ConfigError
 from keras_seresnet.data.cifar10 import load_cifar10
 from keras_seresnet.data import pipeline
 from keras_seresnet.training.callbacks import WarmupCosineLearningRate
@@ -222,6 +223,29 @@ def test_script_missing_data_dir_is_one_line_and_leaves_no_folder(capsys, tmp_pa
     # The corrected command is not refused: there is no folder of the failed one.
     assert train_script.main(["--data-dir", str(tiny_image_tree), "--out", str(out), *flags]) == 0
     assert sorted(os.listdir(out)) == RUN_FILES
+
+
+def test_script_with_too_few_classes_for_the_labels_is_one_line_and_leaves_no_folder(
+        capsys, tmp_path, tiny_image_tree):
+    out = tmp_path / "rx"
+    rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--num-classes", "1",
+                                    "--out", str(out), "--epochs", "1", "--quiet", *TINY_FLAGS])
+    assert rc == 1
+    printed = capsys.readouterr()
+    assert printed.err.count("\n") == 1 and "Traceback" not in printed.err
+    assert "Config field `num_classes` must be greater than the data's largest label (9). " \
+           "Received: num_classes=1" in printed.err
+    assert "Starting a run" not in printed.out
+    assert not out.exists()  # so the corrected command is not refused (as with a missing data dir)
+
+
+def test_a_test_label_beyond_num_classes_fails_before_the_folder_exists(tmp_path):
+    x = np.zeros((4, 32, 32, 3), np.uint8)
+    data = ((x, np.array([0, 1, 0, 1])), (x[:2], np.array([0, 2])))
+    with pytest.raises(ConfigError, match=r"largest label \(2\). Received: num_classes=2") as info:
+        train(TrainConfig(**TINY, epochs=1, num_classes=2), tmp_path / "run", data=data, verbose=0)
+    assert info.value.fields == ("num_classes",)
+    assert not (tmp_path / "run").exists()
 
 
 def test_script_with_the_default_out_leaves_no_orphan_folder(capsys, tmp_path, monkeypatch):

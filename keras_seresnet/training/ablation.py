@@ -47,10 +47,10 @@ import keras
 
 from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet import files, plots
-from keras_seresnet.config import digest
+from keras_seresnet.config import MAX_SEED, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.run_folder import save_model_atomic
-from keras_seresnet.training.loop import resolve_config, train
+from keras_seresnet.training.loop import check_labels, resolve_config, train
 
 _RECIPE = {"use_se": True, "mixup_cutout": True, "color_jitter": True, "grayscale": False}
 
@@ -117,6 +117,16 @@ def _select_arms(models):
     return [by_number[m] for m in sorted(set(models))]
 
 
+def _check_seeds(seeds):
+    """Raises `ValueError` unless `seeds` is a non-empty list of distinct seeds in [0, `MAX_SEED`]."""
+    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED
+                        for s in seeds):
+        raise ValueError(f"Argument `seeds` must be a non-empty list of integers in [0, {MAX_SEED}]. "
+                         f"Received: seeds={seeds!r}")
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"Argument `seeds` must not repeat. Received: seeds={seeds!r}")
+
+
 def default_ablation_dir(config, seeds, models=(1, 2, 3, 4, 5), root="saved_models"):
     """`root/ablation-e<epochs>-<hash>`: a function of the base config, seeds and models.
 
@@ -151,7 +161,8 @@ def run_ablation(config, out_dir, *, seeds=(0,), models=(1, 2, 3, 4, 5), data=No
         config: the base `TrainConfig` (epochs, data, widths, ...); its
             `seed` and its four switches are set per arm and seed.
         out_dir: the ablation folder (layout in the module docstring).
-        seeds: one run per arm and seed. Default (0,).
+        seeds: distinct integers in [0, 2**32 - 1]; one run per arm and seed.
+            Default (0,).
         models: the arms to run, numbers 1-5. Default all.
         data: optional preloaded `((x_train, y_train), (x_test, y_test))`;
             default: loaded once from the config's data fields.
@@ -162,17 +173,19 @@ def run_ablation(config, out_dir, *, seeds=(0,), models=(1, 2, 3, 4, 5), data=No
         The table rows (dicts with `TABLE_COLUMNS`), in model order.
 
     Raises:
-        ValueError: bad `seeds` or `models`, an invalid config, or an error of
-            `train()` (for example a run folder of another config).
+        ValueError: bad `seeds` or `models`, an invalid config (a label of
+            the data not below `num_classes` included), all found before
+            `out_dir` is created; or an error of `train()` (for example a run
+            folder of another config).
     """
     arms = _select_arms(models)
-    if not seeds or any(not isinstance(s, int) for s in seeds):
-        raise ValueError(f"Argument `seeds` must be a non-empty list of integers. Received: seeds={seeds!r}")
+    _check_seeds(seeds)
     resolve_config(config)
     if data is None:
         data = data_module.load_cifar10(
             config.data_dir, limit_train=config.limit_train, limit_test=config.limit_test
         )
+    check_labels(config, data)
     os.makedirs(out_dir, exist_ok=True)
     with _arms_trace_their_own_steps():
         results = _run_arms(config, out_dir, arms, seeds, data, overwrite, verbose)

@@ -58,7 +58,7 @@ from keras_seresnet.training.callbacks import (
     WarmupCosineLearningRate,
 )
 from keras_seresnet.training.checkpoint import load_checkpoint
-from keras_seresnet.config import EXECUTION_FIELDS, TrainConfig, digest
+from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.history import accuracy_column, read_history_csv, rows_to_history
@@ -253,6 +253,25 @@ def _load_checkpoint(model, path):
         ) from None
 
 
+def check_labels(config, data):
+    """Raises `ConfigError` naming `num_classes` unless every label of `data` is below it.
+
+    Called once the data is loaded, before anything is written, so that a
+    `num_classes` too small for the data fails before a run folder exists.
+
+    Args:
+        config: the `TrainConfig`.
+        data: `((x_train, y_train), (x_test, y_test))`, as `train` takes it.
+    """
+    largest = max((int(np.max(y)) for _, y in data if len(y)), default=-1)
+    if largest >= config.num_classes:
+        raise ConfigError(
+            f"Config field `num_classes` must be greater than the data's largest label "
+            f"({largest}). Received: num_classes={config.num_classes!r}",
+            ("num_classes",),
+        )
+
+
 def validation_split(y, count, seed):
     """Splits indices of labels `y` into training and a stratified validation hold-out.
 
@@ -343,7 +362,8 @@ def train(
     A new folder starts a run; a folder with the same config resumes it
     after its last finished epoch; a finished run is reported, not retrained.
     The folder is created only once the data is loaded and the model built,
-    so a command that fails before (a mistyped data folder) leaves nothing.
+    so a command that fails before (a mistyped data folder, labels that
+    `num_classes` does not cover) leaves nothing.
     Each epoch prints Keras's progress bar (verbose=1) and one summary line
     (lr, alpha, losses, accuracies, seconds); the end prints the test
     accuracy and loss, which `results.json` keeps.
@@ -392,7 +412,8 @@ def train(
         A `TrainResult` (folder, history of every epoch, results).
 
     Raises:
-        ValueError: an invalid config (the message names the field), a bad
+        ValueError: an invalid config (the message names the field; also a
+            `num_classes` not above every label of the data), a bad
             TF_CONFIG, or workers started with different configs.
         RunFolderError: `out_dir` holds a run of another config, or other
             files (use another folder or `overwrite=True`), or its
@@ -486,6 +507,7 @@ def _data_splits(config, data):
         data = data_module.load_cifar10(
             config.data_dir, limit_train=config.limit_train, limit_test=config.limit_test
         )
+    check_labels(config, data)
     (x_train, y_train), test = data
     if config.val_split is None:
         return {"train": (x_train, y_train), "eval": test, "test": test}

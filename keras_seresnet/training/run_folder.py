@@ -152,6 +152,29 @@ def config_differences(saved, requested, ignore=(), defaults=None):
     ]
 
 
+# What to do about a damaged JSON file of the folder.
+_FIX_OR_OVERWRITE = "fix it, or start again with --overwrite."
+_RESTART_CHECKPOINT = "delete the folder's checkpoint/ to start over, or use --overwrite."
+
+
+def _read_json(path, remedy):
+    """The dict the JSON file `path` holds.
+
+    Raises:
+        RunFolderError: the file is not valid JSON or holds no object; the
+            one-line message names it and ends with `remedy`.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+        raise RunFolderError(f"{path} is not valid JSON ({e}); {remedy}") from None
+    if not isinstance(value, dict):
+        raise RunFolderError(
+            f"{path} is not a JSON object (it holds a {type(value).__name__}); {remedy}")
+    return value
+
+
 def _intact(path):
     """Whether `path` is a complete zip archive (`.keras`, `.npz`) with intact members."""
     try:
@@ -191,8 +214,7 @@ class RunFolder:
         if overwrite or not os.path.isdir(self.path):
             return
         if os.path.exists(config_path):
-            with open(config_path, encoding="utf-8") as f:
-                saved = json.load(f)
+            saved = _read_json(config_path, _FIX_OR_OVERWRITE)
             differences = config_differences(saved, config_dict, ignore, defaults)
             if differences:
                 raise RunFolderError(
@@ -230,9 +252,10 @@ class RunFolder:
                 a folder's older `config.json` lacks.
 
         Raises:
-            RunFolderError: the folder holds a run of another config, or files
-                but no `config.json`, and `overwrite` is False. The message
-                names the differing fields and the ways out.
+            RunFolderError: the folder holds a run of another config, files
+                but no `config.json`, or a `config.json` that is not a valid
+                JSON object, and `overwrite` is False. The message names the
+                differing fields (or the file) and the ways out.
         """
         self.check(config_dict, overwrite, ignore, defaults)
         os.makedirs(self.path, exist_ok=True)
@@ -262,14 +285,17 @@ class RunFolder:
 
         Also removes a checkpoint left behind by a kill just after the
         results were written.
+
+        Raises:
+            RunFolderError: `results.json` is not a valid JSON object.
         """
         path = self.file(RESULTS)
         if not os.path.exists(path):
             return None
+        results = _read_json(path, _FIX_OR_OVERWRITE)
         if os.path.isdir(self.checkpoint_dir):
             shutil.rmtree(self.checkpoint_dir)
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return results
 
     def read_state(self):
         """The last committed epoch's state, or None for a run not yet started.
@@ -286,18 +312,17 @@ class RunFolder:
             `previous` (the same fields of the epoch before, or None).
 
         Raises:
-            RunFolderError: a file the state names is missing (the folder was
-                edited by hand), or the latest checkpoint is damaged and no
-                intact earlier one is kept. The message names the file and
-                says what to do.
+            RunFolderError: `state.json` is not a valid JSON object, a file
+                the state names is missing (the folder was edited by hand), or
+                the latest checkpoint is damaged and no intact earlier one is
+                kept. The message names the file and says what to do.
         """
         state_path = os.path.join(self.checkpoint_dir, STATE)
         if not os.path.exists(state_path):
             if os.path.isdir(self.checkpoint_dir):
                 shutil.rmtree(self.checkpoint_dir)
             return None
-        with open(state_path, encoding="utf-8") as f:
-            state = self._upgrade(json.load(f))
+        state = self._upgrade(_read_json(state_path, _RESTART_CHECKPOINT))
         for key in ("model_file", "best_file"):
             if not os.path.exists(os.path.join(self.checkpoint_dir, state[key])):
                 raise RunFolderError(
@@ -418,8 +443,7 @@ class RunFolder:
                 None: those of the committed state.
         """
         if rows is None:
-            with open(os.path.join(self.checkpoint_dir, STATE), encoding="utf-8") as f:
-                rows = json.load(f)["history"]
+            rows = _read_json(os.path.join(self.checkpoint_dir, STATE), _RESTART_CHECKPOINT)["history"]
         self.draw_plots(rows)
         save_model_atomic(inference_model(model), self.file(FINAL))
         fault_point("before-results")

@@ -93,6 +93,7 @@ def test_open_writes_config_and_refuses_another_config_naming_fields(tmp_path):
     folder.open(config)
     assert json.loads((tmp_path / "run" / "config.json").read_text()) == config
     folder.open(config)  # the same config: accepted, to resume
+    folder.commit_epoch(trained_tiny_model(), row(0, 0.5))
     other = TrainConfig(epochs=12, use_se=False).to_dict()
     with pytest.raises(RunFolderError) as info:
         folder.open(other)
@@ -101,6 +102,19 @@ def test_open_writes_config_and_refuses_another_config_naming_fields(tmp_path):
     assert "use_se: True in the folder, False requested" in message
     assert "--out" in message and "--overwrite" in message
     assert "batch_size" not in message
+
+
+def test_a_run_of_another_config_that_finished_no_epoch_is_replaced_with_a_warning(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.open(TrainConfig(epochs=10, num_classes=1).to_dict())  # then failed in its first epoch
+    (tmp_path / "run" / "checkpoint").mkdir()  # a commit cut short: no state.json yet
+    (tmp_path / "run" / "checkpoint" / "epoch-0000.npz").write_bytes(b"partial")
+    fixed = TrainConfig(epochs=10).to_dict()
+    with pytest.warns(UserWarning, match=r"held a run of another config that finished no epoch "
+                      r"\(num_classes: 1 in the folder, 10 requested\); it is replaced"):
+        folder.open(fixed)
+    assert os.listdir(tmp_path / "run") == ["config.json"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == fixed
 
 
 def test_open_refuses_a_foreign_folder_and_overwrite_spares_foreign_files(tmp_path):
@@ -130,6 +144,7 @@ def test_a_config_json_without_newer_fields_matches_their_defaults(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(saved))
     folder = RunFolder(tmp_path)
     folder.open(TrainConfig(epochs=3).to_dict(), defaults=TrainConfig().to_dict())
+    folder.commit_epoch(trained_tiny_model(), row(0, 0.5))
     with pytest.raises(RunFolderError, match=r"val_split: None in the folder, 5 requested"):
         folder.open(TrainConfig(epochs=3, val_split=5).to_dict(), defaults=TrainConfig().to_dict())
 

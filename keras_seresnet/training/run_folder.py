@@ -210,12 +210,24 @@ class RunFolder:
 
         Args and Raises: as `open`. A missing folder is accepted.
         """
+        self._unstarted_differences(config_dict, overwrite, ignore, defaults)
+
+    def _started(self):
+        """Whether the folder's run has finished an epoch (a committed state, or results)."""
+        return (os.path.exists(os.path.join(self.checkpoint_dir, STATE))
+                or os.path.exists(self.file(RESULTS)))
+
+    def _unstarted_differences(self, config_dict, overwrite, ignore, defaults):
+        """`check`'s work. Returns how the config of a run that finished no epoch
+        differs from `config_dict` (empty when it does not, or there is none)."""
         config_path = self.file(CONFIG)
         if overwrite or not os.path.isdir(self.path):
-            return
+            return []
         if os.path.exists(config_path):
             saved = _read_json(config_path, _FIX_OR_OVERWRITE)
             differences = config_differences(saved, config_dict, ignore, defaults)
+            if differences and not self._started():
+                return differences
             if differences:
                 raise RunFolderError(
                     f"The run folder {self.path} holds a run with another config "
@@ -230,6 +242,7 @@ class RunFolder:
                 "folder (--out), or --overwrite to write the run into it anyway "
                 "(other files are left alone)."
             )
+        return []
 
     def open(self, config_dict, overwrite=False, ignore=(), defaults=None):
         """Claims the folder for a run of `config_dict` (the resolved config).
@@ -237,7 +250,10 @@ class RunFolder:
         A new or empty folder is created and gets `config.json`. A folder
         with the same config (fields in `ignore` may differ) is left as it
         is, to be resumed or reported as finished; its `config.json` keeps
-        the values the run started with. Call it when training really
+        the values the run started with. A folder of another config whose run
+        finished no epoch (stopped or failed in its first) has nothing to
+        lose: it is taken for the new run, with a warning naming the
+        differences. Call it when training really
         starts (after the data loaded), so that a command failing before
         leaves no folder behind; `check` tells earlier whether it would
         succeed.
@@ -252,15 +268,19 @@ class RunFolder:
                 a folder's older `config.json` lacks.
 
         Raises:
-            RunFolderError: the folder holds a run of another config, files
-                but no `config.json`, or a `config.json` that is not a valid
+            RunFolderError: the folder holds a run of another config that
+                finished an epoch, files but no `config.json`, or a `config.json` that is not a valid
                 JSON object, and `overwrite` is False. The message names the
                 differing fields (or the file) and the ways out.
         """
-        self.check(config_dict, overwrite, ignore, defaults)
+        unstarted = self._unstarted_differences(config_dict, overwrite, ignore, defaults)
         os.makedirs(self.path, exist_ok=True)
         self._remove_tmp(self.path)
-        if overwrite:
+        if unstarted:
+            warnings.warn(
+                f"The run folder {self.path} held a run of another config that finished no "
+                f"epoch ({'; '.join(unstarted)}); it is replaced by the new run.", stacklevel=2)
+        if overwrite or unstarted:
             self._remove_run_entries()
         if not os.path.exists(self.file(CONFIG)):
             write_json(self.file(CONFIG), config_dict)

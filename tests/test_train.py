@@ -257,6 +257,7 @@ def test_script_with_the_default_out_leaves_no_orphan_folder(capsys, tmp_path, m
 
 def test_script_refuses_a_folder_of_another_config(capsys, tmp_path, tiny_image_tree):
     (tmp_path / "config.json").write_text(TrainConfig(epochs=7).to_json())
+    (tmp_path / "results.json").write_text("{}")  # a finished run: it has something to lose
     rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--epochs", "2", "--out", str(tmp_path)])
     assert rc == 1
     err = one_error_line(capsys)

@@ -121,6 +121,15 @@ def test_list_images_sorted_any_case_recursive_and_ignores_other_files(tmp_path)
     assert flat == ["a.png", "b.JPG", "e.bmp", "f.GIF"]
 
 
+def test_hidden_files_and_folders_are_not_listed(tmp_path):
+    # What copying from a Mac and opening the folder in Jupyter leave behind.
+    for rel in ["cat/0001.jpg", "cat/._0001.jpg", ".ipynb_checkpoints/0001-checkpoint.jpg",
+                "cat/.hidden/0002.jpg"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    assert list_images(tmp_path) == [str(tmp_path / "cat" / "0001.jpg")]
+
+
 def linked_folder(tmp_path):
     """`inside/` holding a real image and links of every kind; `outside/` the targets."""
     outside, inside = tmp_path / "outside", tmp_path / "inside"

@@ -118,7 +118,9 @@ def list_images(directory, *, recursive=True, follow_symlinks=True):
     """Lists the image files under a folder, sorted, by extension.
 
     Files count as images by their extension (`IMAGE_EXTENSIONS`, any case);
-    everything else is ignored. Symbolic links, to files and to folders, are
+    everything else is ignored, and so are hidden names, those starting with
+    a dot: the `._*` files macOS writes beside every image it copies to
+    another disk, `.ipynb_checkpoints` folders. Symbolic links, to files and to folders, are
     followed by default wherever they lead (a symlink farm, a DVC or
     git-annex checkout), so a folder of links lists like a folder of copies.
     A link to a folder that contains it (a cycle) is skipped with a warning
@@ -160,6 +162,8 @@ def list_images(directory, *, recursive=True, follow_symlinks=True):
             warnings.warn(f"Skipping folder {folder}: cannot list it ({e.strerror})", stacklevel=2)
             continue
         for entry in entries:
+            if entry.name.startswith("."):
+                continue
             if not follow_symlinks and entry.is_symlink():
                 links_left_out += 1
             elif entry.is_dir():

@@ -7,6 +7,7 @@ import shutil
 import struct
 import subprocess
 import urllib.error
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -315,6 +316,55 @@ def test_tree_unknown_class_and_empty_folders(tmp_path):
     (tmp_path / "test" / "cat" / "0000.png").unlink()
     with pytest.raises(DataError, match=r"cat: no image files"):
         load_cifar10(tmp_path)
+
+
+# --- limits above a split's size ---------------------------------------------------
+
+
+def keras_datasets_source(tmp_path, monkeypatch):
+    import keras
+
+    x, y = random_images(3), np.array([[0], [1], [2]], np.uint8)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: ((x, y), (x[:1], y[:1])))
+    return None, "keras.datasets.cifar10", 3, 1
+
+
+def batches_source(tmp_path, monkeypatch):
+    write_batches(tmp_path / "cifar-10-batches-py", per_batch=2)  # 10 training, 2 test
+    return tmp_path, str(tmp_path / "cifar-10-batches-py"), 10, 2
+
+
+def tree_source(tmp_path, monkeypatch):
+    write_tree(tmp_path, {"train": {"cat": 2, "dog": 1}, "test": {"cat": 1}})
+    return tmp_path, str(tmp_path), 3, 1
+
+
+def limit_warnings(caught):
+    return [w for w in caught if str(w.message).startswith("limit_")]
+
+
+@pytest.mark.parametrize("make_source", [keras_datasets_source, batches_source, tree_source],
+                         ids=["keras_datasets", "batches", "tree"])
+def test_limit_above_the_split_size_warns_and_keeps_all(tmp_path, monkeypatch, make_source):
+    data_dir, where, n_train, n_test = make_source(tmp_path, monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (x, y), (xt, yt) = load_cifar10(data_dir, limit_train=n_train + 5, limit_test=n_test + 1)
+    assert len(x) == len(y) == n_train and len(xt) == len(yt) == n_test
+    caught = limit_warnings(caught)
+    assert [str(w.message) for w in caught] == [
+        f"limit_train={n_train + 5} is more than the {n_train} training images in {where}; "
+        f"using all {n_train}.",
+        f"limit_test={n_test + 1} is more than the {n_test} test images in {where}; "
+        f"using all {n_test}.",
+    ]
+    # UserWarnings, pointing at the line that called load_cifar10.
+    assert all(w.category is UserWarning and w.filename == __file__ for w in caught)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (x, _), (xt, _) = load_cifar10(data_dir, limit_train=n_train, limit_test=n_test)
+        load_cifar10(data_dir, limit_train=n_train - 1)
+    assert limit_warnings(caught) == [] and (len(x), len(xt)) == (n_train, n_test)
 
 
 # --- unlabelled pickle ------------------------------------------------------------

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -109,6 +110,36 @@ def test_evaluate_model_rejects_bad_inputs(tiny_model):
         evaluate_model(tiny_model, x, np.array([1, 10]))
     with pytest.raises(ValueError, match="`label_smoothing`"):
         evaluate_model(tiny_model, x, np.array([1, 2]), label_smoothing=1.0)
+
+
+def test_class_names_must_not_be_a_single_string(tiny_model):
+    message = re.escape("Argument `class_names` must be a sequence of names, one per class, "
+                        "not a single string. Received: class_names='abc'")
+    with pytest.raises(ValueError, match=message):
+        scores(np.full((2, 3), 1 / 3, np.float32), np.array([0, 1]), class_names="abc")
+    x = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match=message):
+        evaluate_model(tiny_model, x, np.array([0, 1]), class_names="abc", verbose=0)
+    # Ten characters for the ten classes: read name by name, it would be accepted.
+    with pytest.raises(ValueError,
+                       match=r"not a single string\. Received: class_names=b'abcdefghij'"):
+        evaluate_model(tiny_model, x, np.array([0, 1]), class_names=b"abcdefghij", verbose=0)
+
+
+def test_evaluate_model_checks_the_model_takes_images_first():
+    mnist = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    wrong_input = (r"^Argument `model` must take images of shape \(None, 32, 32, 3\) .*"
+                   r"Received: a model with input shape \(None, 28, 28, 1\)$")
+    x = np.zeros((2, 32, 32, 3), np.uint8)
+    # Before the class count (10 outputs, 3 names) and the label range are compared with it.
+    for labels, names in ((np.array([0, 1]), None), (np.array([0, 1]), NAMES),
+                          (np.array([0, 11]), None)):
+        with pytest.raises(ValueError, match=wrong_input):
+            evaluate_model(mnist, x, labels, class_names=names, verbose=0)
+    unbuilt = keras.Sequential([keras.layers.Dense(10)], name="dense_only")
+    with pytest.raises(ValueError, match=r"^Argument `model` must be built .*'dense_only'$"):
+        evaluate_model(unbuilt, x, np.array([0, 5]), class_names=NAMES, verbose=0)
 
 
 def test_plot_confusion_matrix_writes_png(tmp_path):

@@ -212,6 +212,39 @@ def test_missing_folder_empty_folder_and_bad_arguments(tiny_model, tmp_path):
         predict_dir(5, tiny_model)
 
 
+def test_class_names_must_not_be_a_single_string(tiny_model, tmp_path):
+    write(tmp_path / "a.png", Image.fromarray(pixels(0)))
+    # Ten characters for the ten classes: read name by name, it would pass the width check.
+    for names in ("abcdefghij", b"abcdefghij"):
+        message = ("Argument `class_names` must be a sequence of names, one per class, not a "
+                   f"single string. Received: class_names={names!r}")
+        for predict in (predict_dir, iter_predict_dir):
+            with pytest.raises(ValueError, match=re.escape(message)):
+                predict(tmp_path, tiny_model, class_names=names)
+    (record,) = predict_dir(tmp_path, tiny_model, class_names=list("abcdefghij"), verbose=0)
+    assert record["class_name"] == "abcdefghij"[record["label"]]
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `class_names` must be a sequence of names, one per class. "
+            "Received: class_names=10")):
+        predict_dir(tmp_path, tiny_model, class_names=10)
+
+
+@pytest.mark.parametrize("workers", [0, -2, 2.0, True, "4"])
+def test_workers_must_be_a_positive_integer(tiny_model, tmp_path, workers):
+    write(tmp_path / "a.png", Image.fromarray(pixels(0)))
+    message = ("Argument `workers` must be None or a positive integer. "
+               f"Received: workers={workers!r}")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        predict_dir(tmp_path, tiny_model, workers=workers)
+
+
+def test_one_decoding_worker_predicts_like_the_default(tiny_model, tmp_path):
+    for i in range(3):
+        write(tmp_path / f"{i}.png", Image.fromarray(pixels(i)))
+    assert predict_dir(tmp_path, tiny_model, workers=1, verbose=0) == predict_dir(
+        tmp_path, tiny_model, verbose=0)
+
+
 def test_swapped_arguments_get_a_hint_true_for_predict_dirs_order(tiny_keras_file, tmp_path):
     images = tmp_path / "images"
     write(images / "a.png", Image.fromarray(pixels(0)))

@@ -14,6 +14,7 @@ import hashlib
 import os
 import pickle
 import sys
+import warnings
 
 import numpy as np
 
@@ -410,6 +411,13 @@ def _check_limit(name, value):
                          f"Received: {name}={value!r}")
 
 
+def _warn_if_short(name, limit, found, split, source):
+    """Warns when `limit` asked for more images than the split holds (`found`)."""
+    if limit is not None and limit > found:
+        warnings.warn(f"{name}={limit} is more than the {found} {split} images in {source}; "
+                      f"using all {found}.", UserWarning, stacklevel=3)
+
+
 def _download_cifar10():
     import keras  # Deferred: the file loaders need no TensorFlow.
 
@@ -470,7 +478,8 @@ def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=
         data_dir: None, or a folder as above (str or `os.PathLike`).
         limit_train: keep only the first N training images (of the source's
             order: the batches' order, or the tree's interleaved order, so a
-            prefix is close to class-balanced). None: all.
+            prefix is close to class-balanced). None: all. An N above the
+            number of training images keeps all of them, with a warning.
         limit_test: the same for the test images.
         cache_dir: where to cache a decoded image tree; None chooses as above.
             With a limit below the split's size the tree's first N files are
@@ -487,21 +496,30 @@ def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=
             files, wrong shapes, labels outside 0..9, unreadable images,
             unknown class folders, empty folders), or the download failed.
         ValueError: a limit is not a positive integer or None.
+
+    Warns:
+        UserWarning: `limit_train` (or `limit_test`) is more than the split's
+            images; the message names the limit, the count found and the
+            source, and all the images are used.
     """
     _check_limit("limit_train", limit_train)
     _check_limit("limit_test", limit_test)
     if data_dir is None:
+        source = "keras.datasets.cifar10"
         (x_train, y_train), (x_test, y_test) = _download_cifar10()
-        return ((x_train[:limit_train], y_train[:limit_train]),
-                (x_test[:limit_test], y_test[:limit_test]))
-    data_dir = os.fspath(data_dir)
-    layout, folder = _detect_layout(data_dir)
-    if layout == "batches":
-        train = _load_batches(folder, TRAIN_BATCHES, limit_train)
-        test = _load_batches(folder, (TEST_BATCH,), limit_test)
+        train = x_train[:limit_train], y_train[:limit_train]
+        test = x_test[:limit_test], y_test[:limit_test]
     else:
-        train = _load_tree_split(folder, "train", limit_train, cache_dir, follow_symlinks)
-        test = _load_tree_split(folder, "test", limit_test, cache_dir, follow_symlinks)
+        layout, source = _detect_layout(os.fspath(data_dir))
+        if layout == "batches":
+            train = _load_batches(source, TRAIN_BATCHES, limit_train)
+            test = _load_batches(source, (TEST_BATCH,), limit_test)
+        else:
+            train = _load_tree_split(source, "train", limit_train, cache_dir, follow_symlinks)
+            test = _load_tree_split(source, "test", limit_test, cache_dir, follow_symlinks)
+    # Every source keeps min(limit, count) images, so fewer than asked means all of them.
+    _warn_if_short("limit_train", limit_train, len(train[0]), "training", source)
+    _warn_if_short("limit_test", limit_test, len(test[0]), "test", source)
     return train, test
 
 

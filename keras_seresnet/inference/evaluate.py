@@ -22,7 +22,12 @@ import numpy as np
 from keras_seresnet.config import TrainConfig
 from keras_seresnet.files import write_text
 from keras_seresnet.inference.loading import as_probability_model
-from keras_seresnet.inference.predict import default_class_names, predict_images
+from keras_seresnet.inference.predict import (
+    check_class_names,
+    check_takes_images,
+    default_class_names,
+    predict_images,
+)
 
 RECIPE_LABEL_SMOOTHING = TrainConfig().label_smoothing  # the recipe's, from its one home
 _TINY = np.finfo(np.float32).tiny
@@ -51,15 +56,20 @@ def scores(probabilities, labels, *, label_smoothing=RECIPE_LABEL_SMOOTHING, cla
         probabilities: float array [N, C] (rows sum to 1).
         labels: integer array [N] in [0, C).
         label_smoothing: s of `loss_smoothed`, in [0, 1). Default 0.08.
-        class_names: C names for `per_class_accuracy`. Default None:
-            `CIFAR10_CLASSES` for C = 10, else "0", "1", ...
+        class_names: C names for `per_class_accuracy`, a sequence (not a
+            single string). Default None: `CIFAR10_CLASSES` for C = 10, else
+            "0", "1", ...
 
     Returns:
         dict: `accuracy` (fraction in [0, 1]), `loss` (mean cross-entropy,
         no smoothing), `loss_smoothed` (with `label_smoothing`),
         `per_class_accuracy` ({name: fraction, or None for a class with no
         images}), `confusion_matrix` (list of C lists of ints).
+
+    Raises:
+        ValueError: `class_names` is a single string.
     """
+    class_names = check_class_names(class_names)
     probabilities = np.asarray(probabilities, dtype=np.float32)
     labels = np.asarray(labels).astype(np.int64)
     num_classes = probabilities.shape[1]
@@ -100,8 +110,9 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
         tta: also evaluate with horizontal-flip test-time augmentation (mean
             of the probabilities of the image and its mirror). Default False.
         label_smoothing: s of `loss_smoothed`. Default 0.08 (the recipe's).
-        class_names: names indexed by class. Default None:
-            `CIFAR10_CLASSES` for a model with 10 outputs, else "0", "1", ...
+        class_names: names indexed by class, a sequence (not a single
+            string). Default None: `CIFAR10_CLASSES` for a model with 10
+            outputs, else "0", "1", ...
         safe_mode: Keras safe mode for a `.keras` path. Default True.
         precision: compute precision of a Keras model: "float32" (default),
             "bfloat16" or "float16" (see `ProbabilityModel`).
@@ -115,8 +126,11 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
     Raises:
         FileNotFoundError: a model path that does not exist.
         ValueError: mismatched `images`/`labels`, labels outside
-            [0, num_classes), a `label_smoothing` outside [0, 1), or a model
-            whose class count differs from `class_names`.
+            [0, num_classes), a `label_smoothing` outside [0, 1), a
+            `class_names` that is a single string, a Keras model that is
+            unbuilt or does not map 32x32 RGB images to class scores
+            (`check_takes_images`; checked before the labels and the class
+            count), or a model whose class count differs from `class_names`.
     """
     labels = np.asarray(labels)
     images = np.asarray(images)
@@ -129,7 +143,9 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
         raise ValueError(
             f"Argument `label_smoothing` must be in [0, 1). Received: label_smoothing={label_smoothing!r}"
         )
+    class_names = check_class_names(class_names)
     classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
+    check_takes_images(classifier)
     width = classifier.num_classes
     if class_names is not None and width is not None and width != len(class_names):
         raise ValueError(

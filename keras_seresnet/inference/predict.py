@@ -95,10 +95,12 @@ def iter_predict_dir(
         precision: "float32" (default), "bfloat16" or "float16": the
             compute precision of a Keras model (see `ProbabilityModel`);
             probabilities are float32 in every case.
-        class_names: names of the model's classes, indexed by label. Default
-            None: `CIFAR10_CLASSES` for a model with 10 outputs, else the
-            label numbers as strings ("0", "1", ...).
-        workers: decoding threads. Default `min(8, os.cpu_count())`.
+        class_names: names of the model's classes, indexed by label: a
+            sequence of strings (not a single string). Default None:
+            `CIFAR10_CLASSES` for a model with 10 outputs, else the label
+            numbers as strings ("0", "1", ...).
+        workers: decoding threads, a positive integer. Default None:
+            `min(8, os.cpu_count())`.
         verbose: 1 shows a progress bar, 0 none; "auto" (default) shows it
             when the folder holds more than one batch. The bar counts image
             files read, the skipped broken ones included.
@@ -117,7 +119,8 @@ def iter_predict_dir(
             a Keras model that is unbuilt or does not take 32x32 RGB images
             (a model path that holds images says they look swapped); a model
             whose class count differs from `class_names`; an invalid
-            argument (`directory` not a str or `os.PathLike` included).
+            argument (`directory` not a str or `os.PathLike`, `class_names`
+            a single string, `workers` not a positive integer included).
     """
     if not isinstance(directory, (str, os.PathLike)):
         raise ValueError(
@@ -138,11 +141,16 @@ def iter_predict_dir(
         raise ValueError(
             f"Argument `top_k` must be None or a positive integer. Received: top_k={top_k!r}"
         )
+    if workers is not None and (
+            not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(
+            f"Argument `workers` must be None or a positive integer. Received: workers={workers!r}"
+        )
+    class_names = check_class_names(class_names)
     paths = _image_paths(directory, recursive, follow_symlinks)
     classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
-    _check_takes_images(classifier)
+    check_takes_images(classifier)
     if class_names is not None:
-        class_names = tuple(class_names)
         _check_width(classifier.num_classes, class_names, classifier)
     elif classifier.num_classes is not None:
         class_names = default_class_names(classifier.num_classes)
@@ -186,6 +194,36 @@ def default_class_names(num_classes):
     if num_classes == len(CIFAR10_CLASSES):
         return CIFAR10_CLASSES
     return tuple(str(i) for i in range(num_classes))
+
+
+def check_class_names(class_names):
+    """Checks the `class_names` argument of every function that takes one.
+
+    Args:
+        class_names: None, or a sequence (any iterable) of names, one per
+            class.
+
+    Returns:
+        None for None, else the names as a tuple.
+
+    Raises:
+        ValueError: `class_names` is a single `str` or `bytes` (which would
+            otherwise be read as one name per character), or not iterable.
+    """
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)):
+        raise ValueError(
+            "Argument `class_names` must be a sequence of names, one per class, not a single "
+            f"string. Received: class_names={class_names!r}"
+        )
+    try:
+        return tuple(class_names)
+    except TypeError:
+        raise ValueError(
+            "Argument `class_names` must be a sequence of names, one per class. "
+            f"Received: class_names={class_names!r}"
+        ) from None
 
 
 def _image_paths(directory, recursive, follow_symlinks):
@@ -265,18 +303,26 @@ def predict_images(images, model, *, batch_size=256, safe_mode=True, precision="
             f"Received shape {images.shape}"
         )
     classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
-    _check_takes_images(classifier)
+    check_takes_images(classifier)
     show = (len(images) > batch_size) if verbose == "auto" else bool(verbose)
     progbar = keras.utils.Progbar(len(images), unit_name="image") if show else None
     return classifier.predict(images, batch_size=batch_size, progbar=progbar)
 
 
-def _check_takes_images(classifier):
+def check_takes_images(classifier):
     """Raises unless a Keras model maps [N, 32, 32, 3] images to [N, num_classes].
 
     A SavedModel from `export_savedmodel` is checked by its own signature when
     served; a subclassed Keras model built by a call records no input shape
     and is taken as it is.
+
+    Args:
+        classifier: a `ProbabilityModel` (from `as_probability_model`).
+
+    Raises:
+        ValueError: the Keras model is unbuilt, does not take one input of
+            shape (None, 32, 32, 3) (None allowed for any dimension), or
+            does not return one output of shape (None, num_classes).
     """
     if classifier.is_savedmodel:
         return

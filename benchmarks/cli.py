@@ -279,6 +279,7 @@ def main(argv=None):
     from keras_seresnet import runtime
 
     runtime.configure_process()  # before Keras and TensorFlow start
+    runtime.import_tensorflow()
     changes = {"batch_size": args.batch_size} if args.batch_size else {}
     if getattr(args, "jit_compile", "auto") != "auto":
         changes["jit"] = args.jit_compile == "true"

@@ -35,6 +35,7 @@ from benchmarks import machine  # noqa: E402
 from keras_seresnet import runtime  # noqa: E402
 
 runtime.configure_process()  # before Keras and TensorFlow start
+runtime.import_tensorflow()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -46,6 +46,7 @@ sys.path.insert(0, ROOT)
 from keras_seresnet import runtime  # noqa: E402
 
 runtime.configure_process()  # before Keras and TensorFlow start
+runtime.import_tensorflow()
 
 from keras_seresnet.config import TrainConfig  # noqa: E402
 

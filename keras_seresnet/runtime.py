@@ -19,6 +19,11 @@ in the environment is always kept.
   default only on some CPUs; elsewhere it falls back to slower Eigen kernels.
   TensorFlow reads the variable once, when it starts.
 
+`import_tensorflow()`, which the commands that use TensorFlow call next,
+imports it with its `TF_CPP_MIN_LOG_LEVEL` honoured from the first line:
+TensorFlow 2.21 writes its start-up lines ("oneDNN custom operations are
+on", "Could not find cuda drivers") before its C++ logging reads the level.
+
 Grappler's graph passes keep TensorFlow's defaults: with its "remapping"
 pass on (oneDNN fuses convolution, BatchNorm and ReLU) the training step and
 inference measured as fast or faster than with it off.
@@ -28,8 +33,12 @@ own choice and makes `build_seresnet` use Keras's own BatchNormalization
 instead of the fused one (`keras_seresnet.models.layers`).
 """
 
+import contextlib
 import ctypes.util
 import os
+import re
+import sys
+import threading
 
 SPEEDUPS_ENV = "KERAS_SERESNET_SPEEDUPS"
 _NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")
@@ -63,6 +72,90 @@ def enable_onednn():
     """Sets TF_ENABLE_ONEDNN_OPTS=1 unless it is set or speedups are off; call before TensorFlow starts."""
     if speedups_enabled():
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+# A line of Abseil's C++ log format: severity, MMDD, hh:mm:ss.us (before initialisation
+# 00:00:<seconds since 1970>), thread, file:line].
+_ABSL_LINE = re.compile(rb"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
+_ABSL_UNINITIALISED = b"WARNING: All log messages before absl::InitializeLog() is called"
+_SEVERITIES = b"IWEF"  # TF_CPP_MIN_LOG_LEVEL 1 hides I, 2 also W, 3 also E; F always shows
+
+
+def hides_log_line(line, level):
+    """True when TensorFlow's `TF_CPP_MIN_LOG_LEVEL` = `level` asks to hide this stderr line.
+
+    Args:
+        line: one line of bytes written to stderr.
+        level: 0 (show all), 1 (hide INFO), 2 (also WARNING), 3 (also ERROR).
+
+    Returns:
+        True for an Abseil log line (`I0000 00:00:... file.cc:12] ...`) below
+        the level, and for Abseil's note that logging is not initialised
+        (with level >= 1); False for every other line.
+    """
+    if line.startswith(_ABSL_UNINITIALISED):
+        return level >= 1
+    match = _ABSL_LINE.match(line)
+    return bool(match) and _SEVERITIES.index(match.group(1)) < level
+
+
+def _log_level():
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip()
+    return int(level) if level in ("0", "1", "2", "3") else 0
+
+
+@contextlib.contextmanager
+def native_log_level():
+    """Applies `TF_CPP_MIN_LOG_LEVEL` to what native code writes to stderr (fd 2) inside the block.
+
+    Lines that `hides_log_line` picks are dropped; every other line reaches
+    stderr as soon as it is complete (a thread forwards a pipe), so an
+    error, a traceback or a crash's last words still show. Nothing changes
+    when the level is 0 or unset. Only for programs that own their stderr
+    (the commands); the block restores fd 2 as it found it.
+    """
+    level = _log_level()
+    if level == 0:
+        yield
+        return
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    stderr = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    forwarder = threading.Thread(target=_forward, args=(read_end, stderr, level), daemon=True)
+    forwarder.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(stderr, 2)  # the pipe's last writer closes: the forwarder reads to its end
+        forwarder.join()
+        os.close(stderr)
+
+
+def _forward(read_end, stderr, level):
+    pending = b""
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        for chunk in iter(lambda: pipe.read(65536), b""):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if not hides_log_line(line, level):
+                    os.write(stderr, line + b"\n")
+    if pending and not hides_log_line(pending, level):
+        os.write(stderr, pending)
+
+
+def import_tensorflow():
+    """Imports TensorFlow under `native_log_level()`; call after `configure_process()`.
+
+    Returns:
+        The `tensorflow` module (imported once; later calls return it).
+    """
+    if "tensorflow" not in sys.modules:
+        with native_log_level():
+            import tensorflow  # noqa: F401
+    return sys.modules["tensorflow"]
 
 
 def require_tensorflow(what):

@@ -7,7 +7,6 @@ the runtime failures load Keras.
 
 import os
 import pickle
-import re
 import shutil
 import subprocess
 import sys
@@ -39,15 +38,15 @@ def script(name, *argv):
     return run(os.path.join(ROOT, "scripts", f"{name}.py"), *map(str, argv))
 
 
-# TensorFlow's own C++ log lines (its start-up banners), which are not the program's output.
-TF_LOG_LINE = re.compile(r"^[IWE]\d{4} \d\d:\d\d:|^WARNING: All log messages before absl::InitializeLog")
-
-
 def one_error_line(result, status):
-    """The single stderr line of a failed command, after checking its exit status."""
+    """The single stderr line of a failed command, after checking its exit status.
+
+    Nothing else may be on stderr: not even TensorFlow's start-up log lines,
+    which the commands hide under TF_CPP_MIN_LOG_LEVEL=3 (`runtime.import_tensorflow`).
+    """
     assert result.returncode == status, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not TF_LOG_LINE.match(line)]
+    lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr[-3000:]
     return lines[0]
 

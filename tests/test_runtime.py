@@ -7,6 +7,7 @@ import sys
 
 import keras
 import pytest
+import tensorflow as tf
 
 from keras_seresnet import runtime
 from keras_seresnet.runtime import SPEEDUPS_ENV
@@ -93,3 +94,60 @@ def test_fuse_batch_norm_is_kept_and_changes_nothing():
     config = model.get_config()
     assert runtime.fuse_batch_norm(model) is model
     assert model.get_config() == config
+
+
+@pytest.mark.parametrize("line, hidden_from", [
+    (b"I0000 00:00:1796356089.435081   14596 port.cc:153] oneDNN custom operations are on.", 1),
+    (b"I1204 03:12:45.123456 77 cudart_stub.cc:31] Could not find cuda drivers", 1),
+    (b"W0000 00:00:1796356089.435081 14596 gpu_device.cc:2342] Cannot dlopen some GPU libraries.", 2),
+    (b"E0000 00:00:1796356089.435081 14596 cuda_executor.cc:1228] failed call to cuInit", 3),
+    (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR", 1),
+    (b"F0000 00:00:1796356089.435081 14596 check.cc:1] Check failed", None),  # fatal: always shown
+    (b"Traceback (most recent call last):", None),
+    (b"train.py: error: I0000 00:00:1.0 1 a.cc:1] quoted in a message", None),
+])
+def test_hides_log_line_follows_tf_cpp_min_log_level(line, hidden_from):
+    for level in range(4):
+        hidden = hidden_from is not None and level >= hidden_from
+        assert runtime.hides_log_line(line, level) is hidden, (line, level)
+
+
+_NATIVE_WRITES = (
+    "import os, sys\n"
+    "from keras_seresnet import runtime\n"
+    "with runtime.native_log_level():\n"
+    "    os.write(2, b'I0000 00:00:1.5 7 port.cc:153] info\\nW0000 00:00:1.5 7 a.cc:1] warn\\n')\n"
+    "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called\\nplain ')\n"
+    "    print('python line', file=sys.stderr)\n"
+    "    os.write(2, b'E0000 00:00:1.5 7 b.cc:2] error\\nlast, no newline')\n"
+    "print('after', file=sys.stderr)\n"
+)
+
+
+@pytest.mark.parametrize("level, expected", [
+    ("1", "W0000 00:00:1.5 7 a.cc:1] warn\nplain python line\nE0000 00:00:1.5 7 b.cc:2] error\n"
+          "last, no newlineafter\n"),
+    ("3", "plain python line\nlast, no newlineafter\n"),
+    ("0", "I0000 00:00:1.5 7 port.cc:153] info\nW0000 00:00:1.5 7 a.cc:1] warn\n"
+          "WARNING: All log messages before absl::InitializeLog() is called\nplain python line\n"
+          "E0000 00:00:1.5 7 b.cc:2] error\nlast, no newlineafter\n"),
+])
+def test_native_log_level_drops_only_the_hidden_lines_of_fd_2(level, expected):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL=level)
+    result = subprocess.run([sys.executable, "-c", _NATIVE_WRITES], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == expected
+
+
+def test_import_tensorflow_hides_its_start_up_lines():
+    code = ("from keras_seresnet import runtime\nruntime.configure_process()\n"
+            "print(runtime.import_tensorflow().__version__)")
+    clean = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    # Level 3, as configure_process() chooses without an NVIDIA driver, whatever this machine has.
+    result = subprocess.run([sys.executable, "-c", code],
+                            env=dict(clean, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == tf.__version__
+    assert result.stderr == ""  # TensorFlow 2.21 writes 6 lines here without the filter

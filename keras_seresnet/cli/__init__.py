@@ -265,7 +265,7 @@ def check_exists(parser, name, path):
         parser.error(f"argument {name}: {_missing(path)}")
 
 
-def run_main(parser, command, argv=None, *, with_config=False, check=None):
+def run_main(parser, command, argv=None, *, with_config=False, check=None, tensorflow=True):
     """Runs a command-line program: parse, make the process settings, run, report.
 
     1. `argv` is parsed (`parse_config` with `with_config`): `--help`, or a
@@ -273,7 +273,10 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None):
        starts. `check(parser, args)`, if given, then looks for mistakes the
        flags alone cannot show (it calls `parser.error`).
     2. `keras_seresnet.runtime.configure_process()` makes the process-wide
-       settings, before the command imports Keras or TensorFlow.
+       settings, before the command imports Keras or TensorFlow; with
+       `tensorflow` (default True; False for a command that never needs it)
+       `runtime.import_tensorflow()` then starts TensorFlow without the
+       start-up lines its log level hides.
     3. `command(args)` (`command(args, config)` with `with_config`) runs;
        its return value is the exit status (None means 0). A failure the
        package documents, `ValueError` (with its subclasses `ConfigError`,
@@ -301,6 +304,8 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None):
     from keras_seresnet import runtime
 
     runtime.configure_process()  # before the command imports Keras and TensorFlow
+    if tensorflow:
+        runtime.import_tensorflow()
     try:
         with warnings.catch_warnings():  # restores the warnings module's hook after
             warnings.showwarning = functools.partial(_show_warning, parser.prog)

@@ -21,7 +21,7 @@ def build_parser():
 
 def main(argv=None):
     """The `keras-seresnet-plots` command; returns its exit status (see `cli.run_main`)."""
-    return cli.run_main(build_parser(), _plots, argv)
+    return cli.run_main(build_parser(), _plots, argv, tensorflow=False)
 
 
 def _plots(args):

@@ -334,6 +334,10 @@ def _sigterm_stops_training():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _epochs(count):
+    return f"{count} epoch" + ("" if count == 1 else "s")
+
+
 def _finished_message(out_dir, results):
     if "best_val_accuracy" in results:
         best = f"best validation {100 * results['best_val_accuracy']:.2f}%"
@@ -341,7 +345,7 @@ def _finished_message(out_dir, results):
         best = f"best {100 * results['best_test_accuracy']:.2f}%"
     return (
         f"test accuracy {100 * results['test_accuracy']:.2f}%, test loss "
-        f"{results['test_loss']:.4f} (final model, {results['epochs_trained']} epochs); "
+        f"{results['test_loss']:.4f} (final model, {_epochs(results['epochs_trained'])}); "
         f"{best} at epoch {results['best_epoch'] + 1}/{results['epochs_trained']}. "
         f"Run folder: {out_dir}"
     )
@@ -525,7 +529,7 @@ def _announce(config, out_dir, splits, start, say):
         images += f"{len(splits['eval'][0])} validation, "
     images += f"{len(splits['test'][0])} test images"
     if start == 0:
-        say(f"Starting a run of {config.epochs} epochs in {out_dir} ({images}).")
+        say(f"Starting a run of {_epochs(config.epochs)} in {out_dir} ({images}).")
     elif start < config.epochs:
         say(f"Resuming the run in {out_dir} at epoch {start + 1}/{config.epochs} "
             f"(epochs 1-{start} are done).")

@@ -425,7 +425,7 @@ def test_sigterm_stops_cleanly_says_how_to_resume_and_resumes(finished_run, tiny
     assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 0
     printed = _assert_resumed_to_the_reference(
         _resume_in_a_new_process(command), out, finished_run[1].history)
-    assert f"Resuming the run in {out} at epoch 2/{EPOCHS}" in printed
+    assert f"Resuming the run in {out} at epoch 2/{EPOCHS} (epoch 1 is done)." in printed
 
 
 def test_the_loop_callbacks_round_trip_through_their_config(tmp_path):

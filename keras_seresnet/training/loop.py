@@ -531,8 +531,8 @@ def _announce(config, out_dir, splits, start, say):
     if start == 0:
         say(f"Starting a run of {_epochs(config.epochs)} in {out_dir} ({images}).")
     elif start < config.epochs:
-        say(f"Resuming the run in {out_dir} at epoch {start + 1}/{config.epochs} "
-            f"(epochs 1-{start} are done).")
+        done = "epoch 1 is" if start == 1 else f"epochs 1-{start} are"
+        say(f"Resuming the run in {out_dir} at epoch {start + 1}/{config.epochs} ({done} done).")
     else:
         say(f"All {config.epochs} epochs of {out_dir} are done; writing the final files.")
 

@@ -34,7 +34,9 @@ True
 import dataclasses
 import hashlib
 import json
+import math
 import numbers
+import os
 import typing
 from typing import Literal, Optional, Tuple
 
@@ -108,13 +110,35 @@ def _fail(config, name, rule):
     )
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
+def is_integer(value):
+    """Whether `value` is an integer: a Python `int` or a NumPy integer (`np.int64(10)`), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _plain(value):
+    """`value` as a plain JSON value: NumPy numbers as `int`/`float`, lists as tuples, paths as str.
+
+    Python numbers, booleans and strings are returned as they are (so a
+    config's JSON, and the folder names hashed from it, do not change).
+    """
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if is_integer(value) and type(value) is not int:
+        return int(value)
+    if _is_number(value) and type(value) not in (int, float):
+        return float(value)
+    return value
 
 
 def _check_positive_ints(config, *names):
     for name in names:
-        if not _is_int(getattr(config, name)) or getattr(config, name) < 1:
+        if not is_integer(getattr(config, name)) or getattr(config, name) < 1:
             _fail(config, name, "a positive integer")
 
 
@@ -133,17 +157,36 @@ def _check_types(config, part):
         value, hint = getattr(config, field.name), hints[field.name]
         if hint is bool and not isinstance(value, bool):
             _fail(config, field.name, "True or False")
-        if hint is int and not _is_int(value):
+        if hint is int and not is_integer(value):
             _fail(config, field.name, "an integer")
-        if hint is float and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+        if hint is float and not _is_number(value):
             _fail(config, field.name, "a number")
+        if hint is float and not math.isfinite(value):
+            _fail(config, field.name, "a finite number")
+        if hint == Tuple[int, ...] and not (
+                isinstance(value, tuple) and all(is_integer(v) for v in value)):
+            _fail(config, field.name, "a tuple (or list) of integers")
+        if hint == Tuple[float, ...] and not (
+                isinstance(value, tuple) and all(_is_number(v) and math.isfinite(v) for v in value)):
+            _fail(config, field.name, "a tuple (or list) of finite numbers")
+        if hint == Optional[str] and not (value is None or isinstance(value, str)):
+            _fail(config, field.name, "a path (str or os.PathLike) or None")
     for name, choices in field_choices(part).items():
         if getattr(config, name) not in choices:
             _fail(config, name, "one of " + ", ".join(repr(c) for c in choices))
 
 
 class _Part:
-    """What every configuration part shares: dict and JSON conversion."""
+    """What every configuration part shares: plain field values, dict and JSON conversion.
+
+    On construction NumPy numbers become Python numbers (`np.int64(10)` is
+    the integer 10), lists become tuples and `os.PathLike` paths become str,
+    so every field holds what its JSON round trip gives back.
+    """
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, _plain(getattr(self, field.name)))
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of every field (tuples become lists)."""
@@ -160,6 +203,11 @@ class _Part:
             ConfigError: an unknown key (the message lists the known ones)
                 or an invalid value.
         """
+        if not isinstance(values, dict):
+            raise ConfigError(
+                "Argument `values` must be a dict of config fields. "
+                f"Received: values of type {type(values).__name__}", ()
+            )
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown:
@@ -168,8 +216,7 @@ class _Part:
                 f"Known fields: {', '.join(names)}",
                 unknown,
             )
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**kwargs).validate()
+        return cls(**values).validate()
 
     def to_json(self, path=None) -> str:
         """Returns the config as JSON text (keys sorted), and writes it to `path` if given."""
@@ -223,7 +270,7 @@ class DataConfig(_Part):
         _check_types(self, DataConfig)
         for name in ("limit_train", "limit_test", "val_split"):
             value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 1):
+            if value is not None and (not is_integer(value) or value < 1):
                 _fail(self, name, "a positive integer or None")
         if self.val_split is not None and self.limit_train is not None \
                 and self.val_split >= self.limit_train:
@@ -266,9 +313,9 @@ class ModelConfig(_Part):
                 f"blocks={self.blocks!r}",
                 ("widths", "blocks"),
             )
-        if any(not _is_int(w) or w < 1 for w in self.widths):
+        if any(not is_integer(w) or w < 1 for w in self.widths):
             _fail(self, "widths", "positive integers")
-        if any(not _is_int(b) or b < 1 for b in self.blocks):
+        if any(not is_integer(b) or b < 1 for b in self.blocks):
             _fail(self, "blocks", "positive integers")
         if any(s not in range(1, len(self.widths) + 1) for s in self.se_stages):
             _fail(self, "se_stages", f"stage numbers in 1..{len(self.widths)}")
@@ -312,9 +359,9 @@ class AugmentConfig(_Part):
                          closed=True)
         if not 0.0 <= self.hue <= 0.5:
             _fail(self, "hue", "in [0, 0.5]")
-        if not _is_int(self.crop_padding) or self.crop_padding < 0:
+        if not is_integer(self.crop_padding) or self.crop_padding < 0:
             _fail(self, "crop_padding", "a non-negative integer")
-        if not _is_int(self.cutout_size) or not 0 <= self.cutout_size <= 32:
+        if not is_integer(self.cutout_size) or not 0 <= self.cutout_size <= 32:
             _fail(self, "cutout_size", "an integer in [0, 32]")
         if not self.mixup_alpha > 0:
             _fail(self, "mixup_alpha", "positive")
@@ -382,7 +429,7 @@ class ScheduleConfig(_Part):
         if not 0 <= self.min_lr <= self.base_lr:
             _fail(self, "min_lr", f"in [0, base_lr={self.base_lr}]")
         if self.warmup_epochs is not None and not (
-            _is_int(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs
+            is_integer(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs
         ):
             _fail(self, "warmup_epochs", f"an integer in [0, epochs={self.epochs}) or None")
         return self

@@ -31,7 +31,7 @@ import math
 import numbers
 import typing
 
-from keras_seresnet.config import RECIPE_EPOCHS, RECIPE_WARMUP_EPOCHS, ScheduleUnit
+from keras_seresnet.config import RECIPE_EPOCHS, RECIPE_WARMUP_EPOCHS, ScheduleUnit, is_integer
 
 UNITS = typing.get_args(ScheduleUnit)  # ("epoch", "step")
 
@@ -52,7 +52,7 @@ def _fail(name, rule, value):
 
 
 def _check_epochs_and_unit(epochs, unit):
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    if not is_integer(epochs) or epochs < 1:
         _fail("epochs", "a positive integer", epochs)
     if unit not in UNITS:
         _fail("unit", "one of " + ", ".join(repr(u) for u in UNITS), unit)
@@ -61,14 +61,12 @@ def _check_epochs_and_unit(epochs, unit):
 def check_warmup_cosine(*, epochs, base_lr, min_lr, warmup_epochs, unit):
     """Raises `ValueError` naming the first bad argument of `warmup_cosine_lr`."""
     _check_epochs_and_unit(epochs, unit)
-    if not isinstance(base_lr, numbers.Real) or not base_lr > 0:
+    if not isinstance(base_lr, numbers.Real) or not 0 < base_lr < math.inf:
         _fail("base_lr", "positive", base_lr)
     if not isinstance(min_lr, numbers.Real) or not 0 <= min_lr <= base_lr:
         _fail("min_lr", f"in [0, base_lr={base_lr}]", min_lr)
     if warmup_epochs is not None and (
-        isinstance(warmup_epochs, bool)
-        or not isinstance(warmup_epochs, int)
-        or not 0 <= warmup_epochs < epochs
+        not is_integer(warmup_epochs) or not 0 <= warmup_epochs < epochs
     ):
         _fail("warmup_epochs", f"an integer in [0, epochs={epochs}) or None", warmup_epochs)
 

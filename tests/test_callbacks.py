@@ -283,3 +283,12 @@ def test_callbacks_and_schedules_run_under_the_jax_backend():
     expected = [reference_step_lr(0, 6, 3), reference_step_lr(3, 6, 3)]
     assert done.stdout.split() == ["jax", f"[{expected[0]!r},", f"{expected[1]!r}]", "[0.4,", "0.2]", "0.2",
                                    "epoch", "2/2"]
+
+
+def test_numpy_integer_epochs_are_accepted_and_saved_as_int():
+    lr = WarmupCosineLearningRate(epochs=np.int64(10), warmup_epochs=np.int64(2))
+    alpha = MixupAlphaDecay(epochs=np.int64(10))
+    summary = EpochSummary(np.int64(3))
+    assert type(lr.get_config()["epochs"]) is int and type(lr.get_config()["warmup_epochs"]) is int
+    assert type(alpha.get_config()["epochs"]) is int and summary.epochs == 3
+    assert lr.value_at(9) == WarmupCosineLearningRate(epochs=10, warmup_epochs=2).value_at(9)

@@ -2,6 +2,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -281,3 +282,39 @@ def test_the_default_run_folder_keeps_its_0_1_0_name():
 
     # 0.1.0's default_out_dir(TrainConfig()): the hash of the resolved config (warmup 15).
     assert default_out_dir(TrainConfig()) == os.path.join("saved_models", "seresnet-e250-seed0-ef97c934")
+
+
+def test_numpy_numbers_paths_and_lists_are_accepted_as_plain_values(tmp_path):
+    config = TrainConfig(epochs=np.int64(10), base_lr=np.float32(0.5), limit_train=np.int32(100),
+                         seed=np.uint32(3), widths=[np.int64(8), 16], blocks=[1, 1],
+                         se_stages=[2], data_dir=tmp_path).validate()
+    assert (config.epochs, config.limit_train, config.seed) == (10, 100, 3)
+    assert type(config.epochs) is int and type(config.base_lr) is float and config.base_lr == 0.5
+    assert config.widths == (8, 16) and type(config.widths[0]) is int
+    assert config.data_dir == str(tmp_path)
+    assert TrainConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize(
+    "field, value, rule",
+    [("widths", 32, "a tuple (or list) of integers"),
+     ("se_stages", ("3",), "a tuple (or list) of integers"),
+     ("mean", 0.5, "a tuple (or list) of finite numbers"),
+     ("std", ("a", "b", "c"), "a tuple (or list) of finite numbers"),
+     ("std", (0.35, 0.35, float("nan")), "a tuple (or list) of finite numbers"),
+     ("base_lr", float("inf"), "a finite number"),
+     ("weight_decay", float("nan"), "a finite number"),
+     ("data_dir", 5, "a path (str or os.PathLike) or None")],
+)
+def test_wrongly_typed_and_non_finite_fields_raise_config_error(field, value, rule):
+    with pytest.raises(ConfigError, match=rf"^Config field `{field}` must be {re.escape(rule)}\. "
+                                          rf"Received: {field}=") as info:
+        TrainConfig(**{field: value}).validate()
+    assert info.value.fields == (field,)
+
+
+@pytest.mark.parametrize("values", [None, [("epochs", 3)]])
+def test_from_dict_refuses_what_is_not_a_dict(values):
+    with pytest.raises(ConfigError, match=r"^Argument `values` must be a dict of config fields. "
+                                          r"Received: values of type (NoneType|list)$"):
+        TrainConfig.from_dict(values)

@@ -468,3 +468,15 @@ def test_real_jpeg_tree_prefix():
     assert x.shape == (20, 32, 32, 3) and xt.shape == (10, 32, 32, 3)
     assert y.tolist() == list(range(10)) * 2 and yt.tolist() == list(range(10))
     assert 40 < x.mean() < 200 and x.std() > 20  # natural images, not blank
+
+
+def test_numpy_integer_limits_are_accepted(tiny_image_tree):
+    (x_train, y_train), (x_test, _) = load_cifar10(tiny_image_tree, limit_train=np.int64(3),
+                                                   limit_test=np.int32(2))
+    assert x_train.shape == (3, 32, 32, 3) and len(y_train) == 3 and len(x_test) == 2
+
+
+def test_a_data_dir_that_is_not_a_path_is_a_type_error():
+    with pytest.raises(TypeError, match=r"^Argument `data_dir` must be None or a folder path "
+                                        r"\(str or os.PathLike\). Received: data_dir of type int$"):
+        load_cifar10(5)

@@ -173,3 +173,37 @@ def test_evaluate_script_on_an_image_tree(tiny_model, tmp_path, capsys):
     for png in ("confusion_matrix.png", "confusion_matrix_tta.png"):
         assert (output / png).read_bytes()[:4] == b"\x89PNG"
     assert "loss (CE, smooth 0.08)" in capsys.readouterr().out
+
+
+def test_labels_of_shape_n_1_evaluate_as_labels_of_shape_n(tiny_model):
+    x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    flat = evaluate_model(tiny_model, x, np.array([0, 1, 2]), batch_size=np.int64(2), verbose=0)
+    column = evaluate_model(tiny_model, x, np.array([[0], [1], [2]]), verbose=0)
+    assert column["accuracy"] == flat["accuracy"] and column["loss"] == pytest.approx(flat["loss"])
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.array([0.0, 1.5]), np.array([0.0, 1.0]), np.eye(10, dtype=np.int64)[[0, 1]],
+     np.array(["0", "1"])],
+)
+def test_float_one_hot_and_string_labels_are_refused(tiny_model, labels):
+    x = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"^Argument `labels` must be integer class indices \[N\] "
+                                         r"\(or \[N, 1\]\); for one-hot labels pass "
+                                         r"`labels.argmax\(axis=1\)`. Received: labels with shape"):
+        evaluate_model(tiny_model, x, labels, verbose=0)
+
+
+@pytest.mark.parametrize("label_smoothing", [None, "0.1"])
+def test_a_label_smoothing_that_is_not_a_number_is_refused(tiny_model, label_smoothing):
+    x = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"^Argument `label_smoothing` must be a number in \[0, 1\). "
+                                         rf"Received: label_smoothing={label_smoothing!r}$"):
+        evaluate_model(tiny_model, x, np.array([0, 1]), label_smoothing=label_smoothing)
+
+
+def test_images_and_model_given_in_each_others_places_are_refused(tiny_model):
+    with pytest.raises(ValueError, match=r"^Argument `images` must be an array \[N, 32, 32, 3\] "
+                                         r"with N >= 1. Received shape \(\)$"):
+        evaluate_model(np.zeros((2, 32, 32, 3), np.uint8), tiny_model, np.array([0, 1]))

@@ -148,3 +148,11 @@ def test_export_script(exported, tmp_path, capsys):
     assert os.path.isfile(output / "saved_model.pb")
     assert not os.path.exists(str(output) + ".keras")
     assert "matches the Keras softmax" in capsys.readouterr().out
+
+
+def test_a_path_that_is_not_a_path_is_refused_before_anything_is_written():
+    model = build_seresnet(**TINY_MODEL)
+    for path in (None, model):
+        with pytest.raises(TypeError, match=r"^Argument `path` must be the SavedModel folder to "
+                                            r"create \(str or os.PathLike\). Received: path of type "):
+            export_savedmodel(model, path)

@@ -291,3 +291,36 @@ def test_weights_files_interchange_between_fused_and_keras_batch_norm(tmp_path):
         fused.load_weights(tmp_path / source)
         for a, b in zip(fused.weights, plain.weights):
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_numpy_integers_and_lists_build_the_same_model():
+    model = build_seresnet(num_classes=np.int64(10), widths=[np.int64(8), 16], blocks=[1, 1],
+                           se_stages=[2], se_reduction=np.int64(4))
+    assert model.output_shape == (None, 10)
+    assert model.count_params() == build_seresnet(**TINY_MODEL, se_reduction=4).count_params()
+
+
+@pytest.mark.parametrize("max_params", [0, "big", 2.5e6])
+def test_a_bad_max_params_is_refused_before_building(max_params):
+    with pytest.raises(ValueError, match=r"^Argument `max_params` must be a positive integer or "
+                                         rf"None. Received: max_params={max_params!r}$"):
+        build_seresnet(**TINY_MODEL, max_params=max_params)
+
+
+def test_a_widths_that_is_not_a_sequence_is_a_config_error():
+    with pytest.raises(ValueError, match=r"`widths` must be a tuple \(or list\) of integers. "
+                                         r"Received: widths=32"):
+        build_seresnet(widths=32)
+
+
+@pytest.mark.parametrize("config", [{"num_classes": 10}, None])
+def test_build_from_config_needs_a_train_config(config):
+    with pytest.raises(TypeError, match=r"^Argument `config` must be a TrainConfig \(for a dict "
+                                        r"use `TrainConfig.from_dict`\). Received: config of type "):
+        build_from_config(config)
+
+
+def test_numpy_arrays_are_accepted_as_sequences():
+    model = build_seresnet(widths=np.array([8, 16]), blocks=np.array([1, 1]),
+                           se_stages=np.array([2]), mean=np.array([0.5, 0.5, 0.5]))
+    assert model.count_params() == build_seresnet(**TINY_MODEL, mean=(0.5, 0.5, 0.5)).count_params()

@@ -210,3 +210,38 @@ def test_bad_inputs_are_named():
         make_eval_dataset(IMAGES, LABELS, batch_size=0)
     with pytest.raises(ValueError, match="grayscale_rate"):
         make_train_dataset(IMAGES, LABELS, config(grayscale_rate=2.0))
+
+
+def test_labels_of_shape_n_1_make_the_same_batches():
+    flat = batches(make_train_dataset(IMAGES, LABELS, config(), epoch=0, **QUICK))
+    column = batches(make_train_dataset(IMAGES, LABELS[:, None], config(), epoch=0, **QUICK))
+    for (xa, ta), (xb, tb) in zip(flat, column):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ta, tb)
+    assert len(batches(make_eval_dataset(IMAGES, LABELS[:, None], batch_size=np.int64(8)))) == 3
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [(dict(config={"batch_size": 8}), TypeError,
+      r"^Argument `config` must be a TrainConfig \(for a dict use `TrainConfig.from_dict`\). "
+      r"Received: config of type dict$"),
+     (dict(seed=-1), ValueError, r"^Argument `seed` must be None or an integer in \[0, 4294967295\]. "
+                                 r"Received: seed=-1$"),
+     (dict(seed=2.5), ValueError, r"^Argument `seed` must be None or an integer .* Received: seed=2.5$"),
+     (dict(epoch=-1), ValueError, r"^Argument `epoch` must be None, a non-negative integer or an "
+                                  r"int tf.Variable \(`make_epoch_variable`\). Received: epoch=-1$"),
+     (dict(epoch=1.5), ValueError, r"^Argument `epoch` must be None, .* Received: epoch=1.5$"),
+     (dict(mixup_alpha=0.3), TypeError, r"^Argument `mixup_alpha` must be None or a float32 scalar "
+                                        r"tf.Variable .* Received: mixup_alpha=0.3$")],
+)
+def test_make_train_dataset_refuses_bad_arguments_when_called(arguments, error, message):
+    arguments = {"config": config(), **arguments}
+    with pytest.raises(error, match=message):
+        make_train_dataset(IMAGES, LABELS, arguments.pop("config"), **arguments, **QUICK)
+
+
+def test_one_hot_labels_are_refused_with_a_hint():
+    with pytest.raises(ValueError, match=r"`y` must be integer labels \[N\] \(or \[N, 1\]\) .*"
+                                         r"pass `y.argmax\(axis=1\)`. Received: y with shape \(20, 10\)"):
+        make_train_dataset(IMAGES, np.eye(10, dtype=np.int64)[LABELS], config(), **QUICK)

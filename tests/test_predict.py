@@ -576,3 +576,44 @@ def test_predict_script_unlabelled_pickle_csv(tiny_model, tiny_keras_file, tmp_p
     assert output.read_text().splitlines() == ["ID,Labels"] + [
         f"{i},{label}" for i, label in enumerate(expected)
     ]
+
+
+def test_numpy_integer_arguments_are_accepted(tiny_model, tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    records = predict_dir(tmp_path, tiny_model, batch_size=np.int64(2), top_k=np.int64(3),
+                          workers=np.int32(1), verbose=0)
+    assert len(records) == 3 and len(records[0]["top_k"]) == 3
+    images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(predict_images(images, tiny_model, batch_size=np.int64(2), verbose=0),
+                               predict_images(images, tiny_model, verbose=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "images, arguments, message",
+    [(np.zeros((2, 32, 32, 3), bool), {}, r"^Argument `images` must hold integer or float pixels "
+                                          r"in \[0, 255\]. Received: images with dtype bool$"),
+     (np.full((2, 32, 32, 3), "1"), {}, r"^Argument `images` must hold integer or float pixels .*"),
+     ("some/folder", {}, r"^Argument `images` must be an array \[N, 32, 32, 3\]; for a folder or "
+                         r"an image file use `predict_dir`. Received: images='some/folder'$"),
+     (np.zeros((2, 32, 32, 3), np.uint8), {"verbose": 5},
+      r"^Argument `verbose` must be 'auto', 0 or 1. Received: verbose=5$")],
+)
+def test_predict_images_refuses_bad_arguments(tiny_model, images, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        predict_images(images, tiny_model, **arguments)
+
+
+def test_a_probability_model_call_refuses_images_without_a_batch_axis(tiny_model):
+    with pytest.raises(ValueError, match=r"^Argument `images` must be a batch \[N, 32, 32, 3\] of "
+                                         r"raw RGB pixels. Received shape \(2, 32, 32\)$"):
+        ProbabilityModel(tiny_model)(np.zeros((2, 32, 32), np.uint8))
+
+
+@pytest.mark.parametrize("path", [None, 5])
+def test_load_model_refuses_what_is_not_a_path(path):
+    with pytest.raises(TypeError, match=r"^Argument `path` must be the path \(str or os.PathLike\) "
+                                        r"of a `.keras` file or a SavedModel folder. Received: path "
+                                        r"of type (NoneType|int)$"):
+        load_model(path)

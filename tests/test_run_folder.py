@@ -313,3 +313,12 @@ def test_history_rows_name_the_per_epoch_evaluation_by_what_it_evaluates():
     assert evaluation_columns(False) == ("test_loss", "test_accuracy")
     assert evaluation_columns(True) == ("val_loss", "val_accuracy")
     assert accuracy_column(False) == "test_accuracy" and accuracy_column(True) == "val_accuracy"
+
+
+def test_a_path_that_is_a_file_is_refused_even_with_overwrite(tmp_path):
+    path = tmp_path / "run"
+    path.write_text("x")
+    for overwrite in (False, True):
+        with pytest.raises(RunFolderError, match=r"^The output folder .*run is a file, not a folder"):
+            RunFolder(path).check(TrainConfig().to_dict(), overwrite=overwrite)
+    assert path.read_text() == "x"

@@ -96,3 +96,17 @@ def test_the_schedules_stay_importable_from_training():
                  and getattr(value, "__module__", None) == schedules.__name__]
     assert len(functions) == 7 and moved.UNITS is schedules.UNITS
     assert all(getattr(moved, name) is getattr(schedules, name) for name in functions)
+
+
+def test_numpy_integers_are_epochs_and_infinite_rates_are_refused():
+    import numpy as np
+
+    from keras_seresnet.schedules import check_alpha_decay, check_warmup_cosine
+
+    check_warmup_cosine(epochs=np.int64(10), base_lr=0.1, min_lr=0.0,
+                        warmup_epochs=np.int64(2), unit="epoch")
+    check_alpha_decay(epochs=np.int32(10), alpha=0.4, alpha_min=0.1, unit="step")
+    with pytest.raises(ValueError, match=r"^Argument `base_lr` must be positive. "
+                                         r"Received: base_lr=inf$"):
+        check_warmup_cosine(epochs=10, base_lr=math.inf, min_lr=0.0, warmup_epochs=None,
+                            unit="epoch")

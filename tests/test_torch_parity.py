@@ -517,3 +517,9 @@ def test_import_script_end_to_end(tmp_path, reference, state_dict, batch, capsys
     assert "use_se=True" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         script.main([str(checkpoint), str(tmp_path / "model.h5")])
+
+
+def test_a_model_that_is_not_a_keras_model_is_refused(state_dict):
+    with pytest.raises(TypeError, match=r"^Argument `model` must be a keras.Model from "
+                                        r"`build_seresnet`. Received: model of type NoneType$"):
+        load_torch_weights(None, state_dict)

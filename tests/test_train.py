@@ -454,3 +454,74 @@ def test_steps_per_execution_changes_no_number(finished_run, tiny_image_tree, tm
     for column in ("loss", "accuracy", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(result.history[column], finished_run[1].history[column], rtol=1e-5,
                                    err_msg=column)
+
+
+def tiny_arrays(labels_shape=(-1,)):
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    y = (np.arange(8) % 10).reshape(labels_shape)
+    return (x, y), (x[:4], y[:4])
+
+
+def test_labels_of_shape_n_1_train_and_callbacks_may_be_none(tmp_path):
+    result = train(TrainConfig(**TINY, epochs=np.int64(1)), tmp_path / "run",
+                   data=tiny_arrays((-1, 1)), callbacks=None, verbose=0)
+    assert result.results["epochs_trained"] == 1 and result.results["train_images"] == 8
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [((tiny_arrays()[0], (np.zeros((0, 32, 32, 3), np.uint8), np.zeros(0, np.int64))),
+      r"^Argument `x_test` must be images \[N, H, W, 3\] with N >= 1. Received: x_test with shape "
+      r"\(0, 32, 32, 3\)$"),
+     (((tiny_arrays()[0][0][..., 0], tiny_arrays()[0][1]), tiny_arrays()[1]),
+      r"^Argument `x_train` must be images \[N, H, W, 3\] with N >= 1. Received: x_train with "
+      r"shape \(8, 32, 32\)$"),
+     (((tiny_arrays()[0][0][:, :16, :16], tiny_arrays()[0][1]), tiny_arrays()[1]),
+      r"^Argument `x_train` must be images \[N, 32, 32, 3\] \(the model's input\). Received: "
+      r"x_train with shape \(8, 16, 16, 3\)$"),
+     (((tiny_arrays()[0][0], tiny_arrays()[0][1] + 0.5), tiny_arrays()[1]),
+      r"^Argument `y_train` must be integer labels \[N\] \(or \[N, 1\]\) with N = len\(x_train\) = "
+      r"8; .* dtype float64$"),
+     ((tiny_arrays()[0], (tiny_arrays()[1][0], -tiny_arrays()[1][1])),
+      r"^Argument `y_test` must hold non-negative labels. Received: labels from -3 to 0$"),
+     (tiny_arrays()[0], r"^Argument `data` must be None or \(\(x_train, y_train\), \(x_test, "
+                        r"y_test\)\). Received: data of type tuple$")],
+)
+def test_bad_data_arrays_fail_before_the_folder_exists(tmp_path, data, message):
+    with pytest.raises(ValueError, match=message):
+        train(TrainConfig(**TINY, epochs=1), tmp_path / "run", data=data, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [(dict(config={"epochs": 1}), TypeError,
+      r"^Argument `config` must be a TrainConfig \(for a dict use `TrainConfig.from_dict`\). "
+      r"Received: config of type dict$"),
+     (dict(out_dir=None), TypeError, r"^Argument `out_dir` must be a folder path \(str or "
+                                     r"os.PathLike\). Received: out_dir of type NoneType$"),
+     (dict(callbacks=["not a callback"]), TypeError,
+      r"^Argument `callbacks` must be a list of keras.callbacks.Callback instances. Received: an "
+      r"item of type str$"),
+     (dict(initial_weights=5), TypeError, r"^Argument `initial_weights` must be None, a keras.Model "
+                                          r"or the path of a `.keras` file. Received: initial_"
+                                          r"weights of type int$"),
+     (dict(initial_weights="missing.keras"), FileNotFoundError,
+      r"^Argument `initial_weights` must be an existing `.keras` file. Received: initial_weights="
+      r"'missing.keras'$")],
+)
+def test_bad_arguments_fail_before_the_folder_exists(tmp_path, arguments, error, message):
+    arguments = {"config": TrainConfig(**TINY, epochs=1), "out_dir": tmp_path / "run",
+                 "data": tiny_arrays(), "verbose": 0, **arguments}
+    with pytest.raises(error, match=message):
+        train(**arguments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_out_dir_that_is_a_file_is_refused_before_training(tmp_path):
+    out = tmp_path / "run"
+    out.write_text("not a folder")
+    with pytest.raises(RunFolderError, match=r"^The output folder .*run is a file, not a folder. "
+                                             r"Choose another output folder \(--out\).$"):
+        train(TrainConfig(**TINY, epochs=1), out, data=tiny_arrays(), verbose=0, overwrite=True)
+    assert out.read_text() == "not a folder"

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from keras_seresnet.config import CIFAR10_CLASSES
+from keras_seresnet.config import CIFAR10_CLASSES, is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
 from keras_seresnet.files import atomic_path
 
@@ -406,7 +406,7 @@ _LOCAL_COPY_HELP = (
 
 
 def _check_limit(name, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if value is not None and (not is_integer(value) or value < 1):
         raise ValueError(f"Argument `{name}` must be a positive integer or None. "
                          f"Received: {name}={value!r}")
 
@@ -496,6 +496,7 @@ def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=
             files, wrong shapes, labels outside 0..9, unreadable images,
             unknown class folders, empty folders), or the download failed.
         ValueError: a limit is not a positive integer or None.
+        TypeError: `data_dir` is neither None nor a str or `os.PathLike`.
 
     Warns:
         UserWarning: `limit_train` (or `limit_test`) is more than the split's
@@ -504,6 +505,9 @@ def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=
     """
     _check_limit("limit_train", limit_train)
     _check_limit("limit_test", limit_test)
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError("Argument `data_dir` must be None or a folder path (str or "
+                        f"os.PathLike). Received: data_dir of type {type(data_dir).__name__}")
     if data_dir is None:
         source = "keras.datasets.cifar10"
         (x_train, y_train), (x_test, y_test) = _download_cifar10()

@@ -34,23 +34,41 @@ from keras_seresnet.data.augment import (
     TorchColorJitter,
     make_mixup_alpha,
 )
-from keras_seresnet.config import TrainConfig
+from keras_seresnet.config import MAX_SEED, TrainConfig, is_integer
 from keras_seresnet.schedules import mixup_alpha_at
 
 
-def _check_arrays(x, y, num_classes):
+def check_arrays(x, y, num_classes=None, *, names=("x", "y")):
+    """Checks images and their labels; returns them as arrays, the labels int64 [N].
+
+    Args:
+        x: images [N, H, W, 3], N >= 1, uint8 (or float) pixels in [0, 255].
+        y: integer labels [N], or [N, 1] as `keras.datasets` returns them.
+        num_classes: the labels must lie in [0, num_classes). None: only
+            non-negative labels are required.
+        names: the arguments' names for the messages. Default ("x", "y").
+
+    Raises:
+        ValueError: naming the argument (shape, dtype or label range).
+    """
+    x_name, y_name = names
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 4 or x.shape[-1] != 3 or len(x) == 0:
-        raise ValueError("Argument `x` must be images [N, H, W, 3] with N >= 1. "
-                         f"Received: x with shape {x.shape}")
+        raise ValueError(f"Argument `{x_name}` must be images [N, H, W, 3] with N >= 1. "
+                         f"Received: {x_name} with shape {x.shape}")
     if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
-        raise ValueError("Argument `x` must be uint8 (or float) pixels in [0, 255]. "
-                         f"Received: x with dtype {x.dtype}")
+        raise ValueError(f"Argument `{x_name}` must be uint8 (or float) pixels in [0, 255]. "
+                         f"Received: {x_name} with dtype {x.dtype}")
+    if y.shape == (len(x), 1):
+        y = y.reshape(-1)
     if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"Argument `y` must be integer labels [N] with N = len(x) = {len(x)}. "
-                         f"Received: y with shape {y.shape} and dtype {y.dtype}")
-    if y.min() < 0 or y.max() >= num_classes:
-        raise ValueError(f"Argument `y` must hold labels in [0, {num_classes}). "
+        raise ValueError(f"Argument `{y_name}` must be integer labels [N] (or [N, 1]) with "
+                         f"N = len({x_name}) = {len(x)}; for one-hot labels pass "
+                         f"`{y_name}.argmax(axis=1)`. Received: {y_name} with shape {y.shape} "
+                         f"and dtype {y.dtype}")
+    if y.min() < 0 or (num_classes is not None and y.max() >= num_classes):
+        rule = "non-negative labels" if num_classes is None else f"labels in [0, {num_classes})"
+        raise ValueError(f"Argument `{y_name}` must hold {rule}. "
                          f"Received: labels from {y.min()} to {y.max()}")
     return x, y.astype(np.int64)
 
@@ -191,7 +209,7 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
 
     Args:
         x: uint8 images [N, 32, 32, 3], RGB, 0..255.
-        y: integer labels [N] in [0, config.num_classes).
+        y: integer labels [N] (or [N, 1]) in [0, config.num_classes).
         config: the run's `TrainConfig`: `batch_size`, `num_classes`, the
             augmentation switches (`color_jitter`, `grayscale`,
             `horizontal_flip`, `mixup_cutout`) and their parameters, and the
@@ -204,8 +222,8 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
             with). None: a new variable holding `config.mixup_alpha`. Unused
             when `epoch` is given (the schedule decides) or
             `config.mixup_cutout` is False.
-        seed: seed of the shuffle and every augmentation. Default
-            `config.seed`.
+        seed: seed of the shuffle and every augmentation, an integer in
+            [0, `MAX_SEED`]. Default `config.seed`.
         epoch: the zero-based epoch whose batches each pass makes: an int
             `tf.Variable` (`make_epoch_variable`), read when a pass starts,
             or a plain int. The batches are a function of (seed, epoch)
@@ -235,11 +253,27 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
         remainder (as PyTorch's DataLoader does).
 
     Raises:
-        ValueError: bad `x`, `y` or `config` (the message names which), or
-            `with_mixup_alpha` without mixup.
+        TypeError: `config` is not a `TrainConfig`, or `mixup_alpha` not a
+            `tf.Variable`.
+        ValueError: bad `x`, `y`, `config`, `seed` or `epoch` (the message
+            names which), or `with_mixup_alpha` without mixup.
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError("Argument `config` must be a TrainConfig (for a dict use "
+                        f"`TrainConfig.from_dict`). Received: config of type {type(config).__name__}")
     config.validate()
-    x, y = _check_arrays(x, y, config.num_classes)
+    x, y = check_arrays(x, y, config.num_classes)
+    if seed is not None and not (is_integer(seed) and 0 <= seed <= MAX_SEED):
+        raise ValueError(f"Argument `seed` must be None or an integer in [0, {MAX_SEED}]. "
+                         f"Received: seed={seed!r}")
+    if epoch is not None and not isinstance(epoch, tf.Variable) and not (
+            is_integer(epoch) and epoch >= 0):
+        raise ValueError("Argument `epoch` must be None, a non-negative integer or an int "
+                         f"tf.Variable (`make_epoch_variable`). Received: epoch={epoch!r}")
+    if mixup_alpha is not None and not isinstance(mixup_alpha, tf.Variable):
+        raise TypeError("Argument `mixup_alpha` must be None or a float32 scalar tf.Variable "
+                        "(`make_mixup_alpha`); the schedule's starting value is "
+                        f"`config.mixup_alpha`. Received: mixup_alpha={mixup_alpha!r}")
     if with_mixup_alpha and not config.mixup_cutout:
         raise ValueError("Argument `with_mixup_alpha` needs mixup on (config.mixup_cutout=True). "
                          f"Received: with_mixup_alpha=True, mixup_cutout={config.mixup_cutout}")
@@ -302,7 +336,7 @@ def make_eval_dataset(x, y, *, batch_size=128, num_classes=10):
 
     Args:
         x: uint8 images [N, H, W, 3], 0..255.
-        y: integer labels [N] in [0, num_classes).
+        y: integer labels [N] (or [N, 1]) in [0, num_classes).
         batch_size: images per batch. Default 128.
         num_classes: length of the one-hot targets. Default 10.
 
@@ -311,10 +345,10 @@ def make_eval_dataset(x, y, *, batch_size=128, num_classes=10):
         [B, H, W, 3] equal to `x`'s values; targets float32 one-hot
         [B, num_classes]. The last batch keeps the remainder.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not is_integer(batch_size) or batch_size < 1:
         raise ValueError(f"Argument `batch_size` must be a positive integer. "
-                         f"Received: batch_size={batch_size}")
-    x, y = _check_arrays(x, y, num_classes)
+                         f"Received: batch_size={batch_size!r}")
+    x, y = check_arrays(x, y, num_classes)
     images, labels = tf.constant(x), tf.constant(y)
 
     def gather(indices):

@@ -16,6 +16,7 @@ separately under `tta`, never mixed with the plain ones.
 """
 
 import json
+import numbers
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from keras_seresnet.files import write_text
 from keras_seresnet.inference.loading import as_probability_model
 from keras_seresnet.inference.predict import (
     check_class_names,
+    check_images,
     check_takes_images,
     default_class_names,
     predict_images,
@@ -105,7 +107,8 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
             `ProbabilityModel`.
         images: array [N, 32, 32, 3] of raw RGB pixels in [0, 255] (uint8 or
             float), N >= 1.
-        labels: integer array [N] of true classes.
+        labels: integer array [N] of true classes ([N, 1], as
+            `keras.datasets` returns them, too).
         batch_size: images per model call. Default 256.
         tta: also evaluate with horizontal-flip test-time augmentation (mean
             of the probabilities of the image and its mirror). Default False.
@@ -125,23 +128,34 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
 
     Raises:
         FileNotFoundError: a model path that does not exist.
-        ValueError: mismatched `images`/`labels`, labels outside
+        ValueError: `images` not [N, 32, 32, 3] (N >= 1), `labels` not
+            integers (one-hot or float labels included), mismatched
+            `images`/`labels`, labels outside
             [0, num_classes), a `label_smoothing` outside [0, 1), a
             `class_names` that is a single string, a Keras model that is
             unbuilt or does not map 32x32 RGB images to class scores
             (`check_takes_images`; checked before the labels and the class
             count), or a model whose class count differs from `class_names`.
     """
+    images = check_images(images)
     labels = np.asarray(labels)
-    images = np.asarray(images)
-    if labels.ndim != 1 or len(labels) != len(images):
+    if labels.shape == (len(images), 1):
+        labels = labels.reshape(-1)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            "Argument `labels` must be integer class indices [N] (or [N, 1]); for one-hot "
+            "labels pass `labels.argmax(axis=1)`. Received: labels with shape "
+            f"{labels.shape} and dtype {labels.dtype}"
+        )
+    if len(labels) != len(images):
         raise ValueError(
             "Arguments `images` and `labels` must hold the same number of images; "
             f"received images {images.shape} and labels {labels.shape}"
         )
-    if not 0.0 <= label_smoothing < 1.0:
+    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= label_smoothing < 1.0:
         raise ValueError(
-            f"Argument `label_smoothing` must be in [0, 1). Received: label_smoothing={label_smoothing!r}"
+            "Argument `label_smoothing` must be a number in [0, 1). "
+            f"Received: label_smoothing={label_smoothing!r}"
         )
     class_names = check_class_names(class_names)
     classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)

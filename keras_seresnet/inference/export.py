@@ -52,12 +52,18 @@ def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mod
 
     Raises:
         FileNotFoundError: `model` is a path that does not exist.
+        TypeError: `path` is not a str or `os.PathLike`.
         FileExistsError: `path` or the `.keras` file exists and `overwrite`
             is False.
         ValueError: `model` is not a Keras model with one 4-D image input
             (a SavedModel, as a folder or loaded, is refused with a message
             asking for the `.keras` file), or a path that `load_model` refuses.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            "Argument `path` must be the SavedModel folder to create (str or os.PathLike). "
+            f"Received: path of type {type(path).__name__}"
+        )
     if isinstance(model, (str, os.PathLike)):
         if is_savedmodel_dir(model):
             source = os.fspath(model)

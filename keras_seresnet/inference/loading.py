@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from keras_seresnet import models  # noqa: F401  (registers the layers saved files name)
+from keras_seresnet.config import is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS
 
 KERAS_SUFFIX = ".keras"
@@ -78,6 +79,7 @@ def load_model(path, *, safe_mode=True):
 
     Raises:
         FileNotFoundError: `path` does not exist.
+        TypeError: `path` is not a str or `os.PathLike` (a model needs no loading).
         ValueError: `path` is neither a `.keras` file nor a SavedModel folder,
             is a corrupt file, or is refused by safe mode (the message says
             how to opt in).
@@ -85,6 +87,11 @@ def load_model(path, *, safe_mode=True):
     if not isinstance(safe_mode, bool):
         raise ValueError(
             f"Argument `safe_mode` must be True or False. Received: safe_mode={safe_mode!r}"
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            "Argument `path` must be the path (str or os.PathLike) of a `.keras` file or a "
+            f"SavedModel folder. Received: path of type {type(path).__name__}"
         )
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -293,11 +300,16 @@ class ProbabilityModel:
             float32 array [N, num_classes] whose rows sum to 1.
 
         Raises:
-            ValueError: a SavedModel's `serve` does not return probabilities
-                (rows not summing to 1), so it was not made by
-                `export_savedmodel`.
+            ValueError: `images` is not a 4-D batch; a SavedModel's `serve`
+                does not return probabilities (rows not summing to 1), so it
+                was not made by `export_savedmodel`.
         """
         x = np.asarray(images, dtype=np.float32)
+        if x.ndim != 4:
+            raise ValueError(
+                "Argument `images` must be a batch [N, 32, 32, 3] of raw RGB pixels. "
+                f"Received shape {x.shape}"
+            )
         if self.is_savedmodel:
             probabilities = np.asarray(self.model.serve(x), dtype=np.float32)
             sums = probabilities.sum(axis=-1)
@@ -391,8 +403,8 @@ def _output_width(model):
 
 
 def check_batch_size(batch_size):
-    """Raises a Keras-style `ValueError` unless `batch_size` is a positive int."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    """Raises a Keras-style `ValueError` unless `batch_size` is a positive integer (NumPy's too)."""
+    if not is_integer(batch_size) or batch_size < 1:
         raise ValueError(
             f"Argument `batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
         )

@@ -18,7 +18,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_seresnet.config import CIFAR10_CLASSES
+from keras_seresnet.config import CIFAR10_CLASSES, is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
 from keras_seresnet.files import atomic_path
 from keras_seresnet.inference.loading import as_probability_model, check_batch_size
@@ -133,16 +133,12 @@ def iter_predict_dir(
             f"Argument `on_error` must be one of {ON_ERROR_CHOICES}. Received: on_error={on_error!r}"
         )
     check_batch_size(batch_size)
-    if verbose not in ("auto", 0, 1, True, False):
-        raise ValueError(
-            f"Argument `verbose` must be 'auto', 0 or 1. Received: verbose={verbose!r}"
-        )
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+    _check_verbose(verbose)
+    if top_k is not None and (not is_integer(top_k) or top_k < 1):
         raise ValueError(
             f"Argument `top_k` must be None or a positive integer. Received: top_k={top_k!r}"
         )
-    if workers is not None and (
-            not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+    if workers is not None and (not is_integer(workers) or workers < 1):
         raise ValueError(
             f"Argument `workers` must be None or a positive integer. Received: workers={workers!r}"
         )
@@ -226,6 +222,45 @@ def check_class_names(class_names):
         ) from None
 
 
+def _check_verbose(verbose):
+    if verbose not in ("auto", 0, 1, True, False):
+        raise ValueError(
+            f"Argument `verbose` must be 'auto', 0 or 1. Received: verbose={verbose!r}"
+        )
+
+
+def check_images(images):
+    """Checks the `images` argument of `predict_images` and `evaluate_model`.
+
+    Args:
+        images: array-like [N, 32, 32, 3] of raw RGB pixels in [0, 255],
+            integer or float, N >= 1.
+
+    Returns:
+        `images` as a NumPy array.
+
+    Raises:
+        ValueError: not such an array (a path says to use `predict_dir`).
+    """
+    if isinstance(images, (str, bytes, os.PathLike)):
+        raise ValueError(
+            "Argument `images` must be an array [N, 32, 32, 3]; for a folder or an image "
+            f"file use `predict_dir`. Received: images={images!r}"
+        )
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != (32, 32, 3) or len(images) == 0:
+        raise ValueError(
+            "Argument `images` must be an array [N, 32, 32, 3] with N >= 1. "
+            f"Received shape {images.shape}"
+        )
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        raise ValueError(
+            "Argument `images` must hold integer or float pixels in [0, 255]. "
+            f"Received: images with dtype {images.dtype}"
+        )
+    return images
+
+
 def _image_paths(directory, recursive, follow_symlinks):
     if not os.path.exists(directory):
         raise FileNotFoundError(f"No such image folder or file: {os.fspath(directory)}")
@@ -293,15 +328,13 @@ def predict_images(images, model, *, batch_size=256, safe_mode=True, precision="
         gives the labels.
 
     Raises:
-        ValueError: `images` is not [N, 32, 32, 3] with N >= 1; `model` as
-            in `iter_predict_dir` (unbuilt, or not taking 32x32 RGB images).
+        ValueError: `images` is not [N, 32, 32, 3] with N >= 1 of integer or
+            float pixels; `model` as in `iter_predict_dir` (unbuilt, or not
+            taking 32x32 RGB images); an invalid `batch_size` or `verbose`.
     """
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1:] != (32, 32, 3) or len(images) == 0:
-        raise ValueError(
-            "Argument `images` must be an array [N, 32, 32, 3] with N >= 1. "
-            f"Received shape {images.shape}"
-        )
+    images = check_images(images)
+    check_batch_size(batch_size)
+    _check_verbose(verbose)
     classifier = as_probability_model(model, safe_mode=safe_mode, precision=precision)
     check_takes_images(classifier)
     show = (len(images) > batch_size) if verbose == "auto" else bool(verbose)

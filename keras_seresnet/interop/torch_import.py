@@ -35,6 +35,7 @@ import os
 import re
 from collections.abc import Mapping
 
+import keras
 import numpy as np
 from keras import layers
 
@@ -223,13 +224,17 @@ def load_torch_weights(model, source):
     Raises:
         ImportError: torch is not installed.
         FileNotFoundError: `source` is a path to no file.
-        TypeError: `source` is neither a mapping nor a path.
+        TypeError: `model` is not a `keras.Model`, or `source` is neither a
+            mapping nor a path.
         ValueError: the file does not load with `weights_only=True` (the
             message names it; a file that is not a checkpoint at all, such as
             a text file, fails the same way); or the checkpoint does not fit
             the model: the message lists every
             missing, unexpected and mis-shaped key (and non-float values).
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError("Argument `model` must be a keras.Model from `build_seresnet`. "
+                        f"Received: model of type {type(model).__name__}")
     torch = _import_torch()
     state = _read_state_dict(source, torch)
     expected, batch_norms, unmapped = _expected_tensors(model)

@@ -22,10 +22,12 @@ in +-1/sqrt(fan_in) for kernels and biases (the recipe allows either convention;
 this one keeps the starting point of the reference).
 """
 
+import collections.abc
+
 import keras
 from keras import layers
 
-from keras_seresnet.config import TrainConfig
+from keras_seresnet.config import ModelConfig, TrainConfig, is_integer
 from keras_seresnet.models import layers as fused_layers
 from keras_seresnet.runtime import speedups_enabled
 
@@ -54,6 +56,13 @@ def _float32_if_mixed():
     if keras.mixed_precision.global_policy().compute_dtype in ("float16", "bfloat16"):
         return "float32"
     return None
+
+
+def _sequence(value):
+    """A non-string iterable (a list, a NumPy array, a generator) as a tuple; anything else as it is."""
+    if isinstance(value, collections.abc.Iterable) and not isinstance(value, (str, bytes)):
+        return tuple(value)
+    return value
 
 
 def _batch_norm(x, momentum, epsilon, name, batch_norm, synchronized):
@@ -208,19 +217,27 @@ def build_seresnet(
         ValueError: for an inconsistent architecture, or a parameter count
             above `max_params` (the message gives both numbers).
     """
-    TrainConfig(
+    # The config checks the architecture and holds it as plain Python values
+    # (NumPy numbers as int/float), which the layers are given.
+    spec = ModelConfig(
         num_classes=num_classes,
-        widths=tuple(widths),
-        blocks=tuple(blocks),
+        widths=_sequence(widths),
+        blocks=_sequence(blocks),
         use_se=use_se,
-        se_stages=tuple(se_stages),
+        se_stages=_sequence(se_stages),
         se_reduction=se_reduction,
         dropout=dropout,
         bn_momentum=bn_momentum,
         bn_epsilon=bn_epsilon,
-        mean=tuple(mean),
-        std=tuple(std),
+        mean=_sequence(mean),
+        std=_sequence(std),
     ).validate()
+    num_classes, widths, blocks, se_stages = spec.num_classes, spec.widths, spec.blocks, spec.se_stages
+    se_reduction, dropout, mean, std = spec.se_reduction, spec.dropout, spec.mean, spec.std
+    bn_momentum, bn_epsilon = spec.bn_momentum, spec.bn_epsilon
+    if max_params is not None and (not is_integer(max_params) or max_params < 1):
+        raise ValueError("Argument `max_params` must be a positive integer or None. "
+                         f"Received: max_params={max_params!r}")
     if batch_norm is None:
         batch_norm = "fused" if speedups_enabled() else "keras"
     if batch_norm not in BATCH_NORMS:
@@ -291,7 +308,17 @@ def build_seresnet(
 
 
 def build_from_config(config: TrainConfig, **kwargs):
-    """Builds the model a `TrainConfig` describes; kwargs override (e.g. name)."""
+    """Builds the model a `TrainConfig` describes; kwargs override (e.g. name).
+
+    Raises:
+        TypeError: `config` is not a `TrainConfig` (or a `ModelConfig`).
+        ValueError: as `build_seresnet`.
+    """
+    if not isinstance(config, ModelConfig):
+        raise TypeError(
+            "Argument `config` must be a TrainConfig (for a dict use "
+            f"`TrainConfig.from_dict`). Received: config of type {type(config).__name__}"
+        )
     arguments = dict(
         num_classes=config.num_classes,
         widths=config.widths,

@@ -19,7 +19,7 @@ import time
 
 import keras
 
-from keras_seresnet.config import TrainConfig
+from keras_seresnet.config import TrainConfig, is_integer
 from keras_seresnet import schedules
 
 # The recipe's numbers, for the defaults below (TrainConfig is their one home).
@@ -86,10 +86,10 @@ class WarmupCosineLearningRate(_SerializableCallback):
         super().__init__()
         schedules.check_warmup_cosine(epochs=epochs, base_lr=base_lr, min_lr=min_lr,
                                       warmup_epochs=warmup_epochs, unit=unit)
-        self.epochs = epochs
+        self.epochs = int(epochs)  # np.int64(10) too, saved as 10
         self.base_lr = base_lr
         self.min_lr = min_lr
-        self.warmup_epochs = warmup_epochs
+        self.warmup_epochs = None if warmup_epochs is None else int(warmup_epochs)
         self.unit = unit
         self.current = None
         self._epoch = None
@@ -187,7 +187,7 @@ class MixupAlphaDecay(_SerializableCallback):
         super().__init__()
         schedules.check_alpha_decay(epochs=epochs, alpha=alpha, alpha_min=alpha_min, unit=unit)
         self.alpha_variable = alpha_variable
-        self.epochs = epochs
+        self.epochs = int(epochs)  # np.int64(10) too, saved as 10
         self.alpha = alpha
         self.alpha_min = alpha_min
         self.unit = unit
@@ -291,12 +291,12 @@ class EpochSummary(_SerializableCallback):
 
     def __init__(self, epochs, print_fn=print, validation_label="test"):
         super().__init__()
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        if not is_integer(epochs) or epochs < 1:
             raise ValueError(f"Argument `epochs` must be a positive integer. Received: epochs={epochs!r}")
         if validation_label not in _VALIDATION_LABELS:
             raise ValueError("Argument `validation_label` must be one of 'test', 'val'. "
                              f"Received: validation_label={validation_label!r}")
-        self.epochs = epochs
+        self.epochs = int(epochs)  # np.int64(10) too, saved as 10
         self.print_fn = print_fn
         self.validation_label = validation_label
         self._start = None

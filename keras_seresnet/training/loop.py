@@ -272,6 +272,83 @@ def check_labels(config, data):
         )
 
 
+def check_data(config, data):
+    """The `data` argument of `train`, checked before anything is written.
+
+    Args:
+        config: the `TrainConfig`.
+        data: `((x_train, y_train), (x_test, y_test))`: images [N, 32, 32, 3]
+            (uint8 or float, N >= 1) and integer labels [N] (or [N, 1], as
+            `keras.datasets` returns them).
+
+    Returns:
+        The same structure of NumPy arrays, the labels int64 [N].
+
+    Raises:
+        ValueError: `data` is not two pairs of arrays, or an array has the
+            wrong shape or dtype or a negative label (the message names
+            `x_train`, `y_train`, `x_test` or `y_test`).
+        ConfigError: a label that `num_classes` does not cover (`check_labels`).
+    """
+    try:
+        (x_train, y_train), (x_test, y_test) = data
+    except (TypeError, ValueError):
+        raise ValueError(
+            "Argument `data` must be None or ((x_train, y_train), (x_test, y_test)). "
+            f"Received: data of type {type(data).__name__}"
+        ) from None
+    checked = []
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x, y = pipeline.check_arrays(x, y, names=(f"x_{split}", f"y_{split}"))
+        if x.shape[1:] != (32, 32, 3):
+            raise ValueError(f"Argument `x_{split}` must be images [N, 32, 32, 3] (the model's "
+                             f"input). Received: x_{split} with shape {x.shape}")
+        checked.append((x, y))
+    check_labels(config, checked)
+    return tuple(checked)
+
+
+def _check_callbacks(callbacks):
+    """`train`'s `callbacks` as a list: None is none, a single callback a list of one."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, keras.callbacks.Callback):
+        return [callbacks]
+    items = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+    for item in items:
+        if not isinstance(item, keras.callbacks.Callback):
+            raise TypeError(
+                "Argument `callbacks` must be a list of keras.callbacks.Callback instances. "
+                f"Received: {'an item' if item is not callbacks else 'callbacks'} of type "
+                f"{type(item).__name__}"
+            )
+    return items
+
+
+def _check_arguments(config, out_dir, initial_weights):
+    """Raises for a `train` argument of the wrong type, or initial weights that do not exist."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(
+            "Argument `config` must be a TrainConfig (for a dict use `TrainConfig.from_dict`). "
+            f"Received: config of type {type(config).__name__}"
+        )
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError("Argument `out_dir` must be a folder path (str or os.PathLike). "
+                        f"Received: out_dir of type {type(out_dir).__name__}")
+    if initial_weights is None or isinstance(initial_weights, keras.Model):
+        return
+    if not isinstance(initial_weights, (str, os.PathLike)):
+        raise TypeError(
+            "Argument `initial_weights` must be None, a keras.Model or the path of a `.keras` "
+            f"file. Received: initial_weights of type {type(initial_weights).__name__}"
+        )
+    if not os.path.isfile(initial_weights):
+        raise FileNotFoundError(
+            "Argument `initial_weights` must be an existing `.keras` file. "
+            f"Received: initial_weights={os.fspath(initial_weights)!r}"
+        )
+
+
 def validation_split(y, count, seed):
     """Splits indices of labels `y` into training and a stratified validation hold-out.
 
@@ -388,13 +465,15 @@ def train(
         config: the `TrainConfig`; validated and resolved (`resolve_config`).
         out_dir: the run folder (created when training starts).
         data: optional `((x_train, y_train), (x_test, y_test))`: uint8
-            [N, 32, 32, 3] images and int labels in [0, num_classes), used
+            [N, 32, 32, 3] images and int labels [N] (or [N, 1], as
+            `keras.datasets` returns them) in [0, num_classes), used
             as given instead of loading `config.data_dir` (the ablation loads
             once for all arms). The config's data fields are still recorded.
         initial_weights: optional `keras.Model` or `.keras` path whose
             same-named layers initialise a new run (`copy_matching_weights`);
             ignored when resuming.
-        callbacks: extra Keras callbacks, called after the package's own,
+        callbacks: extra Keras callbacks (a list; None or one callback are
+            accepted too), called after the package's own,
             as in `model.fit`: `on_train_begin`/`on_train_end` once per
             call, so `EarlyStopping` stops the run (it is then finished,
             with fewer epochs). A learning-rate change they make (e.g.
@@ -416,16 +495,24 @@ def train(
         A `TrainResult` (folder, history of every epoch, results).
 
     Raises:
+        TypeError: `config` is not a `TrainConfig`, `out_dir` not a path,
+            `initial_weights` neither a model nor a path, or `callbacks` not
+            Keras callbacks.
+        FileNotFoundError: `initial_weights` is a path to no file.
         ValueError: an invalid config (the message names the field; also a
-            `num_classes` not above every label of the data), a bad
+            `num_classes` not above every label of the data), `data` not two
+            pairs of images [N, 32, 32, 3] and integer labels (checked before
+            the run folder is created), a bad
             TF_CONFIG, or workers started with different configs.
-        RunFolderError: `out_dir` holds a run of another config, or other
+        RunFolderError: `out_dir` is a file, or holds a run of another config, or other
             files (use another folder or `overwrite=True`), or its
             checkpoint is damaged with no earlier one to fall back to.
         TrainingDivergedError: the loss became NaN or infinite; the epoch and
             batch are named, the last good checkpoint is kept.
         TrainingInterrupted: SIGTERM arrived; rerun to resume.
     """
+    _check_arguments(config, out_dir, initial_weights)
+    callbacks = _check_callbacks(callbacks)
     config = resolve_config(config)
     # First of all: a MultiWorkerMirroredStrategy can only be set up before
     # TensorFlow runs anything in the process.
@@ -511,8 +598,7 @@ def _data_splits(config, data):
         data = data_module.load_cifar10(
             config.data_dir, limit_train=config.limit_train, limit_test=config.limit_test
         )
-    check_labels(config, data)
-    (x_train, y_train), test = data
+    (x_train, y_train), test = check_data(config, data)
     if config.val_split is None:
         return {"train": (x_train, y_train), "eval": test, "test": test}
     train_indices, val_indices = validation_split(y_train, config.val_split, config.seed)

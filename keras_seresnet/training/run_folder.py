@@ -221,6 +221,11 @@ class RunFolder:
         """`check`'s work. Returns how the config of a run that finished no epoch
         differs from `config_dict` (empty when it does not, or there is none)."""
         config_path = self.file(CONFIG)
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunFolderError(
+                f"The output folder {self.path} is a file, not a folder. Choose another "
+                "output folder (--out)."
+            )
         if overwrite or not os.path.isdir(self.path):
             return []
         if os.path.exists(config_path):
@@ -268,7 +273,8 @@ class RunFolder:
                 a folder's older `config.json` lacks.
 
         Raises:
-            RunFolderError: the folder holds a run of another config that
+            RunFolderError: the path is a file (whatever `overwrite` says),
+                or the folder holds a run of another config that
                 finished an epoch, files but no `config.json`, or a `config.json` that is not a valid
                 JSON object, and `overwrite` is False. The message names the
                 differing fields (or the file) and the ways out.

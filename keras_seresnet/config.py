@@ -81,6 +81,36 @@ CIFAR10_CLASSES = (
 )
 
 
+def check_class_names(class_names):
+    """Checks the `class_names` argument of every function that takes one.
+
+    Args:
+        class_names: None, or a sequence (any iterable) of names, one per
+            class.
+
+    Returns:
+        None for None, else the names as a tuple.
+
+    Raises:
+        ValueError: `class_names` is a single `str` or `bytes` (which would
+            otherwise be read as one name per character), or not iterable.
+    """
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)):
+        raise ValueError(
+            "Argument `class_names` must be a sequence of names, one per class, not a single "
+            f"string. Received: class_names={class_names!r}"
+        )
+    try:
+        return tuple(class_names)
+    except TypeError:
+        raise ValueError(
+            "Argument `class_names` must be a sequence of names, one per class. "
+            f"Received: class_names={class_names!r}"
+        ) from None
+
+
 class ConfigError(ValueError):
     """An invalid configuration value.
 

@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from keras_seresnet.config import CIFAR10_CLASSES
+from keras_seresnet.config import CIFAR10_CLASSES, check_class_names
 from keras_seresnet.files import atomic_path
 from keras_seresnet import schedules
 
@@ -322,7 +322,8 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
     Args:
         matrix: integer array [C, C]; `matrix[i, j]` counts images of true
             class i predicted as class j.
-        class_names: C names, indexed by class. Default `CIFAR10_CLASSES`.
+        class_names: C names, indexed by class (a sequence, not a single
+            string). Default `CIFAR10_CLASSES`.
         path: if given, the figure is saved there (format from the suffix,
             e.g. `.png`), at 150 dpi.
         title: figure title. Default "Confusion matrix (N images, accuracy A%)".
@@ -331,10 +332,11 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
         The `matplotlib.figure.Figure`.
 
     Raises:
-        ValueError: `matrix` is not square or does not match `class_names`.
+        ValueError: `matrix` is not square or does not match `class_names`,
+            or `class_names` is a single string (`check_class_names`).
     """
     matrix = np.asarray(matrix)
-    names = list(class_names)
+    names = list(check_class_names(class_names))
     if matrix.ndim != 2 or matrix.shape != (len(names), len(names)):
         raise ValueError(
             f"Argument `matrix` must be square [C, C] with C = len(class_names) = {len(names)}. "

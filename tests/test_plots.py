@@ -138,3 +138,10 @@ def test_a_plot_that_fails_while_writing_leaves_the_previous_file(tmp_path, monk
         plot_confusion_matrix(np.eye(10, dtype=int), path=tmp_path / "loss.png")
     assert {name: open(path, "rb").read() for name, path in paths.items()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(PLOT_FILES.values())  # no temporaries
+
+
+def test_confusion_matrix_refuses_class_names_given_as_one_string():
+    from keras_seresnet.plots import plot_confusion_matrix
+
+    with pytest.raises(ValueError, match=r"not a single string\. Received: class_names='abc'"):
+        plot_confusion_matrix(np.eye(3, dtype=int), class_names="abc")

@@ -20,11 +20,10 @@ import numbers
 
 import numpy as np
 
-from keras_seresnet.config import TrainConfig
+from keras_seresnet.config import TrainConfig, check_class_names
 from keras_seresnet.files import write_text
 from keras_seresnet.inference.loading import as_probability_model
 from keras_seresnet.inference.predict import (
-    check_class_names,
     check_images,
     check_takes_images,
     default_class_names,

@@ -18,7 +18,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_seresnet.config import CIFAR10_CLASSES, is_integer
+from keras_seresnet.config import CIFAR10_CLASSES, check_class_names, is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
 from keras_seresnet.files import atomic_path
 from keras_seresnet.inference.loading import as_probability_model, check_batch_size
@@ -190,36 +190,6 @@ def default_class_names(num_classes):
     if num_classes == len(CIFAR10_CLASSES):
         return CIFAR10_CLASSES
     return tuple(str(i) for i in range(num_classes))
-
-
-def check_class_names(class_names):
-    """Checks the `class_names` argument of every function that takes one.
-
-    Args:
-        class_names: None, or a sequence (any iterable) of names, one per
-            class.
-
-    Returns:
-        None for None, else the names as a tuple.
-
-    Raises:
-        ValueError: `class_names` is a single `str` or `bytes` (which would
-            otherwise be read as one name per character), or not iterable.
-    """
-    if class_names is None:
-        return None
-    if isinstance(class_names, (str, bytes)):
-        raise ValueError(
-            "Argument `class_names` must be a sequence of names, one per class, not a single "
-            f"string. Received: class_names={class_names!r}"
-        )
-    try:
-        return tuple(class_names)
-    except TypeError:
-        raise ValueError(
-            "Argument `class_names` must be a sequence of names, one per class. "
-            f"Received: class_names={class_names!r}"
-        ) from None
 
 
 def _check_verbose(verbose):

@@ -618,6 +618,23 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
         return {k: v for k, v in self.compatible_dict().items() if k not in EXECUTION_FIELDS}
 
 
+def check_config_type(config, config_class=None):
+    """Raises unless `config` is a `config_class` instance, for the functions that take a config.
+
+    Args:
+        config: the argument.
+        config_class: the part the function needs. Default `TrainConfig`.
+
+    Raises:
+        TypeError: naming `TrainConfig.from_dict` for a dict.
+    """
+    if not isinstance(config, config_class or TrainConfig):
+        raise TypeError(
+            "Argument `config` must be a TrainConfig (for a dict use `TrainConfig.from_dict`). "
+            f"Received: config of type {type(config).__name__}"
+        )
+
+
 def digest(value, chars=8) -> str:
     """The first `chars` hex digits of the SHA-256 of `value` as key-sorted JSON.
 

@@ -34,7 +34,7 @@ from keras_seresnet.data.augment import (
     TorchColorJitter,
     make_mixup_alpha,
 )
-from keras_seresnet.config import MAX_SEED, TrainConfig, is_integer
+from keras_seresnet.config import MAX_SEED, TrainConfig, check_config_type, is_integer
 from keras_seresnet.schedules import mixup_alpha_at
 
 
@@ -258,9 +258,7 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
         ValueError: bad `x`, `y`, `config`, `seed` or `epoch` (the message
             names which), or `with_mixup_alpha` without mixup.
     """
-    if not isinstance(config, TrainConfig):
-        raise TypeError("Argument `config` must be a TrainConfig (for a dict use "
-                        f"`TrainConfig.from_dict`). Received: config of type {type(config).__name__}")
+    check_config_type(config)
     config.validate()
     x, y = check_arrays(x, y, config.num_classes)
     if seed is not None and not (is_integer(seed) and 0 <= seed <= MAX_SEED):

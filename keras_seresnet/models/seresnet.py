@@ -27,7 +27,7 @@ import collections.abc
 import keras
 from keras import layers
 
-from keras_seresnet.config import ModelConfig, TrainConfig, is_integer
+from keras_seresnet.config import ModelConfig, TrainConfig, check_config_type, is_integer
 from keras_seresnet.models import layers as fused_layers
 from keras_seresnet.runtime import speedups_enabled
 
@@ -314,11 +314,7 @@ def build_from_config(config: TrainConfig, **kwargs):
         TypeError: `config` is not a `TrainConfig` (or a `ModelConfig`).
         ValueError: as `build_seresnet`.
     """
-    if not isinstance(config, ModelConfig):
-        raise TypeError(
-            "Argument `config` must be a TrainConfig (for a dict use "
-            f"`TrainConfig.from_dict`). Received: config of type {type(config).__name__}"
-        )
+    check_config_type(config, ModelConfig)
     arguments = dict(
         num_classes=config.num_classes,
         widths=config.widths,

@@ -58,7 +58,7 @@ from keras_seresnet.training.callbacks import (
     WarmupCosineLearningRate,
 )
 from keras_seresnet.training.checkpoint import load_checkpoint
-from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, digest
+from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.history import accuracy_column, read_history_csv, rows_to_history
@@ -327,11 +327,7 @@ def _check_callbacks(callbacks):
 
 def _check_arguments(config, out_dir, initial_weights):
     """Raises for a `train` argument of the wrong type, or initial weights that do not exist."""
-    if not isinstance(config, TrainConfig):
-        raise TypeError(
-            "Argument `config` must be a TrainConfig (for a dict use `TrainConfig.from_dict`). "
-            f"Received: config of type {type(config).__name__}"
-        )
+    check_config_type(config)
     if not isinstance(out_dir, (str, os.PathLike)):
         raise TypeError("Argument `out_dir` must be a folder path (str or os.PathLike). "
                         f"Received: out_dir of type {type(out_dir).__name__}")

@@ -61,7 +61,8 @@ EXECUTION_FIELDS = ("strategy", "jit", "steps_per_execution")
 # Fields added after version 0.1.0. `compatible_dict()` (and so `resume_dict()`)
 # leaves each out while it holds its default, so run and ablation folders (and
 # their default names) of 0.1.0 still resume.
-FIELDS_ADDED_AFTER_0_1_0 = ("val_split", "schedule_unit", "steps_per_execution")
+FIELDS_ADDED_AFTER_0_1_0 = ("val_split", "schedule_unit", "steps_per_execution", "nesterov",
+                            "use_ema", "ema_momentum")
 
 # The largest seed: NumPy's legacy seeding, which `keras.utils.set_random_seed`
 # calls, takes seeds in [0, 2**32 - 1].
@@ -411,12 +412,18 @@ class OptimizerConfig(_Part):
     momentum: float = _optimizer(0.9, "SGD momentum (PyTorch's, dampening 0)")
     weight_decay: float = _optimizer(5e-4, "coupled L2 weight decay added to every gradient")
     label_smoothing: float = _optimizer(0.08, "label smoothing of the (mixed) one-hot targets")
+    nesterov: bool = _optimizer(False, "Nesterov momentum (PyTorch's SGD(nesterov=True))")
+    use_ema: bool = _optimizer(
+        False, "keep an exponential moving average of the weights (Keras's optimizer "
+               "use_ema): each epoch's evaluation, best.keras and final.keras use it")
+    ema_momentum: float = _optimizer(
+        0.99, "per step, the average keeps this share of itself (use_ema only), in [0, 1)")
 
     def validate(self):
         """Checks the optimiser fields; returns `self`. Raises `ConfigError`."""
         _check_types(self, OptimizerConfig)
         _check_positive_ints(self, "batch_size")
-        _check_fractions(self, "momentum", "label_smoothing")
+        _check_fractions(self, "momentum", "label_smoothing", "ema_momentum")
         if self.weight_decay < 0:
             _fail(self, "weight_decay", "non-negative")
         return self
@@ -518,6 +525,25 @@ PARTS = (DataConfig, ModelConfig, OptimizerConfig, ScheduleConfig, AugmentConfig
          ScaleConfig)
 
 
+# Named departures from the recipe, as field values (`TrainConfig.preset`,
+# `keras-seresnet-train --preset`). "fast": the same SE-ResNet trained in 30
+# epochs instead of 250, for a 2-core CPU (docs/fast-schedule.md: how each
+# value was chosen, and what it reaches).
+PRESETS = {
+    "recipe": {},
+    "fast": {
+        "epochs": 30,
+        "schedule_unit": "step",
+        "min_lr": 0.0,
+        "mixup_cutout": False,
+        "label_smoothing": 0.2,
+        "nesterov": True,
+        "use_ema": True,
+        "ema_momentum": 0.99,
+    },
+}
+
+
 # A dataclass collects the fields of its last base first: the bases are
 # `PARTS` reversed, so the fields come in `PARTS` order.
 @dataclasses.dataclass(kw_only=True)
@@ -530,6 +556,36 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
     `from_dict` and the training entry point call, so an impossible value
     fails early with a message naming the field.
     """
+
+    @classmethod
+    def preset(cls, name, **fields) -> "TrainConfig":
+        """The validated config of a named preset (`PRESETS`), `fields` overriding it.
+
+        Args:
+            name: "recipe" (the defaults) or "fast" (30 epochs, for a CPU).
+            **fields: config fields that win over the preset's.
+
+        Raises:
+            ConfigError: an unknown preset name or an invalid field.
+
+        >>> TrainConfig.preset("fast", seed=1).epochs
+        30
+        """
+        if name not in PRESETS:
+            raise ConfigError(
+                f"Argument `name` must be one of {', '.join(map(repr, PRESETS))}. "
+                f"Received: name={name!r}", ()
+            )
+        return cls.from_dict({**PRESETS[name], **fields})
+
+    @classmethod
+    def fast(cls, **fields) -> "TrainConfig":
+        """`TrainConfig.preset("fast", **fields)`: the 30-epoch schedule of the pretrained weights.
+
+        >>> TrainConfig.fast().label_smoothing
+        0.2
+        """
+        return cls.preset("fast", **fields)
 
     @classmethod
     def from_parts(cls, *parts, **fields) -> "TrainConfig":

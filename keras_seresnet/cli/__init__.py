@@ -38,7 +38,7 @@ import sys
 import typing
 import warnings
 
-from keras_seresnet.config import ConfigError, TrainConfig, field_group, field_help
+from keras_seresnet.config import PRESETS, ConfigError, TrainConfig, field_group, field_help
 
 # The exit statuses of `run_main` (2 is also argparse's for a usage mistake).
 EXIT_FAILURE = 1
@@ -150,12 +150,27 @@ def parse_config(parser, argv=None, **overrides):
         argv: the arguments (a script's `main(argv)` passes its own; None
             lets argparse read the command line).
         **overrides: passed to `config_from_args`.
+
+    A parser with a `--preset` flag (`add_preset_argument`) takes the
+    preset's values as the defaults of the config flags, so flags given
+    beside it still win.
     """
+    known, _ = parser.parse_known_args(argv)
+    if getattr(known, "preset", None):
+        parser.set_defaults(**PRESETS[known.preset])
     args = parser.parse_args(argv)
     try:
         return args, config_from_args(args, **overrides)
     except ConfigError as e:
         parser.error(str(e))
+
+
+def add_preset_argument(group):
+    """Adds `--preset {recipe,fast}` (`args.preset`): a named set of config defaults (`PRESETS`)."""
+    group.add_argument("--preset", choices=tuple(PRESETS), default="recipe",
+                       help="defaults of the config flags: recipe (the paper's 250 epochs) or "
+                            "fast (30 epochs for a CPU, the pretrained weights' schedule); flags "
+                            "given beside it win")
 
 
 def add_run_folder_arguments(group, *, out_help, overwrite_help):

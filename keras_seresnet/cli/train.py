@@ -4,6 +4,7 @@ Examples:
     keras-seresnet-train --data-dir ../cifar10                  # the full recipe
     keras-seresnet-train --data-dir ../cifar10 --epochs 2 --limit-train 512 --limit-test 256
     keras-seresnet-train --data-dir ../cifar10 --no-se          # the ablation's Model 5
+    keras-seresnet-train --data-dir ../cifar10 --preset fast    # 30 epochs, for a CPU
 
 Every `TrainConfig` field has a flag (see --help); the defaults are the recipe
 (`docs/recipe.md`). The run folder (--out, default
@@ -21,6 +22,7 @@ def build_parser():
     """The parser of `keras-seresnet-train`: every config flag plus --out, --overwrite, --quiet."""
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     run = cli.add_config_arguments(parser)["run"]
+    cli.add_preset_argument(run)
     cli.add_run_folder_arguments(
         run, out_help="run folder; default: saved_models/seresnet-e<epochs>-seed<seed>-<config hash>",
         overwrite_help="delete a previous run in --out first")

@@ -58,6 +58,7 @@ from keras_seresnet.training.callbacks import (
     WarmupCosineLearningRate,
 )
 from keras_seresnet.training.checkpoint import load_checkpoint
+from keras_seresnet.inference.evaluate import evaluate_model
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.optimizers import TorchSGD
@@ -92,6 +93,8 @@ class TrainResult:
             `test_loss` (final model), `best_epoch` (zero-based),
             `best_test_accuracy` (without a validation split) or
             `best_val_accuracy` and `val_images` (with one),
+            `test_accuracy_tta` (final model, float32, with horizontal-flip
+            test-time augmentation),
             `epochs_trained`, `train_images`, `test_images`, `parameters`,
             `train_seconds`, `initial_weights`.
     """
@@ -131,10 +134,11 @@ def default_out_dir(config, root="saved_models"):
 def compile_model(model, config):
     """Compiles `model` with the recipe's optimizer, loss and metric.
 
-    TorchSGD (momentum, coupled weight decay as PyTorch), categorical
-    cross-entropy from logits with label smoothing on the (mixed) one-hot
-    targets, and categorical accuracy named `accuracy` (against the dominant
-    label of a mixed target). The learning rate is set each epoch by
+    TorchSGD (momentum, Nesterov if `config.nesterov`, coupled weight decay
+    as PyTorch; a moving average of the weights if `config.use_ema`),
+    categorical cross-entropy from logits with label smoothing on the (mixed)
+    one-hot targets, and categorical accuracy named `accuracy` (against the
+    dominant label of a mixed target). The learning rate is set each epoch by
     `WarmupCosineLearningRate`. XLA as `config.jit` says (None: Keras's
     "auto"); `config.steps_per_execution` training steps per call. Under a mixed_float16 policy Keras wraps the optimizer in a
     `LossScaleOptimizer` (dynamic loss scaling).
@@ -144,6 +148,9 @@ def compile_model(model, config):
             learning_rate=config.base_lr,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
+            nesterov=config.nesterov,
+            use_ema=config.use_ema,
+            ema_momentum=config.ema_momentum,
         ),
         loss=keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=config.label_smoothing
@@ -416,8 +423,10 @@ def _finished_message(out_dir, results):
         best = f"best validation {100 * results['best_val_accuracy']:.2f}%"
     else:
         best = f"best {100 * results['best_test_accuracy']:.2f}%"
+    tta = results.get("test_accuracy_tta")
+    with_tta = "" if tta is None else f" ({100 * tta:.2f}% with flip TTA)"
     return (
-        f"test accuracy {100 * results['test_accuracy']:.2f}%, test loss "
+        f"test accuracy {100 * results['test_accuracy']:.2f}%{with_tta}, test loss "
         f"{results['test_loss']:.4f} (final model, {_epochs(results['epochs_trained'])}); "
         f"{best} at epoch {results['best_epoch'] + 1}/{results['epochs_trained']}. "
         f"Run folder: {out_dir}"
@@ -643,6 +652,9 @@ def _callbacks(config, model, train_ds, epoch_variable, alpha, guard, committer,
     ]
     if config.mixup_cutout:
         own.append(MixupAlphaDecay.from_train_config(config, alpha))
+    if config.use_ema:
+        # Each epoch's evaluation sees the averaged weights; `fit` leaves them in the model.
+        own.append(keras.callbacks.SwapEMAWeights())
     if verbose == 1:
         # Before the summary, so the bar's last line ends before the summary's.
         own.append(keras.callbacks.ProgbarLogger())
@@ -695,4 +707,6 @@ def _results(config, model, state, splits, initial_weights):
         results.update(test_accuracy=float(test["accuracy"]), test_loss=float(test["loss"]),
                        best_val_accuracy=state["best_accuracy"],
                        val_images=int(len(splits["eval"][0])))
+    tta = evaluate_model(model, *splits["test"], tta=True, verbose=0)["tta"]
+    results["test_accuracy_tta"] = tta["accuracy"]
     return results

@@ -1,4 +1,4 @@
-"""SGD with PyTorch's semantics: heavy-ball momentum and coupled weight decay."""
+"""SGD with PyTorch's semantics: heavy-ball (or Nesterov) momentum and coupled weight decay."""
 
 import keras
 from keras import ops
@@ -6,14 +6,15 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="keras_seresnet")
 class TorchSGD(keras.optimizers.Optimizer):
-    """`torch.optim.SGD(momentum=m, weight_decay=wd)` as a Keras optimizer.
+    """`torch.optim.SGD(momentum=m, weight_decay=wd, nesterov=n)` as a Keras optimizer.
 
     For every trainable variable `w` with gradient `g`, each step does what
-    PyTorch does (dampening 0, no Nesterov):
+    PyTorch does (dampening 0):
 
         g = g + weight_decay * w          # coupled L2, on every parameter
         buf = momentum * buf + g          # buf starts at zero, so buf_1 = g_1
-        w = w - learning_rate * buf
+        w = w - learning_rate * buf                     # nesterov=False
+        w = w - learning_rate * (g + momentum * buf)    # nesterov=True
 
     This differs from `keras.optimizers.SGD(weight_decay=...)` in two ways:
     Keras decays the weights outside the gradient (decoupled, without
@@ -25,19 +26,36 @@ class TorchSGD(keras.optimizers.Optimizer):
         learning_rate: float or schedule. Default 0.1 (the recipe's peak).
         momentum: momentum factor in [0, 1). Default 0.9.
         weight_decay: coupled L2 factor >= 0. Default 5e-4.
+        nesterov: Nesterov momentum, as PyTorch's `nesterov=True`. Default
+            False.
         name: optimizer name. Default "torch_sgd".
         **kwargs: other `keras.optimizers.Optimizer` arguments (clipnorm,
-            loss_scale_factor, ...); Keras's decoupled `weight_decay` is not
-            accepted here, as it would be applied in addition.
+            `use_ema`, `ema_momentum`, loss_scale_factor, ...); Keras's
+            decoupled `weight_decay` is not accepted here, as it would be
+            applied in addition.
+
+    Raises:
+        ValueError: `momentum` outside [0, 1), a negative `weight_decay`, or
+            `nesterov` not a bool.
+
+    Example:
+
+    >>> optimizer = TorchSGD(learning_rate=0.1, momentum=0.9, nesterov=True)
+    >>> optimizer.get_config()["nesterov"]
+    True
     """
 
-    def __init__(self, learning_rate=0.1, momentum=0.9, weight_decay=5e-4, name="torch_sgd", **kwargs):
+    def __init__(self, learning_rate=0.1, momentum=0.9, weight_decay=5e-4, nesterov=False,
+                 name="torch_sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"Argument `momentum` must be in [0, 1). Received: momentum={momentum}")
         if weight_decay < 0:
             raise ValueError(f"Argument `weight_decay` must be >= 0. Received: weight_decay={weight_decay}")
+        if not isinstance(nesterov, bool):
+            raise ValueError(f"Argument `nesterov` must be True or False. Received: nesterov={nesterov!r}")
         self.momentum = float(momentum)
+        self.nesterov = nesterov
         self.coupled_weight_decay = float(weight_decay)
 
     def build(self, variables):
@@ -57,10 +75,12 @@ class TorchSGD(keras.optimizers.Optimizer):
         # No public lookup of a variable's slot exists; Keras's own optimizers use this one.
         buf = self.momentums[self._get_variable_index(variable)]
         self.assign(buf, ops.add(ops.multiply(buf, self.momentum), gradient))
-        self.assign_sub(variable, ops.multiply(buf, learning_rate))
+        step = ops.add(gradient, ops.multiply(buf, self.momentum)) if self.nesterov else buf
+        self.assign_sub(variable, ops.multiply(step, learning_rate))
 
     def get_config(self):
         config = super().get_config()
         config.pop("weight_decay", None)
-        config.update({"momentum": self.momentum, "weight_decay": self.coupled_weight_decay})
+        config.update({"momentum": self.momentum, "weight_decay": self.coupled_weight_decay,
+                       "nesterov": self.nesterov})
         return config

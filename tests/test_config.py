@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from keras_seresnet import TrainConfig
-from keras_seresnet.cli import config_from_args
+from keras_seresnet.cli import config_from_args, parse_config
 from keras_seresnet.cli.train import build_parser
 from keras_seresnet.config import (
     EXECUTION_FIELDS,
     FIELDS_ADDED_AFTER_0_1_0,
     MAX_SEED,
     PARTS,
+    PRESETS,
     AugmentConfig,
     ConfigError,
     DataConfig,
@@ -319,3 +320,29 @@ def test_from_dict_refuses_what_is_not_a_dict(values):
     with pytest.raises(ConfigError, match=r"^Argument `values` must be a dict of config fields. "
                                           r"Received: values of type (NoneType|list)$"):
         TrainConfig.from_dict(values)
+
+
+# --- presets ---
+
+
+def test_the_recipe_preset_is_the_defaults_and_fast_changes_only_its_fields():
+    assert TrainConfig.preset("recipe") == TrainConfig()
+    fast = TrainConfig.fast()
+    assert fast == TrainConfig.preset("fast") == TrainConfig(**PRESETS["fast"])
+    changed = {k for k, v in fast.to_dict().items() if v != TrainConfig().to_dict()[k]}
+    assert changed <= set(PRESETS["fast"])
+    assert fast.epochs <= 30 and fast.widths == TrainConfig().widths  # same network
+
+
+def test_preset_fields_override_and_an_unknown_name_is_refused():
+    assert TrainConfig.fast(epochs=4, seed=2).resolved_warmup_epochs == 1
+    with pytest.raises(ConfigError, match=r"`name` must be one of 'recipe', 'fast'. "
+                                          r"Received: name='quick'"):
+        TrainConfig.preset("quick")
+
+
+def test_the_preset_flag_sets_the_defaults_and_explicit_flags_win():
+    _, config = parse_config(build_parser(), ["--preset", "fast", "--epochs", "12"])
+    assert config == TrainConfig.fast(epochs=12)
+    _, config = parse_config(build_parser(), ["--label-smoothing", "0.1"])
+    assert config == TrainConfig(label_smoothing=0.1)

@@ -60,3 +60,37 @@ def test_invalid_arguments_are_named(kwargs):
     (name, value), = kwargs.items()
     with pytest.raises(ValueError, match=rf"`{name}`.*{name}={value}"):
         TorchSGD(**kwargs)
+
+
+def torch_nesterov_reference(w0, grads, lr, momentum, weight_decay):
+    """PyTorch's SGD(nesterov=True) step by hand (torch/optim/sgd.py, dampening 0)."""
+    w, buf = w0.copy(), None
+    for g in grads:
+        d = g + weight_decay * w
+        buf = d.copy() if buf is None else momentum * buf + d
+        w = w - lr * (d + momentum * buf)
+    return w
+
+
+def test_nesterov_steps_match_hand_computed_pytorch_update():
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=(3, 4))
+    grads = [rng.normal(size=(3, 4)) for _ in range(4)]
+    var = keras.Variable(w0, dtype="float64")
+    opt = TorchSGD(learning_rate=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    for g in grads:
+        opt.apply_gradients([(keras.ops.convert_to_tensor(g, "float64"), var)])
+    expected = torch_nesterov_reference(w0, grads, 0.1, 0.9, 5e-4)
+    np.testing.assert_allclose(var.numpy(), expected, rtol=1e-7, atol=1e-7)
+    assert np.abs(var.numpy() - torch_style_reference(w0, grads, [0.1] * 4, 0.9, 5e-4)).max() > 1e-3
+
+
+def test_nesterov_and_ema_round_trip_through_the_config():
+    opt = TorchSGD(nesterov=True, use_ema=True, ema_momentum=0.95)
+    clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    assert (clone.nesterov, clone.use_ema, clone.ema_momentum) == (True, True, 0.95)
+
+
+def test_nesterov_must_be_a_bool():
+    with pytest.raises(ValueError, match=r"`nesterov` must be True or False. Received: nesterov=1"):
+        TorchSGD(nesterov=1)

@@ -15,6 +15,7 @@ from keras_seresnet import TrainConfig, build_from_config
 from keras_seresnet.config import ConfigError
 from keras_seresnet.data.cifar10 import load_cifar10
 from keras_seresnet.data import pipeline
+from keras_seresnet.inference.evaluate import evaluate_model
 from keras_seresnet.training.callbacks import WarmupCosineLearningRate
 from keras_seresnet.training.history import read_history_csv
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolderError
@@ -90,6 +91,31 @@ def finished_run(tmp_path_factory, tiny_image_tree):
         result = train(tiny_config(tiny_image_tree), out, callbacks=[probe], verbose=0)
     probe.dataset_builds = len(builds)
     return out, result, probe
+
+
+def test_flip_tta_accuracy_of_the_final_model_is_in_the_results(finished_run, tiny_image_tree):
+    out, result, _ = finished_run
+    (_, _), (x_test, y_test) = load_cifar10(tiny_image_tree)
+    evaluation = evaluate_model(str(out / "final.keras"), x_test, y_test, tta=True, verbose=0)
+    assert result.results["test_accuracy_tta"] == evaluation["tta"]["accuracy"]
+
+
+def test_with_a_weight_average_the_evaluation_and_final_model_are_the_average(tmp_path):
+    # The per-epoch evaluation sees the averaged weights (SwapEMAWeights) and
+    # `fit` leaves them in the model: final.keras scores what the last row says.
+    data = tiny_arrays()
+    config = TrainConfig(**TINY, epochs=2, use_ema=True, ema_momentum=0.9, nesterov=True)
+    result = train(config, tmp_path / "run", data=data, verbose=0)
+    final = keras.models.load_model(tmp_path / "run" / "final.keras")
+    final.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                            label_smoothing=config.label_smoothing))
+    (x_test, y_test) = data[1]
+    loss = final.evaluate(x_test.astype("float32"), keras.ops.one_hot(y_test, 10), verbose=0)
+    assert loss == pytest.approx(result.history["test_loss"][-1], rel=1e-5)
+    plain = train(TrainConfig(**TINY, epochs=2, nesterov=True), tmp_path / "plain", data=data,
+                  verbose=0)
+    assert plain.history["loss"] == result.history["loss"]  # the average changes no step
+    assert plain.history["test_loss"][-1] != pytest.approx(loss, rel=1e-5)
 
 
 def test_run_folder_holds_exactly_the_documented_files(finished_run, tiny_image_tree):

@@ -62,7 +62,10 @@ EXECUTION_FIELDS = ("strategy", "jit", "steps_per_execution")
 # leaves each out while it holds its default, so run and ablation folders (and
 # their default names) of 0.1.0 still resume.
 FIELDS_ADDED_AFTER_0_1_0 = ("val_split", "schedule_unit", "steps_per_execution", "nesterov",
-                            "use_ema", "ema_momentum")
+                            "use_ema", "ema_momentum", "max_params")
+
+# The paper's limit on the parameter count (BatchNorm statistics counted).
+PARAMETER_BUDGET = 5_000_000
 
 # The largest seed: NumPy's legacy seeding, which `keras.utils.set_random_seed`
 # calls, takes seeds in [0, 2**32 - 1].
@@ -219,6 +222,15 @@ class _Part:
         for field in dataclasses.fields(self):
             setattr(self, field.name, _plain(getattr(self, field.name)))
 
+    @classmethod
+    def of(cls, config):
+        """This part of `config` (an instance of it, or a `TrainConfig`), as a new instance.
+
+        >>> ScheduleConfig.of(TrainConfig(epochs=10)).epochs
+        10
+        """
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
     def to_dict(self) -> dict:
         """A JSON-ready dict of every field (tuples become lists)."""
         return {
@@ -332,6 +344,9 @@ class ModelConfig(_Part):
                                      "per-channel input mean, pixels scaled to [0, 1]")
     std: Tuple[float, ...] = _model((0.35, 0.35, 0.35),
                                     "per-channel input std, pixels scaled to [0, 1]")
+    max_params: Optional[int] = _model(
+        PARAMETER_BUDGET, "refuse a model with more parameters than this, BatchNorm statistics "
+                          "counted (the paper's budget); None: no limit")
 
     def validate(self):
         """Checks the model fields; returns `self`. Raises `ConfigError`."""
@@ -357,6 +372,8 @@ class ModelConfig(_Part):
         _check_fractions(self, "dropout", "bn_momentum")
         if not self.bn_epsilon > 0:
             _fail(self, "bn_epsilon", "positive")
+        if self.max_params is not None and (not is_integer(self.max_params) or self.max_params < 1):
+            _fail(self, "max_params", "a positive integer or None")
         return self
 
 
@@ -605,43 +622,41 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
         values.update(fields)
         return cls.from_dict(values)
 
-    def _part(self, part):
-        return part(**{f.name: getattr(self, f.name) for f in dataclasses.fields(part)})
 
     @property
     def data_config(self) -> DataConfig:
         """The `DataConfig` of this config's data fields."""
-        return self._part(DataConfig)
+        return DataConfig.of(self)
 
     @property
     def model_config(self) -> ModelConfig:
         """The `ModelConfig` of this config's model fields."""
-        return self._part(ModelConfig)
+        return ModelConfig.of(self)
 
     @property
     def augment_config(self) -> AugmentConfig:
         """The `AugmentConfig` of this config's augmentation fields."""
-        return self._part(AugmentConfig)
+        return AugmentConfig.of(self)
 
     @property
     def optimizer_config(self) -> OptimizerConfig:
         """The `OptimizerConfig` of this config's optimiser fields."""
-        return self._part(OptimizerConfig)
+        return OptimizerConfig.of(self)
 
     @property
     def schedule_config(self) -> ScheduleConfig:
         """The `ScheduleConfig` of this config's schedule fields."""
-        return self._part(ScheduleConfig)
+        return ScheduleConfig.of(self)
 
     @property
     def run_config(self) -> RunConfig:
         """The `RunConfig` of this config's run fields."""
-        return self._part(RunConfig)
+        return RunConfig.of(self)
 
     @property
     def scale_config(self) -> ScaleConfig:
         """The `ScaleConfig` of this config's scale fields."""
-        return self._part(ScaleConfig)
+        return ScaleConfig.of(self)
 
     def validate(self) -> "TrainConfig":
         """Checks every part's fields; raises `ConfigError` naming the first bad one.

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_seresnet import PARAMETER_BUDGET, TrainConfig, build_from_config, build_seresnet
+from keras_seresnet.config import ConfigError
 from tests.tiny_model import TINY_MODEL
 
 
@@ -302,8 +303,8 @@ def test_numpy_integers_and_lists_build_the_same_model():
 
 @pytest.mark.parametrize("max_params", [0, "big", 2.5e6])
 def test_a_bad_max_params_is_refused_before_building(max_params):
-    with pytest.raises(ValueError, match=r"^Argument `max_params` must be a positive integer or "
-                                         rf"None. Received: max_params={max_params!r}$"):
+    with pytest.raises(ConfigError, match=r"^Config field `max_params` must be a positive integer "
+                                          rf"or None. Received: max_params={max_params!r}$"):
         build_seresnet(**TINY_MODEL, max_params=max_params)
 
 
@@ -324,3 +325,42 @@ def test_numpy_arrays_are_accepted_as_sequences():
     model = build_seresnet(widths=np.array([8, 16]), blocks=np.array([1, 1]),
                            se_stages=np.array([2]), mean=np.array([0.5, 0.5, 0.5]))
     assert model.count_params() == build_seresnet(**TINY_MODEL, mean=(0.5, 0.5, 0.5)).count_params()
+
+
+# --- weights ---
+
+
+def test_a_weights_file_loads_into_a_model_of_the_same_architecture(tmp_path):
+    source = build_seresnet(**TINY_MODEL)
+    path = tmp_path / "tiny.weights.h5"
+    source.save_weights(path)
+    for batch_norm in ("fused", "keras"):
+        loaded = build_seresnet(**TINY_MODEL, weights=path, batch_norm=batch_norm)
+        for expected, actual in zip(source.get_weights(), loaded.get_weights()):
+            np.testing.assert_array_equal(actual, expected)
+
+
+def test_a_weights_file_of_another_architecture_is_one_short_error(tmp_path):
+    path = tmp_path / "tiny.weights.h5"
+    build_seresnet(**TINY_MODEL).save_weights(path)
+    with pytest.raises(ValueError, match=r"does not fit this model: A total of \d+ objects") as info:
+        build_seresnet(**dict(TINY_MODEL, widths=(8, 32)), weights=path)
+    assert len(str(info.value)) < 600  # not Keras's dump of the variable's values
+
+
+@pytest.mark.parametrize("weights, error, message", [
+    ("imagenet", ValueError, r"`weights` must be None, a pretrained name \(.*\) or the path of a "
+                             r"`.weights.h5` file. Received: weights='imagenet'"),
+    (3, ValueError, r"Received: weights=3"),
+    ("missing.weights.h5", FileNotFoundError, r"No such weights file: missing.weights.h5"),
+])
+def test_bad_weights_are_refused_before_building(weights, error, message):
+    with pytest.raises(error, match=message):
+        build_seresnet(**TINY_MODEL, weights=weights)
+
+
+def test_build_from_config_passes_the_model_fields_and_overrides():
+    config = TrainConfig(**TINY_MODEL, dropout=0.5, epochs=3)
+    model = build_from_config(config, name="custom")
+    assert model.name == "custom" and model.get_layer("head_dropout").rate == 0.5
+    assert model.count_params() == build_seresnet(**TINY_MODEL).count_params()

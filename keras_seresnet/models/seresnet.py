@@ -27,11 +27,11 @@ import collections.abc
 import keras
 from keras import layers
 
-from keras_seresnet.config import ModelConfig, TrainConfig, check_config_type, is_integer
+from keras_seresnet.config import ModelConfig, check_config_type
 from keras_seresnet.models import layers as fused_layers
+from keras_seresnet.models import pretrained
 from keras_seresnet.runtime import speedups_enabled
 
-PARAMETER_BUDGET = 5_000_000  # the paper's limit on the parameter count
 BATCH_NORMS = {"fused": fused_layers.BatchNormalization, "keras": layers.BatchNormalization}
 
 
@@ -154,46 +154,30 @@ def residual_block(x, filters, strides, use_se, se_reduction, bn_momentum, bn_ep
 
 def build_seresnet(
     *,
-    num_classes=10,
-    widths=(32, 64, 128, 256),
-    blocks=(2, 2, 2, 2),
-    use_se=True,
-    se_stages=(3, 4),
-    se_reduction=16,
-    dropout=0.2,
-    bn_momentum=0.9,
-    bn_epsilon=1e-5,
-    mean=(0.4914, 0.4822, 0.4465),
-    std=(0.35, 0.35, 0.35),
-    max_params=PARAMETER_BUDGET,
+    weights=None,
     batch_norm=None,
     synchronized=False,
     name="seresnet",
+    **architecture,
 ):
     """Builds the recipe's SE-ResNet as a functional `keras.Model`.
 
-    The defaults are the paper's model: 2,818,122 trainable parameters,
-    2,822,922 counting BatchNorm moving statistics.
+    The architecture's arguments are the fields of `ModelConfig`, which
+    holds their defaults (the paper's model: 2,818,122 trainable parameters,
+    2,822,922 counting BatchNorm moving statistics), their meaning and their
+    checks: `num_classes` (10), `widths` ((32, 64, 128, 256)), `blocks`
+    ((2, 2, 2, 2)), `use_se` (True; False is the ablation's Model 5),
+    `se_stages` ((3, 4)), `se_reduction` (16), `dropout` (0.2),
+    `bn_momentum` (0.9, Keras's convention), `bn_epsilon` (1e-5), `mean` and
+    `std` (per channel, of pixels scaled to [0, 1], applied inside),
+    `max_params` (5,000,000, the paper's budget: a model with more
+    parameters, BatchNorm statistics counted, is refused; None lifts it).
 
     Args:
-        num_classes: number of output logits. Default 10.
-        widths: channels of each stage. Default (32, 64, 128, 256); the stem
-            has `widths[0]` channels.
-        blocks: residual blocks per stage. Default (2, 2, 2, 2). Each stage
-            but the first starts with a stride-2 block.
-        use_se: squeeze-and-excitation in the stages `se_stages`. Default
-            True; False is the ablation's Model 5.
-        se_stages: 1-based stages whose blocks carry SE. Default (3, 4).
-        se_reduction: SE bottleneck ratio. Default 16.
-        dropout: dropout rate before the classifier. Default 0.2.
-        bn_momentum: BatchNormalization moving-average momentum in Keras's
-            convention. Default 0.9 (PyTorch's 0.1).
-        bn_epsilon: BatchNormalization epsilon. Default 1e-5 (PyTorch's).
-        mean: per-channel mean in [0, 1] removed inside the model.
-        std: per-channel standard deviation in [0, 1] divided out inside.
-        max_params: refuse a model with more parameters than this (counting
-            BatchNorm statistics). Default 5,000,000, the paper's budget;
-            pass a larger number (or None) to lift it deliberately.
+        weights: None (PyTorch's initialisation, the default), "cifar10"
+            (the package's pretrained weights, `keras_seresnet.models.pretrained`;
+            only for the recipe's architecture), or the path of a
+            `.weights.h5` file of the same architecture.
         batch_norm: "fused" (`keras_seresnet.models.layers.BatchNormalization`:
             TensorFlow's fused kernel, the same function as Keras's layer) or "keras"
             (`keras.layers.BatchNormalization`). Default None: "fused",
@@ -203,6 +187,8 @@ def build_seresnet(
             replicas normalise as one device does. Default False. Build the
             model inside the strategy's scope.
         name: the model's name. Default "seresnet".
+        **architecture: `ModelConfig` fields; sequences may be lists, tuples
+            or NumPy arrays.
 
     Returns:
         A `keras.Model` mapping float32 raw pixels [N, 32, 32, 3] in [0, 255]
@@ -214,30 +200,24 @@ def build_seresnet(
         float32; all variables are float32.
 
     Raises:
-        ValueError: for an inconsistent architecture, or a parameter count
-            above `max_params` (the message gives both numbers).
+        ConfigError: an unknown or invalid architecture field, or
+            `weights="cifar10"` with an architecture the weights do not fit.
+        ValueError: a parameter count above `max_params` (the message gives
+            both numbers), a bad `batch_norm` or `synchronized`, or a weights
+            file that does not fit the model.
+        FileNotFoundError: a `weights` path that does not exist.
+
+    Example:
+
+    >>> model = build_seresnet()
+    >>> model.count_params()
+    2822922
+    >>> build_seresnet(widths=(16, 32, 64, 128), use_se=False).output_shape
+    (None, 10)
     """
     # The config checks the architecture and holds it as plain Python values
     # (NumPy numbers as int/float), which the layers are given.
-    spec = ModelConfig(
-        num_classes=num_classes,
-        widths=_sequence(widths),
-        blocks=_sequence(blocks),
-        use_se=use_se,
-        se_stages=_sequence(se_stages),
-        se_reduction=se_reduction,
-        dropout=dropout,
-        bn_momentum=bn_momentum,
-        bn_epsilon=bn_epsilon,
-        mean=_sequence(mean),
-        std=_sequence(std),
-    ).validate()
-    num_classes, widths, blocks, se_stages = spec.num_classes, spec.widths, spec.blocks, spec.se_stages
-    se_reduction, dropout, mean, std = spec.se_reduction, spec.dropout, spec.mean, spec.std
-    bn_momentum, bn_epsilon = spec.bn_momentum, spec.bn_epsilon
-    if max_params is not None and (not is_integer(max_params) or max_params < 1):
-        raise ValueError("Argument `max_params` must be a positive integer or None. "
-                         f"Received: max_params={max_params!r}")
+    spec = ModelConfig.from_dict({k: _sequence(v) for k, v in architecture.items()})
     if batch_norm is None:
         batch_norm = "fused" if speedups_enabled() else "keras"
     if batch_norm not in BATCH_NORMS:
@@ -246,22 +226,23 @@ def build_seresnet(
     if not isinstance(synchronized, bool):
         raise ValueError(f"Argument `synchronized` must be True or False. "
                          f"Received: synchronized={synchronized!r}")
-    for stage, width in enumerate(widths, start=1):
-        if use_se and stage in se_stages and width // se_reduction < 1:
+    pretrained.check_weights(weights, spec)
+    for stage, width in enumerate(spec.widths, start=1):
+        if spec.use_se and stage in spec.se_stages and width // spec.se_reduction < 1:
             raise ValueError(
                 f"Argument `se_reduction` leaves no SE units in stage {stage} "
-                f"({width} channels). Received: se_reduction={se_reduction}"
+                f"({width} channels). Received: se_reduction={spec.se_reduction}"
             )
 
     inputs = keras.Input(shape=(32, 32, 3), dtype="float32", name="image")
     x = layers.Normalization(
-        mean=[255.0 * m for m in mean],
-        variance=[(255.0 * s) ** 2 for s in std],
+        mean=[255.0 * m for m in spec.mean],
+        variance=[(255.0 * s) ** 2 for s in spec.std],
         dtype=_float32_if_mixed(),
         name="normalize",
     )(inputs)
     x = layers.Conv2D(
-        widths[0],
+        spec.widths[0],
         3,
         padding="same",
         use_bias=True,
@@ -269,27 +250,27 @@ def build_seresnet(
         bias_initializer=_torch_bias_init(3 * 3 * 3),
         name="stem_conv",
     )(x)
-    x = _batch_norm(x, bn_momentum, bn_epsilon, "stem_bn", batch_norm, synchronized)
+    x = _batch_norm(x, spec.bn_momentum, spec.bn_epsilon, "stem_bn", batch_norm, synchronized)
     x = layers.ReLU(name="stem_relu")(x)
-    for stage, (width, num_blocks) in enumerate(zip(widths, blocks), start=1):
+    for stage, (width, num_blocks) in enumerate(zip(spec.widths, spec.blocks), start=1):
         for block in range(1, num_blocks + 1):
             x = residual_block(
                 x,
                 width,
                 strides=2 if stage > 1 and block == 1 else 1,
-                use_se=use_se and stage in se_stages,
-                se_reduction=se_reduction,
-                bn_momentum=bn_momentum,
-                bn_epsilon=bn_epsilon,
+                use_se=spec.use_se and stage in spec.se_stages,
+                se_reduction=spec.se_reduction,
+                bn_momentum=spec.bn_momentum,
+                bn_epsilon=spec.bn_epsilon,
                 name=f"stage{stage}_block{block}",
                 batch_norm=batch_norm,
                 synchronized=synchronized,
             )
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    fan_in = widths[-1]
+    x = layers.Dropout(spec.dropout, name="head_dropout")(x)
+    fan_in = spec.widths[-1]
     outputs = layers.Dense(
-        num_classes,
+        spec.num_classes,
         kernel_initializer=_torch_kernel_init(),
         bias_initializer=_torch_bias_init(fan_in),
         dtype=_float32_if_mixed(),
@@ -298,35 +279,28 @@ def build_seresnet(
     model = keras.Model(inputs, outputs, name=name)
 
     count = model.count_params()
-    if max_params is not None and count > max_params:
+    if spec.max_params is not None and count > spec.max_params:
         raise ValueError(
             f"The model has {count:,} parameters, above the budget of "
-            f"{max_params:,}. Shrink `widths`/`blocks`, or pass a larger "
-            "`max_params` to lift the budget deliberately."
+            f"{spec.max_params:,}. Shrink `widths`/`blocks`, or lift the budget deliberately "
+            "with a larger `max_params` (command line: --max-params)."
         )
+    pretrained.load_weights(model, weights)
     return model
 
 
-def build_from_config(config: TrainConfig, **kwargs):
-    """Builds the model a `TrainConfig` describes; kwargs override (e.g. name).
+def build_from_config(config, **kwargs):
+    """Builds the model a `TrainConfig` (or a `ModelConfig`) describes; kwargs as `build_seresnet`'s.
 
     Raises:
         TypeError: `config` is not a `TrainConfig` (or a `ModelConfig`).
-        ValueError: as `build_seresnet`.
+        ConfigError, ValueError: as `build_seresnet`.
+
+    Example:
+
+    >>> from keras_seresnet import TrainConfig
+    >>> build_from_config(TrainConfig(widths=(8, 16), blocks=(1, 1), se_stages=(2,))).name
+    'seresnet'
     """
     check_config_type(config, ModelConfig)
-    arguments = dict(
-        num_classes=config.num_classes,
-        widths=config.widths,
-        blocks=config.blocks,
-        use_se=config.use_se,
-        se_stages=config.se_stages,
-        se_reduction=config.se_reduction,
-        dropout=config.dropout,
-        bn_momentum=config.bn_momentum,
-        bn_epsilon=config.bn_epsilon,
-        mean=config.mean,
-        std=config.std,
-    )
-    arguments.update(kwargs)
-    return build_seresnet(**arguments)
+    return build_seresnet(**{**ModelConfig.of(config).to_dict(), **kwargs})

@@ -18,6 +18,10 @@ Layout (one job per module; the README's "Design" section says why):
 - `config.py` (the recipe's numbers), `schedules.py` (the learning rate and mixup
   alpha curves), `plots.py`, `files.py`, `runtime.py`.
 
+The recipe's parts for a `model.fit` of your own: `make_train_dataset`,
+`make_epoch_variable`, `make_eval_dataset`, `compile_model`,
+`recipe_callbacks` (`keras_seresnet.training.recipe`; `examples/fit.py`).
+
 Example:
 
 >>> import keras_seresnet
@@ -46,13 +50,23 @@ _EXPORTS = {
     "DataError": "keras_seresnet.data.cifar10",
     "load_cifar10": "keras_seresnet.data.cifar10",
     "load_unlabelled_pickle": "keras_seresnet.data.cifar10",
+    "make_epoch_variable": "keras_seresnet.data.pipeline",
+    "make_eval_dataset": "keras_seresnet.data.pipeline",
+    "make_train_dataset": "keras_seresnet.data.pipeline",
     "export_savedmodel": "keras_seresnet.inference.export",
     "load_model": "keras_seresnet.inference.loading",
     "predict_dir": "keras_seresnet.inference.predict",
     "build_from_config": "keras_seresnet.models.seresnet",
     "build_seresnet": "keras_seresnet.models.seresnet",
     "load_torch_weights": "keras_seresnet.interop.torch_import",
+    "EpochSeed": "keras_seresnet.training.callbacks",
+    "MixupAlphaDecay": "keras_seresnet.training.callbacks",
+    "WarmupCosineLearningRate": "keras_seresnet.training.callbacks",
+    "TrainResult": "keras_seresnet.training.loop",
     "train": "keras_seresnet.training.loop",
+    "TorchSGD": "keras_seresnet.training.optimizers",
+    "compile_model": "keras_seresnet.training.recipe",
+    "recipe_callbacks": "keras_seresnet.training.recipe",
 }
 
 __all__ = sorted(_EXPORTS)

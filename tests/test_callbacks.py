@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_seresnet.training.callbacks import (
+    EpochSeed,
     EpochSummary,
     MixupAlphaDecay,
     StopOnNaN,
@@ -133,9 +134,15 @@ def test_bad_arguments_and_misuse_fail_with_named_values():
         MixupAlphaDecay(tf.Variable(0.0), alpha=0.1, alpha_min=0.2)
     with pytest.raises(ValueError, match=r"epoch=5, epochs=5"):
         WarmupCosineLearningRate(epochs=5).value_at(5)
-    model = tiny_model()
-    with pytest.raises(ValueError, match="alpha_variable=None"):
-        model.fit(tiny_dataset(), epochs=1, verbose=0, shuffle=False, callbacks=[MixupAlphaDecay()])
+    with pytest.raises(ValueError, match=r"^Argument `seed` must be an integer in \[0, 4294967295\]. "
+                                         r"Received: seed=-1$"):
+        EpochSeed(-1)
+
+
+def test_mixup_alpha_decay_without_a_variable_only_logs():
+    history = tiny_model().fit(tiny_dataset(), epochs=2, verbose=0, shuffle=False,
+                               callbacks=[MixupAlphaDecay(epochs=2)])
+    assert history.history["mixup_alpha"] == [0.4, 0.2]
 
 
 def test_stop_on_nan_names_epoch_and_batch_and_stops_at_once():

@@ -27,7 +27,8 @@ from keras_seresnet.training.loop import (
     train,
     validation_split,
 )
-from keras_seresnet.training.loop_callbacks import CommitEpoch, EpochSeed, epoch_seed
+from keras_seresnet.training.callbacks import EpochSeed, epoch_seed
+from keras_seresnet.training.loop_callbacks import CommitEpoch
 from tests.tiny_model import TINY_MODEL, TINY_MODEL_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,5 +1,8 @@
-"""Callbacks of the training loop: the recipe's schedules, a NaN guard, a summary line.
+"""The recipe's callbacks: its schedules, the per-epoch seed, a NaN guard, a summary line.
 
+`EpochSeed` makes each epoch's batches and dropout masks a function of
+`(seed, epoch)`: it points the training dataset (`make_train_dataset(...,
+epoch=variable)`) at the epoch Keras is starting.
 `WarmupCosineLearningRate` and `MixupAlphaDecay` apply the schedules of
 `keras_seresnet.schedules` and write the value of each epoch's first
 step into the epoch's logs, so `history.history` (and the run folder's
@@ -15,11 +18,13 @@ under any Keras backend. Their defaults are the recipe's, taken from
 """
 
 import math
+import random
 import time
 
 import keras
+import numpy as np
 
-from keras_seresnet.config import TrainConfig, is_integer
+from keras_seresnet.config import MAX_SEED, TrainConfig, is_integer
 from keras_seresnet import schedules
 
 # The recipe's numbers, for the defaults below (TrainConfig is their one home).
@@ -151,26 +156,26 @@ class WarmupCosineLearningRate(_SerializableCallback):
 
 @keras.saving.register_keras_serializable(package="keras_seresnet")
 class MixupAlphaDecay(_SerializableCallback):
-    """Logs the mixup alpha of each epoch and assigns it to a variable: linear decay, floor.
+    """Logs the mixup alpha of each epoch (linear decay to a floor), and assigns it to a variable if given.
 
-    At the begin of zero-based epoch `e` the variable becomes
+    At the begin of zero-based epoch `e` the alpha is
     `max(alpha_min, alpha * (1 - e / epochs))`, the value of the epoch's
-    first step in either unit (`schedules.decayed_mixup_alpha`), and the
-    epoch's logs get it as `mixup_alpha`.
+    first step in either unit (`schedules.decayed_mixup_alpha`, the function
+    the training dataset's own alpha table is made of); the epoch's logs get
+    it as `mixup_alpha`.
 
     The package's training dataset (`make_train_dataset(..., epoch=...)`)
-    computes every batch's alpha itself, from its epoch and batch index, in
-    both units: a variable assigned by a callback would reach whichever
-    batch the prefetching pipeline happens to be making. The variable still
-    drives pipelines built without an epoch (they read it for every batch),
-    and is the value a test or a user can read during training.
+    mixes every batch with the schedule's alpha for its epoch and index
+    itself: a variable assigned by a callback would reach whichever batch the
+    prefetching pipeline happens to be making. The callback's variable is for
+    a pipeline of your own that reads one (`make_mixup_alpha`), as
+    `make_train_dataset(..., mixup_alpha=variable)` without an epoch does.
 
     Args:
-        alpha_variable: a float32 scalar variable (a `tf.Variable` from
-            `keras_seresnet.data.pipeline.make_mixup_alpha()`, or a
-            `keras.Variable`). Runtime state, so not part of `get_config`:
-            a callback rebuilt with `from_config` gets its variable by
-            assigning `callback.alpha_variable` before `fit`.
+        alpha_variable: None (only log), or a float32 scalar variable (a
+            `tf.Variable` from `make_mixup_alpha()`, or a `keras.Variable`)
+            to assign each epoch's alpha to. Runtime state, so not part of
+            `get_config`.
         epochs: length of the run in epochs, >= 1. Default 250.
         alpha: alpha at the first step, > 0. Default 0.4.
         alpha_min: the floor, in (0, alpha]. Default 0.1.
@@ -179,7 +184,13 @@ class MixupAlphaDecay(_SerializableCallback):
             "epoch".
 
     Raises:
-        ValueError: an argument out of range, or no variable at fit time.
+        ValueError: an argument out of range.
+
+    Example:
+
+    >>> callback = MixupAlphaDecay(epochs=10)
+    >>> callback.value_at(5)
+    0.2
     """
 
     def __init__(self, alpha_variable=None, epochs=_RECIPE.epochs, alpha=_RECIPE.mixup_alpha,
@@ -194,8 +205,8 @@ class MixupAlphaDecay(_SerializableCallback):
         self.current = None
 
     @classmethod
-    def from_train_config(cls, config, alpha_variable):
-        """The callback for a `TrainConfig`'s alpha fields, driving `alpha_variable`."""
+    def from_train_config(cls, config, alpha_variable=None):
+        """The callback for a `TrainConfig`'s alpha fields (and `alpha_variable`, if given)."""
         return cls(alpha_variable, epochs=config.epochs, alpha=config.mixup_alpha,
                    alpha_min=config.mixup_alpha_min, unit=config.schedule_unit)
 
@@ -206,17 +217,10 @@ class MixupAlphaDecay(_SerializableCallback):
             epoch, step, steps_per_epoch=steps_per_epoch, epochs=self.epochs,
             alpha=self.alpha, alpha_min=self.alpha_min, unit=self.unit)
 
-    def on_train_begin(self, logs=None):
-        if self.alpha_variable is None:
-            raise ValueError(
-                "MixupAlphaDecay has no variable to drive: pass the pipeline's "
-                "`alpha_variable` (keras_seresnet.data.pipeline.make_mixup_alpha()). "
-                "Received: alpha_variable=None"
-            )
-
     def on_epoch_begin(self, epoch, logs=None):
         self.current = self.value_at(epoch)
-        self.alpha_variable.assign(self.current)
+        if self.alpha_variable is not None:
+            self.alpha_variable.assign(self.current)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -225,6 +229,80 @@ class MixupAlphaDecay(_SerializableCallback):
     def get_config(self):
         return {"epochs": self.epochs, "alpha": self.alpha, "alpha_min": self.alpha_min,
                 "unit": self.unit}
+
+
+def epoch_seed(seed, epoch):
+    """The seed of one epoch's data order, augmentation and dropout, in [0, 2**31).
+
+    A function of `(seed, epoch)` only, so a resumed epoch sees the same
+    random numbers as in an uninterrupted run. Uses NumPy's `SeedSequence`,
+    which gives statistically independent streams for nearby inputs.
+    """
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]) & 0x7FFFFFFF
+
+
+def _seed_epoch(model, seed, epoch):
+    """Reseeds Python, NumPy and the model's dropout for `epoch`.
+
+    Not TensorFlow's global seed: `tf.random.set_seed` clears TensorFlow's
+    kernel caches, so every epoch would instantiate the training step and
+    the pipeline's functions again (seconds per epoch), and nothing in
+    training draws from it (the pipeline is stateless from `(seed, epoch)`).
+    """
+    value = epoch_seed(seed, epoch)
+    random.seed(value)
+    np.random.seed(value)
+    # Dropout draws from a SeedGenerator whose state a `.keras` file does not
+    # keep; setting it per epoch makes the masks a function of (seed, epoch).
+    states = [v for v in model.variables if v.name == "seed_generator_state"]
+    for index, state in enumerate(states):
+        state.assign(np.array([epoch_seed(value, index), 0], "uint32"))
+
+
+@keras.saving.register_keras_serializable(package="keras_seresnet")
+class EpochSeed(_SerializableCallback):
+    """At each epoch begin, reseeds the epoch and points the training dataset at it.
+
+    Seeds Python's and NumPy's generators with `epoch_seed(seed, e)`, sets
+    the model's dropout seed states from `(seed, e)`, and assigns `e` to the
+    training dataset's epoch variable. `model.fit` (Keras 3, without
+    `steps_per_epoch`) opens a new iterator over a finite dataset after
+    `on_epoch_begin`, so the pass it makes is epoch `e`'s batches: a new
+    order and new augmentations every epoch, the same ones in a resumed run
+    (`fit(initial_epoch=...)`) as in an uninterrupted one.
+
+    Args:
+        seed: the run's seed (`TrainConfig.seed`), an integer in
+            [0, 2**32 - 1].
+        epoch_variable: the int64 `tf.Variable` of `make_epoch_variable()`
+            that `make_train_dataset(..., epoch=...)` reads, or None (only
+            reseed). Runtime state, so not part of `get_config`.
+
+    Raises:
+        ValueError: `seed` is not an integer in range.
+
+    Example:
+
+    >>> epoch = make_epoch_variable()
+    >>> dataset = make_train_dataset(x, y, config, epoch=epoch)
+    >>> model.fit(dataset, epochs=config.epochs, callbacks=[EpochSeed(config.seed, epoch)])
+    """
+
+    def __init__(self, seed=_RECIPE.seed, epoch_variable=None):
+        super().__init__()
+        if not is_integer(seed) or not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"Argument `seed` must be an integer in [0, {MAX_SEED}]. "
+                             f"Received: seed={seed!r}")
+        self.seed = int(seed)
+        self.epoch_variable = epoch_variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        _seed_epoch(self.model, self.seed, epoch)
+        if self.epoch_variable is not None:
+            self.epoch_variable.assign(epoch)
+
+    def get_config(self):
+        return {"seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="keras_seresnet")

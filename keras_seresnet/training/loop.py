@@ -51,26 +51,20 @@ import numpy as np
 from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet.data import pipeline
 from keras_seresnet.training import distribute as scale
-from keras_seresnet.training.callbacks import (
+from keras_seresnet.training.callbacks import (  # noqa: F401 (epoch_seed: importable here, as in 0.1.0)
     EpochSummary,
-    MixupAlphaDecay,
     StopOnNaN,
     WarmupCosineLearningRate,
+    epoch_seed,
 )
 from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet.inference.evaluate import evaluate_model
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
 from keras_seresnet.models.seresnet import build_from_config
-from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.history import accuracy_column, read_history_csv, rows_to_history
 from keras_seresnet.training.layout import HISTORY
-from keras_seresnet.training.loop_callbacks import (  # noqa: F401 (epoch_seed: importable here, as in 0.1.0)
-    CommitEpoch,
-    EpochSeed,
-    ScaledLearningRate,
-    StepFaults,
-    epoch_seed,
-)
+from keras_seresnet.training.loop_callbacks import CommitEpoch, ScaledLearningRate, StepFaults
+from keras_seresnet.training.recipe import compile_model, recipe_callbacks
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError
 
 
@@ -129,37 +123,6 @@ def default_out_dir(config, root="saved_models"):
     """
     return os.path.join(root, f"seresnet-e{config.epochs}-seed{config.seed}-"
                               f"{digest(resolve_config(config).resume_dict())}")
-
-
-def compile_model(model, config):
-    """Compiles `model` with the recipe's optimizer, loss and metric.
-
-    TorchSGD (momentum, Nesterov if `config.nesterov`, coupled weight decay
-    as PyTorch; a moving average of the weights if `config.use_ema`),
-    categorical cross-entropy from logits with label smoothing on the (mixed)
-    one-hot targets, and categorical accuracy named `accuracy` (against the
-    dominant label of a mixed target). The learning rate is set each epoch by
-    `WarmupCosineLearningRate`. XLA as `config.jit` says (None: Keras's
-    "auto"); `config.steps_per_execution` training steps per call. Under a mixed_float16 policy Keras wraps the optimizer in a
-    `LossScaleOptimizer` (dynamic loss scaling).
-    """
-    model.compile(
-        optimizer=TorchSGD(
-            learning_rate=config.base_lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            nesterov=config.nesterov,
-            use_ema=config.use_ema,
-            ema_momentum=config.ema_momentum,
-        ),
-        loss=keras.losses.CategoricalCrossentropy(
-            from_logits=True, label_smoothing=config.label_smoothing
-        ),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile="auto" if config.jit is None else config.jit,
-        steps_per_execution=config.steps_per_execution,
-    )
-    return model
 
 
 def copy_matching_weights(source, target):
@@ -548,10 +511,10 @@ def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overw
     folder.open(config.to_dict(), overwrite=overwrite, ignore=EXECUTION_FIELDS,
                 defaults=TrainConfig().to_dict())
     _announce(config, out_dir, splits, start, say)
-    train_ds, eval_ds, epoch_variable, alpha = _datasets(config, splits, start)
+    train_ds, eval_ds, epoch_variable = _datasets(config, splits, start)
     guard = StopOnNaN()
     committer = CommitEpoch(out_dir, validation, state, guard)
-    callback_list = _callbacks(config, model, train_ds, epoch_variable, alpha, guard, committer,
+    callback_list = _callbacks(config, model, train_ds, epoch_variable, guard, committer,
                                callbacks, verbose, say)
     if start < config.epochs:
         _fit(model, train_ds, eval_ds, callback_list, start, config, verbose)
@@ -635,26 +598,22 @@ def _eval_dataset(config, images):
 
 def _datasets(config, splits, start):
     """The training dataset (one for the run, its pass chosen by an epoch variable) and the per-epoch evaluation one."""
-    # The pipeline's variables belong to the host, outside the strategy's scope.
-    alpha = pipeline.make_mixup_alpha(config.mixup_alpha)
+    # The epoch variable belongs to the host's input pipeline, outside the strategy's scope.
     epoch_variable = pipeline.make_epoch_variable(start)
     train_ds = scale.data_sharded(pipeline.make_train_dataset(
-        *splits["train"], config, alpha, epoch=epoch_variable))
-    return train_ds, _eval_dataset(config, splits["eval"]), epoch_variable, alpha
+        *splits["train"], config, epoch=epoch_variable))
+    return train_ds, _eval_dataset(config, splits["eval"]), epoch_variable
 
 
-def _callbacks(config, model, train_ds, epoch_variable, alpha, guard, committer, extra, verbose, say):
-    """One list for the run: seed, NaN guard, schedules, progress, summary, commit, then the user's."""
-    own = [
-        EpochSeed(config.seed, epoch_variable),
-        guard,
-        ScaledLearningRate(WarmupCosineLearningRate.from_train_config(config)),
-    ]
-    if config.mixup_cutout:
-        own.append(MixupAlphaDecay.from_train_config(config, alpha))
-    if config.use_ema:
-        # Each epoch's evaluation sees the averaged weights; `fit` leaves them in the model.
-        own.append(keras.callbacks.SwapEMAWeights())
+def _callbacks(config, model, train_ds, epoch_variable, guard, committer, extra, verbose, say):
+    """One list for the run: the recipe's, NaN guard, progress, summary, commit, then the user's.
+
+    The recipe's learning rate is wrapped in `ScaledLearningRate`, so a
+    user's callback that lowers it (`ReduceLROnPlateau`) scales the schedule.
+    """
+    own = [ScaledLearningRate(callback) if isinstance(callback, WarmupCosineLearningRate)
+           else callback for callback in recipe_callbacks(config, epoch_variable)]
+    own.append(guard)
     if verbose == 1:
         # Before the summary, so the bar's last line ends before the summary's.
         own.append(keras.callbacks.ProgbarLogger())

@@ -1,8 +1,5 @@
-"""The callbacks `train()` runs its one `model.fit` with, around the recipe's and the user's.
+"""The callbacks `train()` adds to the recipe's (`recipe_callbacks`) and the user's.
 
-- `EpochSeed`: at each epoch begin, reseeds the epoch (`epoch_seed`) and
-  points the training dataset at it, so a resumed epoch draws what an
-  uninterrupted one would.
 - `CommitEpoch`: at each epoch end, commits the epoch to the run folder
   (`RunFolder.commit_epoch`).
 - `ScaledLearningRate`: lets a user's callback (`ReduceLROnPlateau`) scale
@@ -12,76 +9,11 @@
 
 import math
 import os
-import random
 
 import keras
-import numpy as np
 
 from keras_seresnet.training.history import evaluation_columns, history_row
 from keras_seresnet.training.run_folder import RunFolder, fault_point
-
-
-def epoch_seed(seed, epoch):
-    """The seed of one epoch's data order, augmentation and dropout, in [0, 2**31).
-
-    A function of `(seed, epoch)` only, so a resumed epoch sees the same
-    random numbers as in an uninterrupted run. Uses NumPy's `SeedSequence`,
-    which gives statistically independent streams for nearby inputs.
-    """
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]) & 0x7FFFFFFF
-
-
-def _seed_epoch(model, seed, epoch):
-    """Reseeds Python, NumPy and the model's dropout for `epoch`.
-
-    Not TensorFlow's global seed: `tf.random.set_seed` clears TensorFlow's
-    kernel caches, so every epoch would instantiate the training step and
-    the pipeline's functions again (seconds per epoch), and nothing in
-    training draws from it (the pipeline is stateless from `(seed, epoch)`).
-    """
-    value = epoch_seed(seed, epoch)
-    random.seed(value)
-    np.random.seed(value)
-    # Dropout draws from a SeedGenerator whose state a `.keras` file does not
-    # keep; setting it per epoch makes the masks a function of (seed, epoch).
-    states = [v for v in model.variables if v.name == "seed_generator_state"]
-    for index, state in enumerate(states):
-        state.assign(np.array([epoch_seed(value, index), 0], "uint32"))
-
-
-@keras.saving.register_keras_serializable(package="keras_seresnet")
-class EpochSeed(keras.callbacks.Callback):
-    """At each epoch begin, reseeds the epoch and points the training dataset at it.
-
-    Seeds Python's and NumPy's generators with `epoch_seed(seed, e)`, sets
-    the model's dropout seed states from `(seed, e)` (`_seed_epoch`), and assigns
-    `e` to the pipeline's epoch variable. `model.fit` (Keras 3, without
-    `steps_per_epoch`) opens a new iterator over a finite dataset after
-    `on_epoch_begin`, so the pass it makes is epoch `e`'s batches.
-
-    Args:
-        seed: the run's seed (`TrainConfig.seed`).
-        epoch_variable: the int64 `tf.Variable` of
-            `pipeline.make_epoch_variable()`, or None. Runtime state, so not
-            part of `get_config`.
-    """
-
-    def __init__(self, seed, epoch_variable=None):
-        super().__init__()
-        self.seed = seed
-        self.epoch_variable = epoch_variable
-
-    def on_epoch_begin(self, epoch, logs=None):
-        _seed_epoch(self.model, self.seed, epoch)
-        if self.epoch_variable is not None:
-            self.epoch_variable.assign(epoch)
-
-    def get_config(self):
-        return {"seed": self.seed}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_seresnet")

@@ -6,10 +6,10 @@ Keras or TensorFlow is imported, with `configure_process()`; library users
 may call it too, or make the same settings themselves. A value already set
 in the environment is always kept.
 
-- `KERAS_BACKEND=tensorflow`: the training loop, the tf.data pipeline, the
-  SavedModel export and the distribution strategies are TensorFlow's
-  (`require_tensorflow` says so under another backend). The model, the
-  optimizer and the schedules use `keras.ops` only and run under any backend.
+- `KERAS_BACKEND=tensorflow`, unless the environment names another backend:
+  the fastest on a CPU, and the one the `tf.distribute` strategies need.
+  Training on one device, prediction and export also run under JAX and
+  PyTorch (tf.data feeds every backend).
 - `TF_CPP_MIN_LOG_LEVEL`: TensorFlow's C++ log level. "2" (errors only)
   where an NVIDIA driver is present; "3" (errors hidden too) on a machine with
   no NVIDIA driver at all, where TensorFlow's CUDA build otherwise logs a failed
@@ -156,28 +156,6 @@ def import_tensorflow():
         with native_log_level():
             import tensorflow  # noqa: F401
     return sys.modules["tensorflow"]
-
-
-def require_tensorflow(what):
-    """Refuses to go on unless Keras runs with the TensorFlow backend.
-
-    Args:
-        what: what needs TensorFlow, for the message, e.g. "The tf.data
-            training pipeline".
-
-    Raises:
-        RuntimeError: Keras's backend is not "tensorflow"; the message names
-            `what`, the backend, and how to choose TensorFlow.
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise RuntimeError(
-            f"{what} needs Keras's TensorFlow backend, but this process runs Keras with "
-            f"the {backend!r} backend. Set KERAS_BACKEND=tensorflow before Keras is imported. "
-            "(The model, TorchSGD and the learning-rate schedules work under any backend.)"
-        )
 
 
 def fuse_batch_norm(model):

@@ -82,11 +82,6 @@ def test_speedups_enabled_reads_the_environment(monkeypatch, value, enabled):
     assert runtime.speedups_enabled() is enabled
 
 
-def test_require_tensorflow_passes_under_tensorflow():
-    assert keras.backend.backend() == "tensorflow"
-    runtime.require_tensorflow("The tf.data pipeline")
-
-
 def test_fuse_batch_norm_is_kept_and_changes_nothing():
     from keras_seresnet import build_seresnet
 

@@ -1,5 +1,10 @@
 """How a training run uses the hardware: device strategy, mixed precision, XLA.
 
+Under Keras's JAX or PyTorch backend a run is on one device (`OneDevice`):
+the strategies below are TensorFlow's. Mixed precision and `jit` (Keras's
+`jit_compile`: XLA under TensorFlow and JAX, `torch.compile` under PyTorch)
+work under every backend, and tf.data feeds them all.
+
 The `TrainConfig` fields `strategy`, `mixed_precision` and `jit` (flags
 `--strategy`, `--mixed-precision`, `--jit`) choose them; `train()` applies
 them through this module.
@@ -66,7 +71,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_seresnet.runtime import require_tensorflow
+from keras_seresnet.config import ConfigError
 
 PRECISION_POLICIES = {"off": "float32", "mixed_float16": "mixed_float16",
                       "mixed_bfloat16": "mixed_bfloat16"}
@@ -155,8 +160,22 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
             lambda one: reduce_one(reduce_op, one, None if rank(one) == 0 else axis), value)
 
 
+class OneDevice:
+    """The strategy of a one-device run under Keras's JAX or PyTorch backend: no `tf.distribute`.
+
+    It has what `train()` asks of a strategy: a `scope()` (nothing to enter)
+    and `num_replicas_in_sync` (1); `is_chief` is True and `check_xla` has
+    nothing to refuse.
+    """
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
 def make_strategy(name):
-    """The `tf.distribute.Strategy` of a `TrainConfig.strategy` value.
+    """The strategy of a `TrainConfig.strategy` value.
 
     Call it before anything else in the process runs TensorFlow: a
     `MultiWorkerMirroredStrategy` set up later fails (one worker) or warns
@@ -166,16 +185,27 @@ def make_strategy(name):
         name: "default", "mirrored" or "multiworker" (see the module doc).
 
     Returns:
-        The strategy. "mirrored" uses every logical GPU, or every logical
-        CPU device when there is none (`tf.config.set_logical_device_configuration`
-        can split a CPU into several, for tests).
+        The `tf.distribute.Strategy`; under another Keras backend than
+        TensorFlow's, "default" gives `OneDevice()` (one device, the
+        backend's own). "mirrored" uses every logical GPU, or every logical
+        CPU device when there is none
+        (`tf.config.set_logical_device_configuration` can split a CPU into
+        several, for tests).
 
     Raises:
+        ConfigError: "mirrored" or "multiworker" under another Keras backend
+            than TensorFlow's (they are `tf.distribute` strategies).
         ValueError: an unknown name, or (multiworker) a bad TF_CONFIG, or a
             one-worker cluster set up after TensorFlow started.
-        RuntimeError: Keras runs with another backend than TensorFlow.
     """
-    require_tensorflow("Training (tf.distribute strategies)")
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        if name == "default":
+            return OneDevice()
+        raise ConfigError(
+            f"Config field `strategy` must be 'default' under Keras's {backend} backend: "
+            f"{name!r} is a tf.distribute strategy, which needs KERAS_BACKEND=tensorflow. "
+            f"Received: strategy={name!r}", ("strategy",))
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -220,7 +250,7 @@ def check_xla(strategy, jit):
 
 def is_chief(strategy):
     """True on the worker that writes the run folder (always, but with several workers)."""
-    return bool(strategy.extended.should_checkpoint)
+    return isinstance(strategy, OneDevice) or bool(strategy.extended.should_checkpoint)
 
 
 def describe_worker(strategy):

@@ -52,17 +52,18 @@ Strategy = Literal["default", "mirrored", "multiworker"]
 Precision = Literal["off", "mixed_float16", "mixed_bfloat16"]
 ScheduleUnit = Literal["epoch", "step"]
 
-# Fields that say how a run executes, not what it computes: a run may be
-# resumed with other values (on more devices, with XLA), so they are left out
-# of the resume check and of the default run folder's name. Their effect on
-# the numbers is float rounding (all-reduce order, XLA fusion).
-EXECUTION_FIELDS = ("strategy", "jit", "steps_per_execution")
+# Fields that say how a run executes or what it records, not what it
+# computes: a run may be resumed with other values (on more devices, with
+# XLA, with TensorBoard logs), so they are left out of the resume check and of
+# the default run folder's name. Their effect on the numbers is float rounding
+# (all-reduce order, XLA fusion).
+EXECUTION_FIELDS = ("strategy", "jit", "steps_per_execution", "tensorboard")
 
 # Fields added after version 0.1.0. `compatible_dict()` (and so `resume_dict()`)
 # leaves each out while it holds its default, so run and ablation folders (and
 # their default names) of 0.1.0 still resume.
 FIELDS_ADDED_AFTER_0_1_0 = ("val_split", "schedule_unit", "steps_per_execution", "nesterov",
-                            "use_ema", "ema_momentum", "max_params")
+                            "use_ema", "ema_momentum", "max_params", "tensorboard")
 
 # The paper's limit on the parameter count (BatchNorm statistics counted).
 PARAMETER_BUDGET = 5_000_000
@@ -494,9 +495,11 @@ _run = _options("run")
 
 @dataclasses.dataclass(kw_only=True)
 class RunConfig(_Part):
-    """What makes a run reproducible."""
+    """What makes a run reproducible, and what it records besides its run folder's files."""
 
     seed: int = _run(0, "the one seed of the weights, the data order and the augmentation")
+    tensorboard: bool = _run(False, "write TensorBoard logs (per epoch) into the run folder's "
+                                    "tensorboard/")
 
     def validate(self):
         """Checks the seed (an integer in [0, `MAX_SEED`]); returns `self`. Raises `ConfigError`."""

@@ -88,8 +88,10 @@ def test_resume_dict_leaves_out_only_the_execution_fields():
     # keeps them in (see the tests below for the defaults).
     c = TrainConfig(strategy="mirrored", jit=True, mixed_precision="mixed_bfloat16",
                     val_split=100, schedule_unit="step", steps_per_execution=4,
-                    nesterov=True, use_ema=True, ema_momentum=0.9, max_params=10**7)
-    assert set(c.to_dict()) - set(c.resume_dict()) == {"strategy", "jit", "steps_per_execution"}
+                    nesterov=True, use_ema=True, ema_momentum=0.9, max_params=10**7,
+                    tensorboard=True)
+    assert set(c.to_dict()) - set(c.resume_dict()) == {"strategy", "jit", "steps_per_execution",
+                                                       "tensorboard"}
     assert c.resume_dict()["mixed_precision"] == "mixed_bfloat16"
     assert TrainConfig().resume_dict() == TrainConfig(strategy="multiworker", jit=False).resume_dict()
 

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -291,14 +292,50 @@ def test_script_refuses_a_folder_of_another_config(capsys, tmp_path, tiny_image_
     assert "epochs: 7 in the folder, 2 requested" in err and "--overwrite" in err
 
 
-def test_early_stopping_stops_the_run(tiny_image_tree, tmp_path):
+@pytest.mark.parametrize("monitor", ["val_accuracy", "test_accuracy"])
+def test_early_stopping_stops_the_run(tiny_image_tree, tmp_path, monitor):
     # min_delta=1.0: no epoch after the first improves, so patience 0 stops
-    # at the end of epoch 1 (Keras never stops after epoch 0).
-    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=0, min_delta=1.0)
+    # at the end of epoch 1 (Keras never stops after epoch 0). The run prints
+    # and records `test_accuracy`; Keras's name for it works too.
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=0, min_delta=1.0, mode="max")
     result = train(tiny_config(tiny_image_tree, epochs=5), tmp_path, callbacks=[stop], verbose=0)
     assert stop.stopped_epoch == 1
     assert result.results["epochs_trained"] == 2 and result.history["epoch"] == [0, 1]
     assert json.loads((tmp_path / "results.json").read_text())["epochs_trained"] == 2
+
+
+@pytest.mark.parametrize("changes, monitor, hint", [
+    ({}, "test_acc", "it logs loss, accuracy, learning_rate, seconds, val_loss, val_accuracy, "
+                     "mixup_alpha, test_loss, test_accuracy"),
+    ({"val_split": 10}, "test_accuracy", "with a validation split the test set is evaluated once"),
+])
+def test_a_monitor_the_run_does_not_log_is_refused_before_the_folder_exists(
+        tiny_image_tree, tmp_path, changes, monitor, hint):
+    stop = keras.callbacks.EarlyStopping(monitor=monitor)
+    with pytest.raises(ValueError, match=rf"EarlyStopping monitors '{monitor}', which this run "
+                                         rf"does not log.*{re.escape(hint)}"):
+        train(tiny_config(tiny_image_tree, **changes), tmp_path / "run", callbacks=[stop], verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_test_metric_with_keras_auto_mode_is_refused_with_the_mode_to_pass(tiny_image_tree, tmp_path):
+    stop = keras.callbacks.EarlyStopping(monitor="test_loss")
+    with pytest.raises(ValueError, match=r"monitors 'test_loss' with mode='auto', which Keras "
+                                         r"resolves for its own names only: pass mode='min' "
+                                         r"\(or monitor 'val_loss'\)"):
+        train(tiny_config(tiny_image_tree), tmp_path / "run", callbacks=[stop], verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_tensorboard_logs_go_into_the_run_folder(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(TrainConfig(**TINY, epochs=2, tensorboard=True), tmp_path, data=tiny_arrays(), verbose=0)
+    logs = EventAccumulator(str(tmp_path / "tensorboard" / "train"), size_guidance={"tensors": 0})
+    logs.Reload()
+    tags = set(logs.Tags()["tensors"])
+    assert {"epoch_loss", "epoch_learning_rate", "epoch_test_accuracy"} <= tags
+    assert [event.step for event in logs.Tensors("epoch_loss")] == [0, 1]
 
 
 def test_reduce_lr_on_plateau_scales_the_schedule(tiny_image_tree, tmp_path):

@@ -11,8 +11,9 @@ FINAL = "final.keras"
 RESULTS = "results.json"
 PLOTS = "plots"
 CHECKPOINT = "checkpoint"
+TENSORBOARD = "tensorboard"  # with TrainConfig.tensorboard
 STATE = "state.json"  # inside CHECKPOINT
 TMP_PREFIX = ".tmp-"  # files being written (`keras_seresnet.files`)
 
 # The entries this package writes; `--overwrite` removes exactly these.
-RUN_ENTRIES = (CONFIG, HISTORY, BEST, FINAL, RESULTS, PLOTS, CHECKPOINT)
+RUN_ENTRIES = (CONFIG, HISTORY, BEST, FINAL, RESULTS, PLOTS, CHECKPOINT, TENSORBOARD)

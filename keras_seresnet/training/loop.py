@@ -61,9 +61,20 @@ from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet.inference.evaluate import evaluate_model
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
 from keras_seresnet.models.seresnet import build_from_config
-from keras_seresnet.training.history import accuracy_column, read_history_csv, rows_to_history
-from keras_seresnet.training.layout import HISTORY
-from keras_seresnet.training.loop_callbacks import CommitEpoch, ScaledLearningRate, StepFaults
+from keras_seresnet.training.history import (
+    LEGACY_NAMES,
+    TEST_COLUMNS,
+    accuracy_column,
+    read_history_csv,
+    rows_to_history,
+)
+from keras_seresnet.training.layout import HISTORY, TENSORBOARD
+from keras_seresnet.training.loop_callbacks import (
+    CommitEpoch,
+    ScaledLearningRate,
+    StepFaults,
+    TestMetricNames,
+)
 from keras_seresnet.training.recipe import compile_model, recipe_callbacks
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError
 
@@ -278,19 +289,56 @@ def check_data(config, data):
     return tuple(checked)
 
 
-def _check_callbacks(callbacks):
-    """`train`'s `callbacks` as a list: None is none, a single callback a list of one."""
+LEGACY_NAMES_BY_TEST = {test: val for val, test in LEGACY_NAMES.items()}
+
+
+def logged_metrics(config):
+    """The names in every epoch's logs of a `train()` run, which a user's callback may monitor.
+
+    `loss`, `accuracy`, `learning_rate`, `seconds`, `mixup_alpha` (with
+    mixup), and the per-epoch evaluation: `val_loss`, `val_accuracy`, and,
+    without a validation split (the evaluation is on the test set),
+    `test_loss` and `test_accuracy` too.
+    """
+    names = ["loss", "accuracy", "learning_rate", "seconds", "val_loss", "val_accuracy"]
+    if config.mixup_cutout:
+        names.append("mixup_alpha")
+    if config.val_split is None:
+        names += ["test_loss", "test_accuracy"]
+    return tuple(names)
+
+
+def _check_callbacks(callbacks, config):
+    """`train`'s `callbacks` as a list (None is none, a single callback a list of one), their `monitor`s checked."""
     if callbacks is None:
-        return []
-    if isinstance(callbacks, keras.callbacks.Callback):
-        return [callbacks]
-    items = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        items = []
+    elif isinstance(callbacks, keras.callbacks.Callback):
+        items = [callbacks]
+    else:
+        items = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
     for item in items:
         if not isinstance(item, keras.callbacks.Callback):
             raise TypeError(
                 "Argument `callbacks` must be a list of keras.callbacks.Callback instances. "
                 f"Received: {'an item' if item is not callbacks else 'callbacks'} of type "
                 f"{type(item).__name__}"
+            )
+        monitor = getattr(item, "monitor", None)
+        if isinstance(monitor, str) and monitor not in logged_metrics(config):
+            hint = (" (with a validation split the test set is evaluated once, at the end)"
+                    if monitor.startswith("test_") else "")
+            raise ValueError(
+                f"Argument `callbacks`: {type(item).__name__} monitors {monitor!r}, which this "
+                f"run does not log{hint}; it logs {', '.join(logged_metrics(config))}. "
+                f"Received: monitor={monitor!r}"
+            )
+        if monitor in TEST_COLUMNS and getattr(item, "mode", None) == "auto":
+            # Keras infers "auto" from its own metric names only, and would fail after epoch 1.
+            raise ValueError(
+                f"Argument `callbacks`: {type(item).__name__} monitors {monitor!r} with "
+                f"mode='auto', which Keras resolves for its own names only: pass "
+                f"mode={'max' if monitor.endswith('accuracy') else 'min'!r} (or monitor "
+                f"{LEGACY_NAMES_BY_TEST[monitor]!r}). Received: mode='auto'"
             )
     return items
 
@@ -447,7 +495,10 @@ def train(
             with fewer epochs). A learning-rate change they make (e.g.
             `ReduceLROnPlateau`) scales the schedule from the next epoch on
             (`ScaledLearningRate`). Their own state is not checkpointed: a
-            resumed run starts them afresh.
+            resumed run starts them afresh. A callback's `monitor` may name
+            any of `logged_metrics(config)`: the run's own names
+            (`test_accuracy`, `test_loss`, or `val_*` with a validation split)
+            and Keras's `val_*`; another name is refused before training.
         overwrite: delete a previous run in `out_dir` first, even one of
             another config.
         verbose: 0 silent, 1 progress bar and summary lines, 2 summary lines
@@ -466,6 +517,7 @@ def train(
         TypeError: `config` is not a `TrainConfig`, `out_dir` not a path,
             `initial_weights` neither a model nor a path, or `callbacks` not
             Keras callbacks.
+        ValueError: a callback's `monitor` names no logged metric.
         FileNotFoundError: `initial_weights` is a path to no file.
         ValueError: an invalid config (the message names the field; also a
             `num_classes` not above every label of the data), `data` not two
@@ -480,8 +532,8 @@ def train(
         TrainingInterrupted: SIGTERM arrived; rerun to resume.
     """
     _check_arguments(config, out_dir, initial_weights)
-    callbacks = _check_callbacks(callbacks)
     config = resolve_config(config)
+    callbacks = _check_callbacks(callbacks, config)
     # First of all: a MultiWorkerMirroredStrategy can only be set up before
     # TensorFlow runs anything in the process.
     strategy = scale.make_strategy(config.strategy)
@@ -620,6 +672,10 @@ def _callbacks(config, model, train_ds, epoch_variable, guard, committer, extra,
     own.append(EpochSummary(config.epochs, print_fn=say,
                             validation_label="val" if config.val_split is not None else "test"))
     own.append(committer)
+    if config.val_split is None:
+        own.append(TestMetricNames())
+    if config.tensorboard:
+        own.append(keras.callbacks.TensorBoard(log_dir=os.path.join(committer.path, TENSORBOARD)))
     if os.environ.get(FAULT_ENV, "").startswith(("after-step:", "signal:")):
         own.append(StepFaults())
     return keras.callbacks.CallbackList(

@@ -4,6 +4,9 @@
   (`RunFolder.commit_epoch`).
 - `ScaledLearningRate`: lets a user's callback (`ReduceLROnPlateau`) scale
   the learning rate the schedule sets, instead of being undone by it.
+- `TestMetricNames`: the per-epoch test evaluation under the names the run
+  prints (`test_loss`, `test_accuracy`) beside Keras's `val_*`, for the
+  user's callbacks.
 - `StepFaults`: the test hook's per-step fault points (`run_folder.fault_point`).
 """
 
@@ -12,7 +15,7 @@ import os
 
 import keras
 
-from keras_seresnet.training.history import evaluation_columns, history_row
+from keras_seresnet.training.history import LEGACY_NAMES, evaluation_columns, history_row
 from keras_seresnet.training.run_folder import RunFolder, fault_point
 
 
@@ -64,6 +67,19 @@ class CommitEpoch(keras.callbacks.Callback):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class TestMetricNames(keras.callbacks.Callback):
+    """Adds `test_loss` and `test_accuracy` to the epoch's logs, equal to Keras's `val_*`.
+
+    For a run that evaluates on the test set each epoch (no validation
+    split): the summary line, `history.csv` and `results.json` call that
+    evaluation `test_*`, so a user's callback may monitor either name.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update({test: logs[val] for val, test in LEGACY_NAMES.items() if val in logs})
 
 
 class StepFaults(keras.callbacks.Callback):

@@ -116,6 +116,45 @@ def check_class_names(class_names):
         ) from None
 
 
+def default_warmup_epochs(epochs):
+    """The recipe's warmup for a run of `epochs`: 15/250 of it, rounded.
+
+    A run of two or more epochs keeps at least one warmup epoch; a one-epoch
+    run has none.
+
+    >>> default_warmup_epochs(250), default_warmup_epochs(30), default_warmup_epochs(1)
+    (15, 2, 0)
+    """
+    scaled = round(epochs * RECIPE_WARMUP_EPOCHS / RECIPE_EPOCHS)
+    return max(scaled, 1) if epochs >= 2 else 0
+
+
+def schedule_problem(*, epochs, base_lr, min_lr, warmup_epochs):
+    """The first broken rule of the learning-rate schedule, as `(name, rule)`, or None.
+
+    The one home of these rules: `ScheduleConfig` words a problem as a config
+    field's, the schedule functions and callbacks as an argument's.
+    """
+    if not is_integer(epochs) or epochs < 1:
+        return "epochs", "a positive integer"
+    if not _is_number(base_lr) or not 0 < base_lr < math.inf:
+        return "base_lr", "positive"
+    if not _is_number(min_lr) or not 0 <= min_lr <= base_lr:
+        return "min_lr", f"in [0, base_lr={base_lr}]"
+    if warmup_epochs is not None and not (is_integer(warmup_epochs) and 0 <= warmup_epochs < epochs):
+        return "warmup_epochs", f"an integer in [0, epochs={epochs}) or None"
+    return None
+
+
+def alpha_problem(*, alpha, alpha_min):
+    """The first broken rule of the mixup alpha's decay, as `(name, rule)`, or None (see `schedule_problem`)."""
+    if not _is_number(alpha) or not alpha > 0:
+        return "alpha", "positive"
+    if not _is_number(alpha_min) or not 0 < alpha_min <= alpha:
+        return "alpha_min", f"in (0, alpha={alpha}]"
+    return None
+
+
 class ConfigError(ValueError):
     """An invalid configuration value.
 
@@ -412,10 +451,10 @@ class AugmentConfig(_Part):
             _fail(self, "crop_padding", "a non-negative integer")
         if not is_integer(self.cutout_size) or not 0 <= self.cutout_size <= 32:
             _fail(self, "cutout_size", "an integer in [0, 32]")
-        if not self.mixup_alpha > 0:
-            _fail(self, "mixup_alpha", "positive")
-        if not 0 < self.mixup_alpha_min <= self.mixup_alpha:
-            _fail(self, "mixup_alpha_min", f"in (0, mixup_alpha={self.mixup_alpha}]")
+        problem = alpha_problem(alpha=self.mixup_alpha, alpha_min=self.mixup_alpha_min)
+        if problem:
+            name, rule = problem
+            _fail(self, "mixup_" + name, rule.replace("alpha=", "mixup_alpha="))
         return self
 
 
@@ -466,27 +505,18 @@ class ScheduleConfig(_Part):
 
     @property
     def resolved_warmup_epochs(self) -> int:
-        """Warmup length in epochs: explicit, or 15/250 of `epochs` rounded.
-
-        A run of two or more epochs keeps at least one warmup epoch.
-        """
+        """Warmup length in epochs: explicit, or `default_warmup_epochs(epochs)`."""
         if self.warmup_epochs is not None:
             return self.warmup_epochs
-        scaled = round(self.epochs * RECIPE_WARMUP_EPOCHS / RECIPE_EPOCHS)
-        return max(scaled, 1) if self.epochs >= 2 else 0
+        return default_warmup_epochs(self.epochs)
 
     def validate(self):
         """Checks the schedule fields; returns `self`. Raises `ConfigError`."""
         _check_types(self, ScheduleConfig)
-        _check_positive_ints(self, "epochs")
-        if not self.base_lr > 0:
-            _fail(self, "base_lr", "positive")
-        if not 0 <= self.min_lr <= self.base_lr:
-            _fail(self, "min_lr", f"in [0, base_lr={self.base_lr}]")
-        if self.warmup_epochs is not None and not (
-            is_integer(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs
-        ):
-            _fail(self, "warmup_epochs", f"an integer in [0, epochs={self.epochs}) or None")
+        problem = schedule_problem(epochs=self.epochs, base_lr=self.base_lr, min_lr=self.min_lr,
+                                   warmup_epochs=self.warmup_epochs)
+        if problem:
+            _fail(self, *problem)
         return self
 
 

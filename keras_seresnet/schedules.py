@@ -28,56 +28,45 @@ Example:
 """
 
 import math
-import numbers
 import typing
 
-from keras_seresnet.config import RECIPE_EPOCHS, RECIPE_WARMUP_EPOCHS, ScheduleUnit, is_integer
+from keras_seresnet.config import (  # noqa: F401 (default_warmup_epochs: importable here, as before)
+    ScheduleUnit,
+    alpha_problem,
+    default_warmup_epochs,
+    is_integer,
+    schedule_problem,
+)
 
 UNITS = typing.get_args(ScheduleUnit)  # ("epoch", "step")
 
 
-def default_warmup_epochs(epochs):
-    """The recipe's warmup length for a run of `epochs`: 15/250 of it, rounded.
-
-    A run of two or more epochs keeps at least one warmup epoch; a one-epoch
-    run has none. `TrainConfig.resolved_warmup_epochs` gives the same number
-    when its `warmup_epochs` is None.
-    """
-    scaled = round(epochs * RECIPE_WARMUP_EPOCHS / RECIPE_EPOCHS)
-    return max(scaled, 1) if epochs >= 2 else 0
+def _check(problem, values):
+    if problem:
+        name, rule = problem
+        raise ValueError(f"Argument `{name}` must be {rule}. Received: {name}={values[name]!r}")
 
 
-def _fail(name, rule, value):
-    raise ValueError(f"Argument `{name}` must be {rule}. Received: {name}={value!r}")
-
-
-def _check_epochs_and_unit(epochs, unit):
-    if not is_integer(epochs) or epochs < 1:
-        _fail("epochs", "a positive integer", epochs)
+def _check_unit(unit):
     if unit not in UNITS:
-        _fail("unit", "one of " + ", ".join(repr(u) for u in UNITS), unit)
+        raise ValueError(f"Argument `unit` must be one of {', '.join(map(repr, UNITS))}. "
+                         f"Received: unit={unit!r}")
 
 
 def check_warmup_cosine(*, epochs, base_lr, min_lr, warmup_epochs, unit):
-    """Raises `ValueError` naming the first bad argument of `warmup_cosine_lr`."""
-    _check_epochs_and_unit(epochs, unit)
-    if not isinstance(base_lr, numbers.Real) or not 0 < base_lr < math.inf:
-        _fail("base_lr", "positive", base_lr)
-    if not isinstance(min_lr, numbers.Real) or not 0 <= min_lr <= base_lr:
-        _fail("min_lr", f"in [0, base_lr={base_lr}]", min_lr)
-    if warmup_epochs is not None and (
-        not is_integer(warmup_epochs) or not 0 <= warmup_epochs < epochs
-    ):
-        _fail("warmup_epochs", f"an integer in [0, epochs={epochs}) or None", warmup_epochs)
+    """Raises `ValueError` naming the first bad argument of `warmup_cosine_lr` (`config.schedule_problem`)."""
+    values = dict(epochs=epochs, base_lr=base_lr, min_lr=min_lr, warmup_epochs=warmup_epochs)
+    _check(schedule_problem(**values), values)
+    _check_unit(unit)
 
 
 def check_alpha_decay(*, epochs, alpha, alpha_min, unit):
-    """Raises `ValueError` naming the first bad argument of `decayed_mixup_alpha`."""
-    _check_epochs_and_unit(epochs, unit)
-    if not isinstance(alpha, numbers.Real) or not alpha > 0:
-        _fail("alpha", "positive", alpha)
-    if not isinstance(alpha_min, numbers.Real) or not 0 < alpha_min <= alpha:
-        _fail("alpha_min", f"in (0, alpha={alpha}]", alpha_min)
+    """Raises `ValueError` naming the first bad argument of `decayed_mixup_alpha` (`config.alpha_problem`)."""
+    if not is_integer(epochs) or epochs < 1:
+        _check(("epochs", "a positive integer"), {"epochs": epochs})
+    _check_unit(unit)
+    values = dict(alpha=alpha, alpha_min=alpha_min)
+    _check(alpha_problem(**values), values)
 
 
 def _position(epoch, step, steps_per_epoch, epochs, unit):

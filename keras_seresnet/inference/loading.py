@@ -22,7 +22,6 @@ model with that dtype policy; the given model and Keras's global policy are
 left as they are.
 """
 
-import json
 import os
 import zipfile
 
@@ -35,15 +34,6 @@ from keras_seresnet.data.images import IMAGE_EXTENSIONS
 
 KERAS_SUFFIX = ".keras"
 SAVEDMODEL_FILE = "saved_model.pb"
-KERAS_CONFIG_FILE = "config.json"  # the model's configuration inside a `.keras` archive
-# What Keras's safe mode refuses (keras 3.15), by the `class_name` it is
-# serialized under: objects that would run code or read files on loading.
-_UNSAFE_CLASSES = {
-    "__lambda__": "serialized Python code (a `lambda`)",
-    "TFSMLayer": "an external SavedModel (`TFSMLayer`)",
-    "TorchModuleWrapper": "a pickled PyTorch module (`TorchModuleWrapper`)",
-}
-_UNSAFE_FILE_OPTION = "vocabulary"  # a lookup layer's vocabulary given as a file path
 PRECISIONS = {  # `precision` -> the Keras dtype policy a model runs under
     "float32": "float32",
     "bfloat16": "mixed_bfloat16",
@@ -65,9 +55,9 @@ def load_model(path, *, safe_mode=True):
         safe_mode: for `.keras` files, Keras's safe mode. Default True: a file
             that holds a `Lambda` layer or other serialized Python code is
             refused with a `ValueError`, because loading it would run that
-            code. Pass `safe_mode=False` only for a file you trust. This holds
-            even if `keras.config.enable_unsafe_deserialization()` was called
-            elsewhere in the process. Ignored for SavedModels, which hold
+            code. Pass `safe_mode=False` only for a file you trust. (Keras
+            ignores it once `keras.config.enable_unsafe_deserialization()`
+            was called in the process.) Ignored for SavedModels, which hold
             TensorFlow graphs, not Python code (see the module docstring for
             their trust rule).
 
@@ -110,62 +100,14 @@ def load_model(path, *, safe_mode=True):
             "SavedModel folder (legacy .h5 and weights-only files are not accepted)."
             f"{_looks_like_images(path)}"
         )
-    # No public Keras API tells whether a file needs `safe_mode=False` short
-    # of loading it, and its refusal differs from other errors only in its
-    # text. So the check is structural: what Keras's safe mode refuses is
-    # looked for in the archive's configuration before Keras runs anything
-    # (Keras still applies its own safe mode afterwards). This also keeps
-    # `safe_mode=True` in force when another part of the process called
-    # `keras.config.enable_unsafe_deserialization()`.
-    unsafe = _unsafe_contents(path)
-    if safe_mode and unsafe:
-        raise ValueError(
-            f"Refused to load {path}: it holds {'; '.join(unsafe)}, which would run "
-            "code or read files on this machine when loaded (Keras safe mode). If you "
-            "trust the file's source, opt in deliberately with `safe_mode=False` "
-            "(scripts: `--no-safe-mode`)."
-        )
+    # Keras's safe mode refuses what would run code or read files on loading
+    # (Lambda layers, TFSMLayer, TorchModuleWrapper, a vocabulary file). Not
+    # covered: after `keras.config.enable_unsafe_deserialization()` anywhere in
+    # the process, Keras loads such files even with `safe_mode=True`.
     try:
         return keras.models.load_model(path, safe_mode=safe_mode)
-    except (ValueError, OSError, KeyError, TypeError) as e:
-        raise ValueError(f"Cannot load model file {path}: {e}") from None
-
-
-def _unsafe_contents(path):
-    """What in a `.keras` archive safe mode refuses, as "what, in layer `name`" strings.
-
-    Raises:
-        ValueError: `path` is not a `.keras` archive with a readable configuration.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read(KERAS_CONFIG_FILE))
-    except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, ValueError) as e:
-        raise ValueError(
-            f"Cannot load model file {path}: not a Keras `{KERAS_SUFFIX}` archive "
-            f"with a readable {KERAS_CONFIG_FILE} ({type(e).__name__}: {e})"
-        ) from None
-    found = []
-
-    def visit(node, owner):
-        if isinstance(node, dict):
-            inner = node.get("config")
-            if isinstance(inner, dict) and isinstance(inner.get("name"), str):
-                owner = f"layer `{inner['name']}`"
-            what = _UNSAFE_CLASSES.get(node.get("class_name"))
-            if what is None and isinstance(inner, dict) and isinstance(
-                    inner.get(_UNSAFE_FILE_OPTION), str):
-                what = f"a {_UNSAFE_FILE_OPTION} file outside the archive"
-            if what is not None:
-                found.append(f"{what} in {owner}")
-            for value in node.values():
-                visit(value, owner)
-        elif isinstance(node, list):
-            for value in node:
-                visit(value, owner)
-
-    visit(config, "the model")
-    return sorted(set(found))
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise ValueError(f"Cannot load model file {path}: {' '.join(str(e).split())}") from None
 
 
 def _looks_like_images(path):

@@ -5,9 +5,7 @@ import os
 import pickle
 import re
 import shutil
-import subprocess
 import sys
-import textwrap
 import warnings
 import zipfile
 

@@ -588,8 +588,6 @@ PRESETS = {
         "mixup_cutout": False,
         "label_smoothing": 0.2,
         "nesterov": True,
-        "use_ema": True,
-        "ema_momentum": 0.99,
     },
 }
 

@@ -60,7 +60,7 @@ def test_recipe_callbacks_follow_the_config(fields, names):
 
 
 def test_compile_model_takes_the_configs_optimizer_and_loss():
-    config = ks.TrainConfig.fast(**TINY_MODEL)
+    config = ks.TrainConfig.fast(**TINY_MODEL, use_ema=True)
     model = ks.compile_model(ks.build_from_config(config), config)
     optimizer = model.optimizer
     assert isinstance(optimizer, ks.TorchSGD)

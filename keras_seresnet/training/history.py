@@ -1,8 +1,9 @@
 """The `history.csv` of a run folder: its columns, and reading and writing it.
 
-One row per finished epoch; `epoch` is zero-based. Runs written before the
-per-epoch test columns were named honestly call them `val_loss` and
-`val_accuracy`; the readers here give both names (`with_legacy_names`).
+One row per finished epoch; `epoch` is zero-based. Files of earlier
+versions read as today's (`keras_seresnet.compat.upgrade_history_columns`),
+and the readers also give the per-epoch test columns under their 0.1.0
+names `val_loss`/`val_accuracy` (`compat.with_legacy_names`).
 
 Keras-free: `keras-seresnet-plots` reads a history without importing
 TensorFlow.
@@ -13,6 +14,7 @@ import json
 import math
 import os
 
+from keras_seresnet import compat
 from keras_seresnet.files import write_text
 from keras_seresnet.training.layout import CONFIG
 
@@ -31,9 +33,6 @@ HISTORY_COLUMNS = (
 TEST_COLUMNS = ("test_loss", "test_accuracy")
 VALIDATION_COLUMNS = ("val_loss", "val_accuracy")
 _COLUMN_ORDER = HISTORY_COLUMNS[:5] + VALIDATION_COLUMNS + HISTORY_COLUMNS[5:]
-# Run folders written before the columns were named honestly call the
-# per-epoch test columns `val_*`; readers get both names for them.
-LEGACY_NAMES = dict(zip(VALIDATION_COLUMNS, TEST_COLUMNS))
 
 
 def evaluation_columns(validation):
@@ -69,7 +68,8 @@ def history_row(epoch, logs, validation):
     row = {"epoch": epoch}
     row.update((key, None if value is None else float(value)) for key, value in logs.items())
     row.setdefault("mixup_alpha", None)
-    return row if validation else rename_legacy_row(row)
+    return row if validation else {dict(zip(VALIDATION_COLUMNS, TEST_COLUMNS)).get(key, key): value
+                                   for key, value in row.items()}
 
 
 def _format_cell(value):
@@ -98,27 +98,13 @@ def write_history_csv(path, rows):
     write_text(path, "\n".join(lines) + "\n")
 
 
-def with_legacy_names(history):
-    """Adds the old names `val_loss`/`val_accuracy` for the per-epoch test columns.
-
-    A history of a run without a validation split has `test_loss` and
-    `test_accuracy`; code written for earlier versions reads them as
-    `val_loss` and `val_accuracy`, which this adds (the same lists) when the
-    history has no validation columns. Returns `history`, changed in place.
-    """
-    for old, new in LEGACY_NAMES.items():
-        if new in history and old not in history:
-            history[old] = history[new]
-    return history
-
-
 def read_history_csv(path):
     """Reads a `history.csv` into `{column: [values]}` (like `History.history`).
 
-    Files written before the columns were named honestly (per-epoch test
-    columns called `val_*`) read the same as new ones: `test_loss` and
-    `test_accuracy` are there, and `val_loss`/`val_accuracy` too
-    (`with_legacy_names`).
+    A file of any version reads as today's
+    (`compat.upgrade_history_columns`): without a validation split the
+    per-epoch test columns are `test_loss` and `test_accuracy`, and also
+    `val_loss`/`val_accuracy`, their 0.1.0 names.
 
     Returns:
         A dict of lists, one entry per row: `epoch` as int, every other column
@@ -142,11 +128,7 @@ def read_history_csv(path):
                         f"{path}, line {line}: column `{name}` holds {cell!r}, not a number."
                     ) from None
                 history[name].append(value)
-    if "test_accuracy" not in history and not _is_validation_run(path):
-        for old, new in LEGACY_NAMES.items():
-            if old in history:
-                history[new] = history[old]
-    return with_legacy_names(history)
+    return compat.upgrade_history_columns(history, validation=_is_validation_run(path))
 
 
 def _is_validation_run(history_path):
@@ -162,14 +144,14 @@ def _is_validation_run(history_path):
 def rows_to_history(rows):
     """History rows (dicts) as `{column: [values]}`; absent values become NaN.
 
-    Includes the legacy names of the test columns (`with_legacy_names`).
+    Includes the 0.1.0 names of the test columns (`compat.with_legacy_names`).
     """
-    return with_legacy_names({
+    return compat.with_legacy_names({
         c: [row.get(c) if row.get(c) is not None else math.nan for row in rows]
         for c in _columns(rows)
     })
 
 
-def rename_legacy_row(row):
-    """A history row of an earlier version with today's names of the test columns."""
-    return {LEGACY_NAMES.get(key, key): value for key, value in row.items()}
+def __getattr__(name):
+    """The names that moved from here to `keras_seresnet.compat` (`compat.MOVED_NAMES`)."""
+    return compat.moved_name(__name__, name)

@@ -58,17 +58,17 @@ from keras_seresnet.training.callbacks import (
     WarmupCosineLearningRate,
 )
 from keras_seresnet.training.checkpoint import load_checkpoint
+from keras_seresnet import compat
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.history import accuracy_column, read_history_csv, rows_to_history
 from keras_seresnet.training.layout import HISTORY
-from keras_seresnet.training.loop_callbacks import (  # noqa: F401 (epoch_seed: importable here, as in 0.1.0)
+from keras_seresnet.training.loop_callbacks import (
     CommitEpoch,
     EpochSeed,
     ScaledLearningRate,
     StepFaults,
-    epoch_seed,
 )
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError
 
@@ -87,7 +87,7 @@ class TrainResult:
         history: `{column: [value per epoch]}` of every epoch of the run
             (resumed ones included), the columns of `history.csv`; without
             a validation split also under the old names `val_loss` and
-            `val_accuracy` (`history.with_legacy_names`).
+            `val_accuracy` (`compat.with_legacy_names`).
         results: the contents of `results.json`: `test_accuracy` and
             `test_loss` (final model), `best_epoch` (zero-based),
             `best_test_accuracy` (without a validation split) or
@@ -696,3 +696,8 @@ def _results(config, model, state, splits, initial_weights):
                        best_val_accuracy=state["best_accuracy"],
                        val_images=int(len(splits["eval"][0])))
     return results
+
+
+def __getattr__(name):
+    """The names that moved from here (`keras_seresnet.compat.MOVED_NAMES`)."""
+    return compat.moved_name(__name__, name)

@@ -64,19 +64,10 @@ import zipfile
 
 import keras
 
-from keras_seresnet import plots
+from keras_seresnet import compat, plots
 from keras_seresnet.files import atomic_path, write_json
 from keras_seresnet.training import checkpoint
-from keras_seresnet.training.history import (  # noqa: F401 (also importable from here, as in 0.1.0)
-    HISTORY_COLUMNS,
-    LEGACY_NAMES,
-    VALIDATION_COLUMNS,
-    read_history_csv,
-    rename_legacy_row,
-    rows_to_history,
-    with_legacy_names,
-    write_history_csv,
-)
+from keras_seresnet.training.history import rows_to_history, write_history_csv
 from keras_seresnet.training.layout import (
     BEST,
     CHECKPOINT,
@@ -380,7 +371,7 @@ class RunFolder:
         if "best_accuracy" not in state:
             state = dict(state, best_accuracy=state.pop("best_val_accuracy"), previous=None)
             if self.monitor == "test_accuracy":
-                state["history"] = [rename_legacy_row(row) for row in state["history"]]
+                state["history"] = [compat.rename_legacy_row(row) for row in state["history"]]
         return state
 
     def _damaged(self, state):
@@ -475,3 +466,8 @@ class RunFolder:
         fault_point("before-results")
         write_json(self.file(RESULTS), results)
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
+
+def __getattr__(name):
+    """The names that moved from here (`keras_seresnet.compat.MOVED_NAMES`)."""
+    return compat.moved_name(__name__, name)

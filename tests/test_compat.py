@@ -8,6 +8,7 @@ import pytest
 
 from keras_seresnet import compat
 from keras_seresnet.config import FIELDS_ADDED_AFTER_0_1_0, TrainConfig
+from keras_seresnet.training.records import RunResults, RunState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,3 +45,29 @@ def test_the_fields_added_after_0_1_0_are_those_its_config_json_lacks():
     assert compat.CONFIG_FIELDS_OF_0_1_0 == set(old)
     assert set(FIELDS_ADDED_AFTER_0_1_0) == set(TrainConfig().to_dict()) - set(old)
     assert TrainConfig().compatible_dict() == old
+
+
+def test_a_state_json_of_0_1_0_reads_as_todays():
+    path = os.path.join(ROOT, "tests", "fixtures", "run_4373dac", "checkpoint", "state.json")
+    with open(path, encoding="utf-8") as f:
+        old = json.load(f)
+    state = RunState.from_dict(compat.upgrade_state_dict(old, "test_accuracy"))
+    assert state.commit.best_accuracy == old["best_val_accuracy"]
+    assert state.history[0].test_loss == old["history"][0]["val_loss"]
+    assert state.history[0].val_loss is None and state.previous is None
+    assert compat.upgrade_state_dict(state.to_dict(), "val_accuracy") == state.to_dict()
+
+
+@pytest.mark.parametrize("monitor, best_key, val_images", [
+    ("test_accuracy", "best_test_accuracy", None),  # 0.1.0, and later runs without a split
+    ("val_accuracy", "best_val_accuracy", 10),  # a run with a validation split before `monitor`
+])
+def test_a_results_json_without_monitor_reads_as_todays(monitor, best_key, val_images):
+    old = {"test_accuracy": 0.5, "test_loss": 0.9, "epochs_trained": 2, "best_epoch": 1,
+           best_key: 0.6, "train_images": 10, "test_images": 10, "parameters": 15,
+           "train_seconds": 3.0, "initial_weights": None}
+    if val_images:
+        old["val_images"] = val_images
+    results = RunResults.from_dict(compat.upgrade_results_dict(old))
+    assert (results.monitor, results.best_accuracy, results.val_images) == (monitor, 0.6, val_images)
+    assert {key: results.to_dict()[key] for key in old} == old  # every old key, same value

@@ -100,7 +100,7 @@ TABLE_COLUMNS = (
     "accuracy_mean",  # final test accuracy, percent, mean over seeds
     "accuracy_std",  # sample standard deviation over seeds (0 for one seed)
     "accuracies",  # per seed, percent, space-separated
-    "best_accuracy_mean",  # best-epoch test accuracy, percent, mean over seeds
+    "best_accuracy_mean",  # the best epoch's accuracy (test, or validation with a split), percent, mean
     "test_loss_mean",  # final test loss, mean over seeds
     "parameters",  # counting BatchNorm statistics
     "epochs",
@@ -223,7 +223,7 @@ def _arms_trace_their_own_steps():
 
 
 def _run_arms(config, out_dir, arms, seeds, data, overwrite, verbose):
-    """`{model: [results of each seed]}` after training every arm for every seed."""
+    """`{model: [RunResults of each seed]}` after training every arm for every seed."""
     results = {arm.model: [] for arm in arms}
     for seed in seeds:
         start = initial_weights_path(config, out_dir, seed)
@@ -239,12 +239,12 @@ def _run_arms(config, out_dir, arms, seeds, data, overwrite, verbose):
                 overwrite=overwrite,
                 verbose=verbose,
             )
-            results[arm.model].append(run.results)
+            results[arm.model].append(run.run_results)
     return results
 
 
 def _table_row(arm, seeds, runs):
-    accuracies = [100.0 * r["test_accuracy"] for r in runs]
+    accuracies = [100.0 * r.test_accuracy for r in runs]
     return {
         "model": arm.model,
         "name": arm.name,
@@ -253,10 +253,10 @@ def _table_row(arm, seeds, runs):
         "accuracy_mean": statistics.fmean(accuracies),
         "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
         "accuracies": " ".join(f"{a:.2f}" for a in accuracies),
-        "best_accuracy_mean": statistics.fmean(100.0 * r["best_test_accuracy"] for r in runs),
-        "test_loss_mean": statistics.fmean(r["test_loss"] for r in runs),
-        "parameters": runs[0]["parameters"],
-        "epochs": runs[0]["epochs_trained"],
+        "best_accuracy_mean": statistics.fmean(100.0 * r.best_accuracy for r in runs),
+        "test_loss_mean": statistics.fmean(r.test_loss for r in runs),
+        "parameters": runs[0].parameters,
+        "epochs": runs[0].epochs_trained,
     }
 
 

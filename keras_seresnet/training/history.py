@@ -1,4 +1,4 @@
-"""The `history.csv` of a run folder: its columns, and reading and writing it.
+"""The history of a run: one `HistoryRow` per finished epoch, and its file `history.csv`.
 
 One row per finished epoch; `epoch` is zero-based. Files of earlier
 versions read as today's (`keras_seresnet.compat.upgrade_history_columns`),
@@ -7,12 +7,24 @@ names `val_loss`/`val_accuracy` (`compat.with_legacy_names`).
 
 Keras-free: `keras-seresnet-plots` reads a history without importing
 TensorFlow.
+
+Example:
+
+>>> row = history_row(0, {"loss": 2.3, "accuracy": 0.1, "val_loss": 2.2, "val_accuracy": 0.2},
+...                   validation=False)
+>>> row.test_accuracy
+0.2
+>>> write_history_csv("history.csv", [row])
+>>> read_history_csv("history.csv")["test_accuracy"]
+[0.2]
 """
 
 import csv
+import dataclasses
 import json
 import math
 import os
+from typing import Optional, Tuple
 
 from keras_seresnet import compat
 from keras_seresnet.files import write_text
@@ -35,27 +47,102 @@ VALIDATION_COLUMNS = ("val_loss", "val_accuracy")
 _COLUMN_ORDER = HISTORY_COLUMNS[:5] + VALIDATION_COLUMNS + HISTORY_COLUMNS[5:]
 
 
+@dataclasses.dataclass(frozen=True)
+class HistoryRow:
+    """One finished epoch: a line of `history.csv`, an entry of `state.json`'s `history`.
+
+    The per-epoch evaluation fills one pair: `test_loss`/`test_accuracy`
+    (the test images, evaluated every epoch) or `val_loss`/`val_accuracy`
+    (a validation split); the other pair is None and is no column.
+
+    Attributes:
+        epoch: zero-based.
+        learning_rate: used during the epoch; None if not logged.
+        mixup_alpha: used during the epoch; None when mixup is off.
+        loss: training loss on mixed, smoothed targets.
+        accuracy: training accuracy against the dominant mixed label.
+        test_loss: test loss after the epoch (label smoothing included), or None.
+        test_accuracy: test accuracy after the epoch, in [0, 1], or None.
+        val_loss: validation loss after the epoch, or None.
+        val_accuracy: validation accuracy after the epoch, in [0, 1], or None.
+        seconds: wall time of the epoch, training and evaluation.
+        extra: any other logged values (a user's metrics) as
+            `((name, value), ...)`, sorted by name.
+
+    Example:
+
+    >>> row = HistoryRow(epoch=0, loss=2.3, accuracy=0.1, test_loss=2.2, test_accuracy=0.2)
+    >>> HistoryRow.from_dict(row.to_dict()) == row
+    True
+    """
+
+    epoch: int
+    learning_rate: Optional[float] = None
+    mixup_alpha: Optional[float] = None
+    loss: Optional[float] = None
+    accuracy: Optional[float] = None
+    test_loss: Optional[float] = None
+    test_accuracy: Optional[float] = None
+    val_loss: Optional[float] = None
+    val_accuracy: Optional[float] = None
+    seconds: Optional[float] = None
+    extra: Tuple[Tuple[str, Optional[float]], ...] = ()
+
+    def to_dict(self) -> dict:
+        """The row as `{column: value}`, without the evaluation pair it does not have.
+
+        The form of `state.json`'s rows; `extra` becomes columns of their own.
+        """
+        values = {field.name: getattr(self, field.name)
+                  for field in dataclasses.fields(self) if field.name != "extra"}
+        for pair in (TEST_COLUMNS, VALIDATION_COLUMNS):
+            if all(values[column] is None for column in pair):
+                for column in pair:
+                    del values[column]
+        values.update(self.extra)
+        return values
+
+    @classmethod
+    def from_dict(cls, values) -> "HistoryRow":
+        """The row of `{column: value}` (`to_dict`'s form); unknown columns go to `extra`.
+
+        Raises:
+            ValueError: `values` has no `epoch`.
+        """
+        if "epoch" not in values:
+            raise ValueError(f"A history row must have an `epoch`. Received: {dict(values)!r}")
+        names = {field.name for field in dataclasses.fields(cls)} - {"extra"}
+        extra = tuple(sorted((key, value) for key, value in values.items() if key not in names))
+        return cls(**{key: value for key, value in values.items() if key in names}, extra=extra)
+
+
 def evaluation_columns(validation):
     """`(loss column, accuracy column)` of the per-epoch evaluation.
 
     `VALIDATION_COLUMNS` for a run with a validation split (`validation`
     true), else `TEST_COLUMNS`. The accuracy column chooses the best model.
+
+    >>> evaluation_columns(validation=False)
+    ('test_loss', 'test_accuracy')
     """
     return VALIDATION_COLUMNS if validation else TEST_COLUMNS
 
 
 def accuracy_column(validation):
-    """The accuracy column of `evaluation_columns(validation)`."""
+    """The accuracy column of `evaluation_columns(validation)`.
+
+    >>> accuracy_column(validation=True)
+    'val_accuracy'
+    """
     return evaluation_columns(validation)[1]
 
 
 def history_row(epoch, logs, validation):
-    """One epoch's history row from Keras's epoch-end `logs`.
+    """One epoch's `HistoryRow` from Keras's epoch-end `logs`.
 
     Keras logs the per-epoch evaluation as `val_*`; without a validation
     split (`validation` false) the row calls it `test_*`. Values become
-    floats (None stays None), and `mixup_alpha` is None when no callback
-    logged it.
+    floats (None stays None); what no callback logged is None.
 
     Args:
         epoch: the zero-based epoch.
@@ -63,13 +150,21 @@ def history_row(epoch, logs, validation):
         validation: whether the evaluation is on a validation split.
 
     Returns:
-        A dict with `epoch` and one entry per log.
+        A `HistoryRow`; logs it has no field for go to `extra`.
+
+    Example:
+
+    >>> history_row(3, {"loss": 1.5, "val_accuracy": 0.5}, validation=False).test_accuracy
+    0.5
     """
-    row = {"epoch": epoch}
-    row.update((key, None if value is None else float(value)) for key, value in logs.items())
-    row.setdefault("mixup_alpha", None)
-    return row if validation else {dict(zip(VALIDATION_COLUMNS, TEST_COLUMNS)).get(key, key): value
-                                   for key, value in row.items()}
+    names = {} if validation else dict(zip(VALIDATION_COLUMNS, TEST_COLUMNS))
+    values = {names.get(key, key): None if value is None else float(value)
+              for key, value in logs.items()}
+    return HistoryRow.from_dict(dict(values, epoch=epoch))
+
+
+def _as_dict(row):
+    return row.to_dict() if isinstance(row, HistoryRow) else dict(row)
 
 
 def _format_cell(value):
@@ -85,13 +180,18 @@ def _columns(rows):
 
 
 def write_history_csv(path, rows):
-    """Writes history rows (dicts) as CSV: the known columns in order, extra keys after.
+    """Writes history rows as CSV: the known columns in order, extra ones after.
+
+    Args:
+        path: the file to create or replace (atomically).
+        rows: `HistoryRow`s, or dicts `{column: value}`.
 
     The columns are those the rows hold, in the order of `HISTORY_COLUMNS`
-    (the validation columns before the test ones), then any other keys
+    (the validation columns before the test ones), then any other columns
     sorted. Floats are written with full precision (`repr`); a missing value
     or NaN is an empty cell.
     """
+    rows = [_as_dict(row) for row in rows]
     columns = _columns(rows) if rows else list(HISTORY_COLUMNS)
     lines = [",".join(columns)]
     lines += [",".join(_format_cell(row.get(c)) for c in columns) for row in rows]
@@ -142,10 +242,11 @@ def _is_validation_run(history_path):
 
 
 def rows_to_history(rows):
-    """History rows (dicts) as `{column: [values]}`; absent values become NaN.
+    """History rows (`HistoryRow`s or dicts) as `{column: [values]}`; absent values become NaN.
 
     Includes the 0.1.0 names of the test columns (`compat.with_legacy_names`).
     """
+    rows = [_as_dict(row) for row in rows]
     return compat.with_legacy_names({
         c: [row.get(c) if row.get(c) is not None else math.nan for row in rows]
         for c in _columns(rows)

@@ -171,3 +171,4 @@ def test_ablation_with_a_validation_split_finishes_and_writes_its_table(tiny_ima
         (row,) = list(csv.DictReader(f))
     assert float(row["best_accuracy_mean"]) == pytest.approx(100 * results["best_val_accuracy"])
     assert float(row["accuracy_mean"]) == pytest.approx(100 * results["test_accuracy"])
+    assert "best epoch by validation accuracy." in (out / "ablation.md").read_text()

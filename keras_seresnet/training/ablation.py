@@ -190,7 +190,7 @@ def run_ablation(config, out_dir, *, seeds=(0,), models=(1, 2, 3, 4, 5), data=No
     with _arms_trace_their_own_steps():
         results = _run_arms(config, out_dir, arms, seeds, data, overwrite, verbose)
     rows = [_table_row(arm, seeds, results[arm.model]) for arm in arms]
-    write_table(rows, out_dir)
+    write_table(rows, out_dir, best_on="validation" if config.val_split is not None else "test")
     return rows
 
 
@@ -260,12 +260,29 @@ def _table_row(arm, seeds, runs):
     }
 
 
-def write_table(rows, out_dir):
+def write_table(rows, out_dir, best_on="test"):
     """Writes `ablation.csv`, `ablation.md` and `ablation.png` into `out_dir`, each atomically.
+
+    Args:
+        rows: the table rows (dicts with `TABLE_COLUMNS`).
+        out_dir: the ablation folder.
+        best_on: "test" or "validation": what chose the best epochs
+            (`best_accuracy_mean`), said under the markdown table.
 
     Returns:
         `{"csv": path, "markdown": path, "chart": path}`.
+
+    Raises:
+        ValueError: `best_on` is neither "test" nor "validation".
+
+    Example:
+
+    >>> write_table(rows, "saved_models/ablation-e10-1a2b3c4d")["markdown"]
+    'saved_models/ablation-e10-1a2b3c4d/ablation.md'
     """
+    if best_on not in ("test", "validation"):
+        raise ValueError("Argument `best_on` must be 'test' or 'validation'. "
+                         f"Received: best_on={best_on!r}")
     paths = {
         "csv": os.path.join(out_dir, "ablation.csv"),
         "markdown": os.path.join(out_dir, "ablation.md"),
@@ -289,7 +306,8 @@ def write_table(rows, out_dir):
     seeds = rows[0]["seeds"] if rows else ""
     epochs = rows[0]["epochs"] if rows else 0
     lines.append("")
-    lines.append(f"{epochs} epochs per run, seeds {seeds}; final-epoch test accuracy.")
+    lines.append(f"{epochs} epochs per run, seeds {seeds}; final-epoch test accuracy; best epoch "
+                 f"by {best_on} accuracy.")
     files.write_text(paths["markdown"], "\n".join(lines) + "\n")
     plots.plot_ablation(rows, paths["chart"])
     return paths

@@ -5,10 +5,9 @@ a run folder (layout: `keras_seresnet.training.run_folder`). `_train` reads
 top to bottom: find where the folder's run stands and repair the folder
 (`_resume_point`, the one place where workers agree with the chief), load
 the data and hold out a validation split (`_data_splits`), build the model,
-claim the folder, build
-the datasets (`_datasets`) and the callbacks (`_callbacks`), call
-`model.fit` once for the remaining epochs (`_fit`), and write the results
-(`_results`). Inside `fit` (the loop's own callbacks are in
+claim the folder, build the datasets (`_datasets`) and the callbacks
+(`_callbacks`), call `model.fit` once for the remaining epochs (`_fit`), and
+write the results (`_results`). Inside `fit` (the loop's own callbacks are in
 `keras_seresnet.training.loop_callbacks`), `EpochSeed` seeds each epoch and
 sets the training dataset's epoch variable, so the pass Keras starts after
 `on_epoch_begin` makes the batches of `(config.seed, epoch)`; callbacks set

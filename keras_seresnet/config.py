@@ -40,6 +40,7 @@ import os
 import typing
 from typing import Literal, Optional, Tuple
 
+from keras_seresnet import compat
 from keras_seresnet.files import write_text
 
 # The recipe's schedule is defined for 250 epochs with 15 warmup epochs; a
@@ -58,12 +59,6 @@ ScheduleUnit = Literal["epoch", "step"]
 # the default run folder's name. Their effect on the numbers is float rounding
 # (all-reduce order, XLA fusion).
 EXECUTION_FIELDS = ("strategy", "jit", "steps_per_execution", "tensorboard")
-
-# Fields added after version 0.1.0. `compatible_dict()` (and so `resume_dict()`)
-# leaves each out while it holds its default, so run and ablation folders (and
-# their default names) of 0.1.0 still resume.
-FIELDS_ADDED_AFTER_0_1_0 = ("val_split", "schedule_unit", "steps_per_execution", "nesterov",
-                            "use_ema", "ema_momentum", "max_params", "tensorboard")
 
 # The paper's limit on the parameter count (BatchNorm statistics counted).
 PARAMETER_BUDGET = 5_000_000
@@ -707,17 +702,26 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
         """`to_dict()` without the fields of `FIELDS_ADDED_AFTER_0_1_0` that hold their defaults.
 
         For a config that leaves those fields alone this is the `to_dict()` of
-        version 0.1.0, so the folder names hashed from it (the default
-        ablation folder; through `resume_dict()` the default run folder) stay
-        those of 0.1.0.
+        version 0.1.0 (`compat.config_dict_of_0_1_0`), so the folder names
+        hashed from it (the default ablation folder; through `resume_dict()`
+        the default run folder) stay those of 0.1.0.
+
+        >>> "val_split" in TrainConfig().compatible_dict()
+        False
+        >>> TrainConfig(val_split=5000).compatible_dict()["val_split"]
+        5000
         """
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        return {k: v for k, v in self.to_dict().items()
-                if not (k in FIELDS_ADDED_AFTER_0_1_0 and v == defaults[k])}
+        return compat.config_dict_of_0_1_0(self.to_dict(), type(self)().to_dict())
 
     def resume_dict(self) -> dict:
         """What a resumed run must match: `compatible_dict()` without `EXECUTION_FIELDS`."""
         return {k: v for k, v in self.compatible_dict().items() if k not in EXECUTION_FIELDS}
+
+
+# The fields version 0.1.0 did not have (`compat.CONFIG_FIELDS_OF_0_1_0`):
+# `compatible_dict()` leaves each out while it holds its default.
+FIELDS_ADDED_AFTER_0_1_0 = tuple(field.name for field in dataclasses.fields(TrainConfig)
+                                 if field.name not in compat.CONFIG_FIELDS_OF_0_1_0)
 
 
 def check_config_type(config, config_class=None):

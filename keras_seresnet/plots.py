@@ -9,11 +9,11 @@ PNG, and a failed plot leaves the previous file in place.
 
 A history is a mapping `{column: [value per epoch]}` with an `epoch` column
 (zero-based), as `keras.callbacks.History.history` plus `epoch`, or as
-`keras_seresnet.training.history.read_history_csv` returns it. The
-per-epoch evaluation is read from `test_loss`/`test_accuracy` (the test
-set, evaluated every epoch as the reference notebook does) or
-`val_loss`/`val_accuracy` (a held-out validation split; run folders written before the columns were renamed also
-use these names for the test set). On every axis a user reads, epochs count
+`keras_seresnet.training.history.read_history_csv` returns it (files of
+earlier versions under today's names). The per-epoch evaluation is read from
+`test_loss`/`test_accuracy` (the test set, evaluated every epoch as the
+reference notebook does) or `val_loss`/`val_accuracy` (a held-out
+validation split, or Keras's name for any `validation_data`). On every axis a user reads, epochs count
 from 1, as Keras's progress bar does: the history's zero-based epoch `e` is
 drawn at `e + 1`, with integer ticks, and any number of epochs (one
 included) shows its data.

@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 
@@ -154,3 +155,20 @@ def test_every_arm_starts_from_the_seeds_initial_weights(tmp_path):
         for layer in model.layers:
             for got, want in zip(layer.get_weights(), start.get(layer.name, [])):
                 np.testing.assert_array_equal(got, want)
+
+
+def test_ablation_with_a_validation_split_finishes_and_writes_its_table(tiny_image_tree, tmp_path, capsys):
+    out = tmp_path / "abl"
+    rc = load_script("ablation").main([
+        "--data-dir", str(tiny_image_tree), "--epochs", "1", "--models", "1", "--val-split", "10",
+        "--out", str(out), "--quiet", *TINY_FLAGS,
+    ])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    results = json.loads((out / "model1-full-recipe" / "seed-0" / "results.json").read_text())
+    assert results["val_images"] == 10
+    with open(out / "ablation.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["best_accuracy_mean"]) == pytest.approx(100 * results["best_val_accuracy"])
+    assert float(row["accuracy_mean"]) == pytest.approx(100 * results["test_accuracy"])
+    assert "best epoch by validation accuracy." in (out / "ablation.md").read_text()

@@ -155,6 +155,8 @@ def test_results_are_the_final_epochs_test_metrics_and_models_load(finished_run)
     assert results["test_accuracy"] == history["test_accuracy"][-1]
     assert results["test_loss"] == history["test_loss"][-1]
     assert results["best_test_accuracy"] == max(history["test_accuracy"])
+    assert result.run_results.monitor == "test_accuracy"
+    assert results["best_accuracy"] == result.run_results.best_accuracy == results["best_test_accuracy"]
     assert history["test_accuracy"][results["best_epoch"]] == max(history["test_accuracy"])
     assert (results["epochs_trained"], results["train_images"], results["test_images"]) == (EPOCHS, 20, 10)
     final = keras.models.load_model(out / "final.keras")
@@ -370,6 +372,8 @@ def test_val_split_chooses_on_validation_and_tests_once_at_the_end(tiny_image_tr
     assert (results["train_images"], results["val_images"], results["test_images"]) == (10, 10, 10)
     assert results["best_val_accuracy"] == max(history["val_accuracy"])
     assert "best_test_accuracy" not in results
+    assert result.run_results.monitor == "val_accuracy"
+    assert result.run_results.best_accuracy == results["best_val_accuracy"]
     final = keras.models.load_model(tmp_path / "final.keras")
     final.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])

@@ -100,7 +100,7 @@ TABLE_COLUMNS = (
     "accuracy_mean",  # final test accuracy, percent, mean over seeds
     "accuracy_std",  # sample standard deviation over seeds (0 for one seed)
     "accuracies",  # per seed, percent, space-separated
-    "best_accuracy_mean",  # best-epoch test accuracy, percent, mean over seeds
+    "best_accuracy_mean",  # the best epoch's accuracy (test, or validation with a split), percent, mean
     "test_loss_mean",  # final test loss, mean over seeds
     "parameters",  # counting BatchNorm statistics
     "epochs",
@@ -190,7 +190,7 @@ def run_ablation(config, out_dir, *, seeds=(0,), models=(1, 2, 3, 4, 5), data=No
     with _arms_trace_their_own_steps():
         results = _run_arms(config, out_dir, arms, seeds, data, overwrite, verbose)
     rows = [_table_row(arm, seeds, results[arm.model]) for arm in arms]
-    write_table(rows, out_dir)
+    write_table(rows, out_dir, best_on="validation" if config.val_split is not None else "test")
     return rows
 
 
@@ -223,7 +223,7 @@ def _arms_trace_their_own_steps():
 
 
 def _run_arms(config, out_dir, arms, seeds, data, overwrite, verbose):
-    """`{model: [results of each seed]}` after training every arm for every seed."""
+    """`{model: [RunResults of each seed]}` after training every arm for every seed."""
     results = {arm.model: [] for arm in arms}
     for seed in seeds:
         start = initial_weights_path(config, out_dir, seed)
@@ -239,12 +239,12 @@ def _run_arms(config, out_dir, arms, seeds, data, overwrite, verbose):
                 overwrite=overwrite,
                 verbose=verbose,
             )
-            results[arm.model].append(run.results)
+            results[arm.model].append(run.run_results)
     return results
 
 
 def _table_row(arm, seeds, runs):
-    accuracies = [100.0 * r["test_accuracy"] for r in runs]
+    accuracies = [100.0 * r.test_accuracy for r in runs]
     return {
         "model": arm.model,
         "name": arm.name,
@@ -253,19 +253,36 @@ def _table_row(arm, seeds, runs):
         "accuracy_mean": statistics.fmean(accuracies),
         "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
         "accuracies": " ".join(f"{a:.2f}" for a in accuracies),
-        "best_accuracy_mean": statistics.fmean(100.0 * r["best_test_accuracy"] for r in runs),
-        "test_loss_mean": statistics.fmean(r["test_loss"] for r in runs),
-        "parameters": runs[0]["parameters"],
-        "epochs": runs[0]["epochs_trained"],
+        "best_accuracy_mean": statistics.fmean(100.0 * r.best_accuracy for r in runs),
+        "test_loss_mean": statistics.fmean(r.test_loss for r in runs),
+        "parameters": runs[0].parameters,
+        "epochs": runs[0].epochs_trained,
     }
 
 
-def write_table(rows, out_dir):
+def write_table(rows, out_dir, best_on="test"):
     """Writes `ablation.csv`, `ablation.md` and `ablation.png` into `out_dir`, each atomically.
+
+    Args:
+        rows: the table rows (dicts with `TABLE_COLUMNS`).
+        out_dir: the ablation folder.
+        best_on: "test" or "validation": what chose the best epochs
+            (`best_accuracy_mean`), said under the markdown table.
 
     Returns:
         `{"csv": path, "markdown": path, "chart": path}`.
+
+    Raises:
+        ValueError: `best_on` is neither "test" nor "validation".
+
+    Example:
+
+    >>> write_table(rows, "saved_models/ablation-e10-1a2b3c4d")["markdown"]
+    'saved_models/ablation-e10-1a2b3c4d/ablation.md'
     """
+    if best_on not in ("test", "validation"):
+        raise ValueError("Argument `best_on` must be 'test' or 'validation'. "
+                         f"Received: best_on={best_on!r}")
     paths = {
         "csv": os.path.join(out_dir, "ablation.csv"),
         "markdown": os.path.join(out_dir, "ablation.md"),
@@ -289,7 +306,8 @@ def write_table(rows, out_dir):
     seeds = rows[0]["seeds"] if rows else ""
     epochs = rows[0]["epochs"] if rows else 0
     lines.append("")
-    lines.append(f"{epochs} epochs per run, seeds {seeds}; final-epoch test accuracy.")
+    lines.append(f"{epochs} epochs per run, seeds {seeds}; final-epoch test accuracy; best epoch "
+                 f"by {best_on} accuracy.")
     files.write_text(paths["markdown"], "\n".join(lines) + "\n")
     plots.plot_ablation(rows, paths["chart"])
     return paths

@@ -11,8 +11,9 @@ variables in the same order. Writing one copies the variables out; a
 layer's attributes, which costs several times as long per epoch (see the
 README's Speed section).
 
-Run folders written before this format name `.keras` checkpoints in their
-`state.json`; `load_checkpoint` reads those too.
+Run folders of version 0.1.0 name `.keras` checkpoints in their
+`state.json`; `load_checkpoint` reads those too
+(`keras_seresnet.compat.load_keras_checkpoint`).
 
 Example:
 
@@ -20,11 +21,10 @@ Example:
 >>> load_checkpoint(fresh_model, "checkpoint/epoch-0003.npz")  # same config, built optimizer
 """
 
-import warnings
-
 import keras
 import numpy as np
 
+from keras_seresnet import compat
 from keras_seresnet.files import atomic_path
 
 SUFFIX = ".npz"
@@ -71,7 +71,7 @@ def load_checkpoint(model, path):
         model: a compiled model with a built optimizer, of the config that
             wrote the checkpoint.
         path: a `.npz` file of `save_checkpoint`, or a `.keras` file (run
-            folders of earlier versions).
+            folders of 0.1.0).
 
     Raises:
         ValueError: the checkpoint's variables do not match the model's or the
@@ -80,7 +80,7 @@ def load_checkpoint(model, path):
             assigned then.
     """
     if str(path).endswith(".keras"):
-        _load_keras_file(model, path)
+        compat.load_keras_checkpoint(model, path)
         return
     groups = _variables(model)
     with np.load(path, allow_pickle=False) as archive:
@@ -100,19 +100,3 @@ def load_checkpoint(model, path):
         for variable, value in zip(groups[group], values[group]):
             variable.assign(value)
 
-
-def _load_keras_file(model, path):
-    # Keras only warns when the optimizer's variables do not match (e.g. a
-    # LossScaleOptimizer's checkpoint into a plain one) and keeps fresh ones;
-    # resuming with lost momentum would silently change the run. The other
-    # way round it raises, with a message of several lines.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="Skipping variable loading")
-        try:
-            model.load_weights(path)
-        except (UserWarning, ValueError) as e:
-            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-            reason = next((line for line in lines if "Skipping" in line), lines[0] if lines else "")
-            raise ValueError(
-                f"The checkpoint {path} does not fit the model and optimizer: {reason}"
-            ) from None

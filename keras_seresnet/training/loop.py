@@ -2,12 +2,12 @@
 
 One call trains the SE-ResNet a `TrainConfig` describes on CIFAR-10 and fills
 a run folder (layout: `keras_seresnet.training.run_folder`). `_train` reads
-top to bottom: find where the folder's run stands (`_resume_point`, the one
-place where workers agree with the chief), load the data and hold out a
-validation split (`_data_splits`), build the model, claim the folder, build
-the datasets (`_datasets`) and the callbacks (`_callbacks`), call
-`model.fit` once for the remaining epochs (`_fit`), and write the results
-(`_results`). Inside `fit` (the loop's own callbacks are in
+top to bottom: find where the folder's run stands and repair the folder
+(`_resume_point`, the one place where workers agree with the chief), load
+the data and hold out a validation split (`_data_splits`), build the model,
+claim the folder, build the datasets (`_datasets`) and the callbacks
+(`_callbacks`), call `model.fit` once for the remaining epochs (`_fit`), and
+write the results (`_results`). Inside `fit` (the loop's own callbacks are in
 `keras_seresnet.training.loop_callbacks`), `EpochSeed` seeds each epoch and
 sets the training dataset's epoch variable, so the pass Keras starts after
 `on_epoch_begin` makes the batches of `(config.seed, epoch)`; callbacks set
@@ -44,6 +44,7 @@ import os
 import signal
 import tempfile
 import threading
+from typing import Optional
 
 import keras
 import numpy as np
@@ -51,23 +52,13 @@ import numpy as np
 from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet.data import pipeline
 from keras_seresnet.training import distribute as scale
-from keras_seresnet.training.callbacks import (  # noqa: F401 (epoch_seed: importable here, as in 0.1.0)
-    EpochSummary,
-    StopOnNaN,
-    WarmupCosineLearningRate,
-    epoch_seed,
-)
+from keras_seresnet.training.callbacks import EpochSummary, StopOnNaN, WarmupCosineLearningRate
 from keras_seresnet.training.checkpoint import load_checkpoint
+from keras_seresnet import compat
 from keras_seresnet.inference.evaluate import evaluate_model
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
 from keras_seresnet.models.seresnet import build_from_config
-from keras_seresnet.training.history import (
-    LEGACY_NAMES,
-    TEST_COLUMNS,
-    accuracy_column,
-    read_history_csv,
-    rows_to_history,
-)
+from keras_seresnet.training.history import TEST_COLUMNS, accuracy_column, read_history_csv, rows_to_history
 from keras_seresnet.training.layout import HISTORY, TENSORBOARD
 from keras_seresnet.training.loop_callbacks import (
     CommitEpoch,
@@ -75,6 +66,7 @@ from keras_seresnet.training.loop_callbacks import (
     StepFaults,
     TestMetricNames,
 )
+from keras_seresnet.training.records import RunResults
 from keras_seresnet.training.recipe import compile_model, recipe_callbacks
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError
 
@@ -93,20 +85,33 @@ class TrainResult:
         history: `{column: [value per epoch]}` of every epoch of the run
             (resumed ones included), the columns of `history.csv`; without
             a validation split also under the old names `val_loss` and
-            `val_accuracy` (`history.with_legacy_names`).
-        results: the contents of `results.json`: `test_accuracy` and
-            `test_loss` (final model), `best_epoch` (zero-based),
-            `best_test_accuracy` (without a validation split) or
-            `best_val_accuracy` and `val_images` (with one),
-            `test_accuracy_tta` (final model, float32, with horizontal-flip
-            test-time augmentation),
-            `epochs_trained`, `train_images`, `test_images`, `parameters`,
+            `val_accuracy` (`compat.with_legacy_names`).
+        run_results: the typed `RunResults` of `results.json`; None on a
+            worker that is not the chief.
+        results: (property) `run_results.to_dict()`, the contents of
+            `results.json`, or `{}` without results: `test_accuracy` and
+            `test_loss` (final model), `test_accuracy_tta` (final model,
+            float32, with horizontal-flip test-time augmentation),
+            `monitor`, `best_epoch` (zero-based), `best_accuracy` (also as
+            `best_test_accuracy` or `best_val_accuracy`), `epochs_trained`,
+            `train_images`, `val_images`, `test_images`, `parameters`,
             `train_seconds`, `initial_weights`.
+
+    Example:
+
+    >>> result = train(TrainConfig(epochs=2), "saved_models/run")
+    >>> result.run_results.test_accuracy == result.results["test_accuracy"]
+    True
     """
 
     out_dir: str
     history: dict
-    results: dict
+    run_results: Optional[RunResults] = None
+
+    @property
+    def results(self) -> dict:
+        """The contents of `results.json` as a dict (a new one each time); `{}` without results."""
+        return {} if self.run_results is None else self.run_results.to_dict()
 
 
 def resolve_config(config):
@@ -196,8 +201,8 @@ def _agree_with_chief(strategy, config, finished, start):
     return bool(chief_finished), int(chief_start)
 
 
-def _training_model(config, state, initial_weights, say, strategy):
-    """The compiled model with a built optimizer: new, or holding the checkpoint's state.
+def _training_model(config, checkpoint, initial_weights, say, strategy):
+    """The compiled model with a built optimizer: new, or holding `checkpoint`'s state (a path, or None).
 
     Called inside the run's dtype policy. Every worker creates the same
     variables in the same order inside the strategy's scope (under
@@ -211,8 +216,8 @@ def _training_model(config, state, initial_weights, say, strategy):
         model = compile_model(build_from_config(
             config, synchronized=strategy.num_replicas_in_sync > 1), config)
         model.optimizer.build(model.trainable_variables)
-    if state is not None:
-        _load_checkpoint(model, state["model"])
+    if checkpoint is not None:
+        _load_checkpoint(model, checkpoint)
     elif initial_weights is not None:
         copied, not_found = copy_matching_weights(initial_weights, model)
         say(
@@ -289,7 +294,7 @@ def check_data(config, data):
     return tuple(checked)
 
 
-LEGACY_NAMES_BY_TEST = {test: val for val, test in LEGACY_NAMES.items()}
+LEGACY_NAMES_BY_TEST = {test: val for val, test in compat.LEGACY_NAMES.items()}
 
 
 def logged_metrics(config):
@@ -430,17 +435,14 @@ def _epochs(count):
 
 
 def _finished_message(out_dir, results):
-    if "best_val_accuracy" in results:
-        best = f"best validation {100 * results['best_val_accuracy']:.2f}%"
-    else:
-        best = f"best {100 * results['best_test_accuracy']:.2f}%"
-    tta = results.get("test_accuracy_tta")
+    best = "best validation" if results.monitor == "val_accuracy" else "best"
+    tta = results.test_accuracy_tta
     with_tta = "" if tta is None else f" ({100 * tta:.2f}% with flip TTA)"
     return (
-        f"test accuracy {100 * results['test_accuracy']:.2f}%{with_tta}, test loss "
-        f"{results['test_loss']:.4f} (final model, {_epochs(results['epochs_trained'])}); "
-        f"{best} at epoch {results['best_epoch'] + 1}/{results['epochs_trained']}. "
-        f"Run folder: {out_dir}"
+        f"test accuracy {100 * results.test_accuracy:.2f}%{with_tta}, test loss "
+        f"{results.test_loss:.4f} (final model, {_epochs(results.epochs_trained)}); "
+        f"{best} {100 * results.best_accuracy:.2f}% at epoch {results.best_epoch + 1}/"
+        f"{results.epochs_trained}. Run folder: {out_dir}"
     )
 
 
@@ -553,12 +555,13 @@ def train(
 def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overwrite, verbose, say):
     validation = config.val_split is not None
     folder = RunFolder(out_dir, monitor=accuracy_column(validation))
-    results, state, start = _resume_point(folder, config, overwrite, strategy)
-    if results is not None:
+    finished, results, state, start = _resume_point(folder, config, overwrite, strategy)
+    if finished:
         return _report_finished(folder, results, say)
     splits = _data_splits(config, data)
     keras.utils.set_random_seed(config.seed)
-    model = _training_model(config, state, initial_weights, say, strategy)
+    checkpoint = None if state is None else folder.checkpoint_file(state.commit.model_file)
+    model = _training_model(config, checkpoint, initial_weights, say, strategy)
     # Training really starts: only now the folder and its config.json exist.
     folder.open(config.to_dict(), overwrite=overwrite, ignore=EXECUTION_FIELDS,
                 defaults=TrainConfig().to_dict())
@@ -573,40 +576,42 @@ def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overw
     if guard.message or committer.error:
         raise TrainingDivergedError(guard.message or committer.error)
     if committer.state is None:  # a worker of a run whose epochs the chief had all committed
-        return TrainResult(out_dir, {}, {})
-    last_epoch = committer.state["epoch"]
+        return TrainResult(out_dir, {})
+    last_epoch = committer.state.commit.epoch
     if model.stop_training and last_epoch < config.epochs - 1:
         say(f"A callback stopped training after epoch {last_epoch + 1}.")
     results = _results(config, model, committer.state, splits, initial_weights)
-    folder.finish(model, results, committer.state["history"])
+    folder.finish(model, results, committer.state.history)
     say(f"Finished: {_finished_message(out_dir, results)}")
     say("Files: config.json, history.csv, best.keras, final.keras, results.json, plots/")
-    return TrainResult(out_dir, rows_to_history(committer.state["history"]), results)
+    return TrainResult(out_dir, rows_to_history(committer.state.history), results)
 
 
 def _resume_point(folder, config, overwrite, strategy):
-    """`(results, state, start)`: the finished run's results, or the state to resume and its next epoch.
+    """`(finished, results, state, start)`: where the folder's run stands.
 
-    Checks the folder against the config first (writing nothing). With
-    several workers everyone takes the chief's answer.
+    A finished run gives its `RunResults` (None on a worker whose chief
+    reports the run finished); an unfinished one the `RunState` to resume
+    (None for a new run) and its next epoch. Checks the folder against the
+    config first (writing nothing), then repairs it (`RunFolder.repair`).
+    With several workers everyone takes the chief's answer.
     """
     folder.check(config.to_dict(), overwrite=overwrite, ignore=EXECUTION_FIELDS,
                  defaults=TrainConfig().to_dict())
     results = state = None
-    if not overwrite and os.path.isdir(folder.path):
+    if not overwrite:
         results = folder.read_results()
-        state = folder.read_state() if results is None else None
-    start = 0 if state is None else state["epoch"] + 1
+        state = folder.repair()
+    finished = results is not None
+    start = 0 if state is None else state.commit.epoch + 1
     if config.strategy == "multiworker":
-        finished, start = _agree_with_chief(strategy, config, results is not None, start)
-        if finished and results is None:  # a worker of a run that the chief reports finished
-            results = {}
-    return results, state, start
+        finished, start = _agree_with_chief(strategy, config, finished, start)
+    return finished, results, state, start
 
 
 def _report_finished(folder, results, say):
-    if not results:
-        return TrainResult(folder.path, {}, {})
+    if results is None:
+        return TrainResult(folder.path, {})
     say(f"The run is already finished: {_finished_message(folder.path, results)}")
     say("To train again, pass --overwrite or another --out.")
     return TrainResult(folder.path, read_history_csv(folder.file(HISTORY)), results)
@@ -701,27 +706,45 @@ def _fit(model, train_ds, eval_ds, callback_list, start, config, verbose):
 
 
 def _results(config, model, state, splits, initial_weights):
-    last = state["history"][-1]
-    results = {
-        "epochs_trained": last["epoch"] + 1,
-        "best_epoch": state["best_epoch"],
-        "train_images": int(len(splits["train"][0])),
-        "test_images": int(len(splits["test"][0])),
-        "parameters": int(model.count_params()),
-        "train_seconds": sum(row.get("seconds") or 0.0 for row in state["history"]),
-        "initial_weights": (
+    """The `RunResults` of a run whose last epoch `state` commits."""
+    last = state.history[-1]
+    if config.val_split is None:
+        test_accuracy, test_loss = last.test_accuracy, last.test_loss
+    else:
+        test = model.evaluate(_eval_dataset(config, splits["test"]), verbose=0, return_dict=True)
+        test_accuracy, test_loss = float(test["accuracy"]), float(test["loss"])
+    return RunResults(
+        monitor=state.monitor,
+        best_epoch=state.commit.best_epoch,
+        best_accuracy=state.commit.best_accuracy,
+        test_accuracy=test_accuracy,
+        test_loss=test_loss,
+        test_accuracy_tta=_flip_tta_accuracy(config, model, splits["test"]),
+        epochs_trained=last.epoch + 1,
+        train_images=int(len(splits["train"][0])),
+        val_images=None if config.val_split is None else int(len(splits["eval"][0])),
+        test_images=int(len(splits["test"][0])),
+        parameters=int(model.count_params()),
+        train_seconds=sum(row.seconds or 0.0 for row in state.history),
+        initial_weights=(
             None if initial_weights is None or isinstance(initial_weights, keras.Model)
             else os.fspath(initial_weights)
         ),
-    }
-    if config.val_split is None:
-        results.update(test_accuracy=last["test_accuracy"], test_loss=last["test_loss"],
-                       best_test_accuracy=state["best_accuracy"])
-    else:
-        test = model.evaluate(_eval_dataset(config, splits["test"]), verbose=0, return_dict=True)
-        results.update(test_accuracy=float(test["accuracy"]), test_loss=float(test["loss"]),
-                       best_val_accuracy=state["best_accuracy"],
-                       val_images=int(len(splits["eval"][0])))
-    tta = evaluate_model(model, *splits["test"], tta=True, verbose=0)["tta"]
-    results["test_accuracy_tta"] = tta["accuracy"]
-    return results
+    )
+
+
+def _flip_tta_accuracy(config, model, test_split):
+    """The test accuracy of `model`'s weights with flip TTA, in float32 on one device.
+
+    Computed on a float32 copy built outside the run's strategy: a model
+    placed by a tf.distribute strategy predicts batch by batch per replica.
+    """
+    with scale.precision_policy("off"):
+        copy = build_from_config(config)
+    copy.set_weights(model.get_weights())
+    return evaluate_model(copy, *test_split, tta=True, verbose=0)["tta"]["accuracy"]
+
+
+def __getattr__(name):
+    """The names that moved from here (`keras_seresnet.compat.MOVED_NAMES`)."""
+    return compat.moved_name(__name__, name)

@@ -15,7 +15,8 @@ import os
 
 import keras
 
-from keras_seresnet.training.history import LEGACY_NAMES, evaluation_columns, history_row
+from keras_seresnet.compat import LEGACY_NAMES
+from keras_seresnet.training.history import evaluation_columns, history_row
 from keras_seresnet.training.run_folder import RunFolder, fault_point
 
 
@@ -31,8 +32,8 @@ class CommitEpoch(keras.callbacks.Callback):
     Args:
         path: the run folder.
         validation: whether the evaluation is on a validation split.
-        state: the last committed state (`RunFolder.read_state()`), or None.
-            Runtime state, not part of `get_config`; `state` holds the
+        state: the `RunState` to resume from (`RunFolder.repair()`), or
+            None. Runtime state, not part of `get_config`; `state` holds the
             latest after each epoch.
         guard: an optional `StopOnNaN`; its message skips the commit.
     """
@@ -51,10 +52,11 @@ class CommitEpoch(keras.callbacks.Callback):
         if self.guard is not None and self.guard.message:
             return  # a non-finite batch: StopOnNaN stopped training
         row = history_row(epoch, logs or {}, self.validation)
-        if not all(math.isfinite(row.get(key, math.nan)) for key in ("loss", self.loss_column)):
+        losses = (row.loss, getattr(row, self.loss_column))
+        if not all(value is not None and math.isfinite(value) for value in losses):
             self.error = (
                 f"After epoch {epoch} (zero-based) the {self.loss_column.replace('_', ' ')} is "
-                f"{row.get(self.loss_column)}: the weights diverged; nothing of this epoch was "
+                f"{losses[1]}: the weights diverged; nothing of this epoch was "
                 "saved. Lower the learning rate (--base-lr) and start a new run."
             )
             self.model.stop_training = True

@@ -10,11 +10,13 @@ Layout of a run folder (`--out`):
                        accuracy (`val_accuracy` with a validation split, else
                        `test_accuracy`)
     final.keras        the model after the last epoch
-    results.json       final test accuracy and loss, best epoch; written last, it
-                       marks the run finished
+    results.json       final test accuracy and loss, best epoch
+                       (`records.RunResults`); written last, it marks the run
+                       finished
     plots/loss.png, plots/accuracy.png, plots/schedules.png
     checkpoint/        only while the run is unfinished:
-        state.json         the single source of truth: last finished epoch, the
+        state.json         the single source of truth (`records.RunState`):
+                           the monitored column, the last finished epoch, the
                            history rows up to it, the best epoch, file names,
                            and the same for the epoch before (`previous`)
         epoch-NNNN.npz     the model's and the optimizer's variables after
@@ -27,17 +29,23 @@ state), so plain `keras.models.load_model` opens them without this package.
 
 The entries' names are in `keras_seresnet.training.layout`.
 
+Reading and repairing. `read_results`, `read_state` and `check` only read:
+they leave every file as it is (files of earlier versions are read through
+`keras_seresnet.compat` into today's records). `repair` is the one step
+that makes a folder consistent after a kill; `train()` calls it before it
+resumes or reports a run.
+
 Crash consistency: every file is written through `keras_seresnet.files`
 (a temporary name, then `os.replace`). An epoch is committed by replacing
 `checkpoint/state.json`, after the files it names are complete; `history.csv`
 and `best.keras` are derived from the state and rewritten after each commit
-and on every restart; the plots are drawn at the end of the run and on a
-restart (`RunFolder.draw_plots` draws them at any time). A kill between any
-two writes therefore leaves either the previous or the new state, and a
-restart removes files no state names and rewrites the derived ones, so
-`history.csv` always has each finished epoch exactly once. A damaged latest
-checkpoint (a truncated copy, a full disk) falls back, with a warning, to the
-epoch before it, which is kept until the next epoch is committed.
+and by `repair`; the plots are drawn at the end of the run and by `repair`
+(`RunFolder.draw_plots` draws them at any time). A kill between any two
+writes therefore leaves either the previous or the new state, and `repair`
+removes files no state names and rewrites the derived ones, so `history.csv`
+always has each finished epoch exactly once. A damaged latest checkpoint (a
+truncated copy, a full disk) falls back, with a warning, to the epoch before
+it, which is kept until the next epoch is committed.
 
 Fault injection (for tests). When the environment variable
 `KERAS_SERESNET_FAULT` names a point, the process kills itself with SIGKILL
@@ -55,7 +63,6 @@ when it reaches that point (`fault_point`); epochs are zero-based as in
 """
 
 import json
-import math
 import os
 import shutil
 import signal
@@ -64,19 +71,10 @@ import zipfile
 
 import keras
 
-from keras_seresnet import plots
-from keras_seresnet.files import atomic_path, write_json
+from keras_seresnet import compat, plots
+from keras_seresnet.files import atomic_path, write_json, write_text
 from keras_seresnet.training import checkpoint
-from keras_seresnet.training.history import (  # noqa: F401 (also importable from here, as in 0.1.0)
-    HISTORY_COLUMNS,
-    LEGACY_NAMES,
-    VALIDATION_COLUMNS,
-    read_history_csv,
-    rename_legacy_row,
-    rows_to_history,
-    with_legacy_names,
-    write_history_csv,
-)
+from keras_seresnet.training.history import rows_to_history, write_history_csv
 from keras_seresnet.training.layout import (
     BEST,
     CHECKPOINT,
@@ -89,6 +87,7 @@ from keras_seresnet.training.layout import (
     STATE,
     TMP_PREFIX,
 )
+from keras_seresnet.training.records import RunResults, RunState, check_monitor
 
 FAULT_ENV = "KERAS_SERESNET_FAULT"
 
@@ -191,12 +190,17 @@ class RunFolder:
         path: the folder; created by `open` (not before).
         monitor: the history column that chooses the best model:
             "test_accuracy" (default; no validation split) or "val_accuracy".
+
+    Example:
+
+    >>> folder = RunFolder("saved_models/run")
+    >>> folder.read_state() == folder.read_state()  # reading changes nothing
+    True
+    >>> state = folder.repair()  # the one step that writes: the state to resume from
     """
 
     def __init__(self, path, monitor="test_accuracy"):
-        if monitor not in ("test_accuracy", "val_accuracy"):
-            raise ValueError("Argument `monitor` must be 'test_accuracy' or 'val_accuracy'. "
-                             f"Received: monitor={monitor!r}")
+        check_monitor(monitor)
         self.path = os.fspath(path)
         self.monitor = monitor
         self.checkpoint_dir = os.path.join(self.path, CHECKPOINT)
@@ -306,107 +310,154 @@ class RunFolder:
             if name.startswith(TMP_PREFIX):
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
-    def read_results(self):
-        """The saved results if the run is finished, else None.
+    def checkpoint_file(self, name):
+        """The path of an entry of `checkpoint/` (a `Commit`'s `model_file` or `best_file`)."""
+        return os.path.join(self.checkpoint_dir, name)
 
-        Also removes a checkpoint left behind by a kill just after the
-        results were written.
+    def read_results(self):
+        """The results of a finished run, or None if the folder holds no `results.json`.
+
+        Reads only; a `results.json` of an earlier version reads as today's
+        (`compat.upgrade_results_dict`).
+
+        Returns:
+            A `RunResults`, or None.
 
         Raises:
-            RunFolderError: `results.json` is not a valid JSON object.
+            RunFolderError: `results.json` is not a valid JSON object of results.
         """
         path = self.file(RESULTS)
         if not os.path.exists(path):
             return None
-        results = _read_json(path, _FIX_OR_OVERWRITE)
-        if os.path.isdir(self.checkpoint_dir):
-            shutil.rmtree(self.checkpoint_dir)
-        return results
+        values = compat.upgrade_results_dict(_read_json(path, _FIX_OR_OVERWRITE))
+        try:
+            return RunResults.from_dict(values)
+        except (ValueError, TypeError) as e:
+            raise RunFolderError(f"{path} holds no results of this package ({e}); "
+                                 f"{_FIX_OR_OVERWRITE}") from None
 
     def read_state(self):
-        """The last committed epoch's state, or None for a run not yet started.
+        """The last committed epoch's state as `state.json` records it, or None without one.
 
-        Removes files of an epoch that was being written when the run was
-        killed, and rewrites the derived files (history, best model, plots)
-        from the state. A state written by an earlier version (per-epoch test
-        columns named `val_*`, `best_val_accuracy`) is read as a new one.
+        Reads only: files the state does not name, a damaged checkpoint and
+        stale derived files are `repair`'s business. A `state.json` of an
+        earlier version reads as today's (`compat.upgrade_state_dict`).
 
         Returns:
-            None, or a dict: `epoch` (last finished, zero-based), `history`
-            (rows of epochs 0..epoch), `model` (checkpoint path, model and
-            optimizer), `best_epoch`, `best_accuracy` (of `monitor`),
-            `previous` (the same fields of the epoch before, or None).
+            A `RunState`, or None.
 
         Raises:
-            RunFolderError: `state.json` is not a valid JSON object, a file
-                the state names is missing (the folder was edited by hand), or
-                the latest checkpoint is damaged and no intact earlier one is
-                kept. The message names the file and says what to do.
+            RunFolderError: `state.json` is not a valid JSON object of a state.
         """
-        state_path = os.path.join(self.checkpoint_dir, STATE)
-        if not os.path.exists(state_path):
-            if os.path.isdir(self.checkpoint_dir):
-                shutil.rmtree(self.checkpoint_dir)
+        path = os.path.join(self.checkpoint_dir, STATE)
+        if not os.path.exists(path):
             return None
-        state = self._upgrade(_read_json(state_path, _RESTART_CHECKPOINT))
-        for key in ("model_file", "best_file"):
-            if not os.path.exists(os.path.join(self.checkpoint_dir, state[key])):
+        values = compat.upgrade_state_dict(_read_json(path, _RESTART_CHECKPOINT), self.monitor)
+        try:
+            return RunState.from_dict(values)
+        except (ValueError, TypeError) as e:
+            raise RunFolderError(f"{path} holds no state of this package ({e}); "
+                                 f"{_RESTART_CHECKPOINT}") from None
+
+    def repair(self):
+        """Makes the folder what its last commit says, after a kill at any moment.
+
+        The one step that changes a folder it reads; `train()` calls it before
+        it resumes or reports a run. It touches only this package's entries:
+
+        - removes the temporary files of writes cut short (`.tmp-*`, in the
+          folder and in `plots/`);
+        - a finished run (`results.json`): removes the `checkpoint/` that a
+          kill just after the results left;
+        - no committed epoch (no `state.json`): removes `checkpoint/` (a
+          first commit cut short);
+        - a damaged latest checkpoint: falls back, with a warning, to the
+          epoch before it;
+        - rewrites `state.json` when it is not what the state to resume
+          from gives (after a fallback, or a file of an earlier version);
+        - removes the `checkpoint/` files the state does not name (an epoch
+          being committed when the run was killed);
+        - rewrites `history.csv` and `best.keras` from the state and draws
+          `plots/`.
+
+        A folder that does not exist is left so.
+
+        Returns:
+            The `RunState` to resume from (what `read_state()` now returns),
+            or None for a finished run or one without a committed epoch.
+
+        Raises:
+            RunFolderError: `state.json` is not a valid state, a file it
+                names is missing (the folder was edited by hand), or the
+                latest checkpoint is damaged and no intact earlier one is
+                kept. The message names the file and says what to do;
+                nothing is changed then but temporary files.
+        """
+        if not os.path.isdir(self.path):
+            return None
+        for folder in (self.path, self.file(PLOTS)):
+            if os.path.isdir(folder):
+                self._remove_tmp(folder)
+        state = None if os.path.exists(self.file(RESULTS)) else self.read_state()
+        if state is None:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+            return None
+        for name in state.commit.files():
+            if not os.path.exists(self.checkpoint_file(name)):
                 raise RunFolderError(
-                    f"The checkpoint of {self.path} names {state[key]}, which is "
-                    "missing. Delete the folder's checkpoint/ to start over, or "
-                    "use --overwrite."
+                    f"The checkpoint of {self.path} names {name}, which is missing. Delete the "
+                    "folder's checkpoint/ to start over, or use --overwrite."
                 )
-        damaged = self._damaged(state)
+        damaged = self._damaged(state.commit)
         if damaged:
-            previous = state.get("previous")
-            if previous is None or self._damaged(previous):
+            if state.previous is None or self._damaged(state.previous):
                 raise RunFolderError(
                     f"The checkpoint file {damaged} is damaged (not a complete zip "
                     "archive) and no intact earlier checkpoint is kept. Delete the "
                     "folder's checkpoint/ to start over, or use --overwrite."
                 )
             warnings.warn(
-                f"The checkpoint file {damaged} is damaged (not a complete zip "
-                f"archive); resuming from the epoch before it (epoch {previous['epoch']}, "
-                "zero-based) instead.", stacklevel=2)
-            state = dict(previous, history=state["history"][: previous["epoch"] + 1], previous=None)
+                f"The checkpoint file {damaged} is damaged (not a complete zip archive); "
+                f"resuming from the epoch before it (epoch {state.previous.epoch}, zero-based) "
+                "instead.", stacklevel=2)
+            state = state.rolled_back()
+        self._write_state(state)
         self._remove_unreferenced(state)
         self._write_derived(state, best_changed=True)
-        self.draw_plots(state["history"])
-        return dict(state, model=os.path.join(self.checkpoint_dir, state["model_file"]))
-
-    def _upgrade(self, state):
-        """A state.json of an earlier version in today's form (same meaning)."""
-        if "best_accuracy" not in state:
-            state = dict(state, best_accuracy=state.pop("best_val_accuracy"), previous=None)
-            if self.monitor == "test_accuracy":
-                state["history"] = [rename_legacy_row(row) for row in state["history"]]
+        self.draw_plots(state.history)
         return state
 
-    def _damaged(self, state):
-        for key in ("model_file", "best_file"):
-            path = os.path.join(self.checkpoint_dir, state[key])
-            if not _intact(path):
-                return path
+    def _write_state(self, state):
+        """Replaces `state.json` with `state`, unless it already holds exactly that."""
+        path, text = os.path.join(self.checkpoint_dir, STATE), state.to_json()
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                if f.read() == text:
+                    return
+        write_text(path, text)
+
+    def _damaged(self, commit):
+        """The path of the first of `commit`'s files that is not intact, or None."""
+        for name in commit.files():
+            if not _intact(self.checkpoint_file(name)):
+                return self.checkpoint_file(name)
         return None
 
     def _remove_unreferenced(self, state):
-        keep = {STATE, state["model_file"], state["best_file"]}
-        if state.get("previous"):
-            keep |= {state["previous"]["model_file"], state["previous"]["best_file"]}
+        keep = {STATE} | state.files()
         for name in os.listdir(self.checkpoint_dir):
             if name not in keep:
-                path = os.path.join(self.checkpoint_dir, name)
+                path = self.checkpoint_file(name)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
     def _write_derived(self, state, best_changed):
-        write_history_csv(self.file(HISTORY), state["history"])
+        write_history_csv(self.file(HISTORY), state.history)
         if best_changed:
-            _copy_atomic(os.path.join(self.checkpoint_dir, state["best_file"]), self.file(BEST))
+            _copy_atomic(self.checkpoint_file(state.commit.best_file), self.file(BEST))
 
     def draw_plots(self, rows):
-        """Draws `plots/` from history rows (a state's `history`)."""
-        fault_point("plots", rows[-1]["epoch"] if rows else -1)
+        """Draws `plots/` from history rows (a `RunState`'s `history`)."""
+        fault_point("plots", rows[-1].epoch if rows else -1)
         os.makedirs(self.file(PLOTS), exist_ok=True)
         plots.plot_history(rows_to_history(rows), self.file(PLOTS))
 
@@ -418,60 +469,49 @@ class RunFolder:
 
         Args:
             model: the compiled training model after the epoch.
-            row: the epoch's history row; `row["epoch"]` is the epoch, and
-                `row[monitor]` its accuracy.
-            state: the previous state (`read_state()` or the last
+            row: the epoch's `HistoryRow`; its `monitor` column is the
+                epoch's accuracy.
+            state: the previous `RunState` (`repair()` or the last
                 `commit_epoch()`), None for the first epoch.
 
         Returns:
-            The new state.
+            The new `RunState`.
         """
         os.makedirs(self.checkpoint_dir, exist_ok=True)
-        epoch = row["epoch"]
-        model_file = f"epoch-{epoch:04d}{checkpoint.SUFFIX}"
-        checkpoint.save_checkpoint(model, os.path.join(self.checkpoint_dir, model_file))
-        best_epoch = state["best_epoch"] if state else None
-        best_accuracy = state["best_accuracy"] if state else -math.inf
-        best_file = state["best_file"] if state else None
-        best_changed = row[self.monitor] > best_accuracy
-        if best_changed:
-            best_epoch, best_accuracy = epoch, row[self.monitor]
-            best_file = f"best-{epoch:04d}.keras"
-            save_model_atomic(
-                inference_model(model), os.path.join(self.checkpoint_dir, best_file)
-            )
-        fault_point("mid-commit", epoch)
-        previous = None
-        if state:
-            previous = {key: state[key] for key in
-                        ("epoch", "model_file", "best_epoch", "best_accuracy", "best_file")}
-        new_state = {
-            "epoch": epoch,
-            "model_file": model_file,
-            "best_epoch": best_epoch,
-            "best_accuracy": best_accuracy,
-            "best_file": best_file,
-            "history": (state["history"] if state else []) + [row],
-            "previous": previous,
-        }
-        write_json(os.path.join(self.checkpoint_dir, STATE), new_state)
+        model_file = f"epoch-{row.epoch:04d}{checkpoint.SUFFIX}"
+        checkpoint.save_checkpoint(model, self.checkpoint_file(model_file))
+        best_file = None
+        if state is None or state.improves(row):
+            best_file = f"best-{row.epoch:04d}.keras"
+            save_model_atomic(inference_model(model), self.checkpoint_file(best_file))
+        fault_point("mid-commit", row.epoch)
+        if state is None:
+            new_state = RunState.first(self.monitor, row, model_file, best_file)
+        else:
+            new_state = state.after(row, model_file, best_file)
+        write_text(os.path.join(self.checkpoint_dir, STATE), new_state.to_json())
         self._remove_unreferenced(new_state)
-        self._write_derived(new_state, best_changed)
-        return dict(new_state, model=os.path.join(self.checkpoint_dir, model_file))
+        self._write_derived(new_state, best_changed=best_file is not None)
+        return new_state
 
     def finish(self, model, results, rows=None):
         """Draws the plots, writes `final.keras` and `results.json`, then drops the checkpoint.
 
         Args:
             model: the model after the last epoch.
-            results: the dict `results.json` gets.
-            rows: the history rows of every epoch, for the plots. Default
+            results: the `RunResults` that `results.json` gets.
+            rows: the `HistoryRow`s of every epoch, for the plots. Default
                 None: those of the committed state.
         """
         if rows is None:
-            rows = _read_json(os.path.join(self.checkpoint_dir, STATE), _RESTART_CHECKPOINT)["history"]
+            rows = self.read_state().history
         self.draw_plots(rows)
         save_model_atomic(inference_model(model), self.file(FINAL))
         fault_point("before-results")
-        write_json(self.file(RESULTS), results)
+        write_text(self.file(RESULTS), results.to_json())
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
+
+def __getattr__(name):
+    """The names that moved from here (`keras_seresnet.compat.MOVED_NAMES`)."""
+    return compat.moved_name(__name__, name)

@@ -1,16 +1,15 @@
-"""Kept importable from here as in 0.1.0: the schedules live in `keras_seresnet.schedules`.
+"""The schedules' earlier home: they live in `keras_seresnet.schedules`, and are importable from here.
 
 They are pure functions of the recipe that the data pipeline, the training
-callbacks and the plots all evaluate, so they sit below all three.
+callbacks and the plots all evaluate, so they sit below all three. The names
+this module answers for are `keras_seresnet.compat.MOVED_NAMES[__name__]`.
 """
 
-from keras_seresnet.schedules import (  # noqa: F401
-    UNITS,
-    check_alpha_decay,
-    check_warmup_cosine,
-    decayed_mixup_alpha,
-    default_warmup_epochs,
-    learning_rate_at,
-    mixup_alpha_at,
-    warmup_cosine_lr,
-)
+from keras_seresnet import compat
+
+__all__ = sorted(compat.MOVED_NAMES[__name__])
+
+
+def __getattr__(name):
+    """A schedule of `keras_seresnet.schedules` (`compat.moved_name`)."""
+    return compat.moved_name(__name__, name)

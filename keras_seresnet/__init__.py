@@ -45,6 +45,7 @@ _EXPORTS = {
     "DataError": "keras_seresnet.data.cifar10",
     "load_cifar10": "keras_seresnet.data.cifar10",
     "load_unlabelled_pickle": "keras_seresnet.data.cifar10",
+    "export_model": "keras_seresnet.inference.export",
     "export_savedmodel": "keras_seresnet.inference.export",
     "load_model": "keras_seresnet.inference.loading",
     "predict_dir": "keras_seresnet.inference.predict",

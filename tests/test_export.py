@@ -136,6 +136,9 @@ def test_export_model_checks_the_savedmodel_in_a_fresh_process(tiny, tmp_path):
     assert (result.path, result.format, result.quantize, result.keras_path) == (
         str(tmp_path / "serving" / "1"), "saved_model", None, None)
     assert 0 <= result.max_difference <= 1e-4
+    weights = os.path.getsize(tmp_path / "serving" / "1" / "variables" /
+                              "variables.data-00000-of-00001")
+    assert weights < 1.5 * 4 * tiny.count_params()  # each float32 weight once, not twice
     assert 100_000 < result.size_bytes < 10_000_000
     assert os.listdir(tmp_path / "serving") == ["1"]
     assert "assets.extra" not in os.listdir(tmp_path / "serving" / "1")

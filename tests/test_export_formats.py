@@ -153,3 +153,18 @@ def test_runner_reports_one_line(tmp_path):
     assert not os.path.exists(tmp_path / "y.npz")
     with pytest.raises(ValueError, match="Argument `encoded` is only for format='saved_model'"):
         runners.run_export("onnx", tmp_path / "broken.onnx", np.zeros((1, 32, 32, 3)), [b"x"])
+
+
+@pytest.mark.slow
+def test_a_mixed_precision_model_is_exported_in_float32(tiny, tmp_path):
+    from keras_seresnet import load_model
+    from keras_seresnet.inference.loading import ProbabilityModel
+
+    # A bfloat16 copy, saved and loaded as a trained model is: its outputs
+    # come back as a list of one, and its layers compute in bfloat16.
+    ProbabilityModel(tiny, precision="bfloat16").model.save(tmp_path / "mixed.keras")
+    for format, name in (("saved_model", "1"), ("onnx", "m.onnx"), ("litert", "m.tflite")):
+        result = export_model(tmp_path / "mixed.keras", tmp_path / name, format=format)
+        assert result.max_difference <= 1e-4, format  # against the float32 Keras model
+    copy = load_model(tmp_path / "1" / "assets.extra" / "model.keras")
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in copy.layers}

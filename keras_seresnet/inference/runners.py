@@ -33,6 +33,7 @@ import numpy as np
 from keras_seresnet.inference.formats import (
     BYTES_INPUT,
     BYTES_SIGNATURE,
+    FORMAT_NAMES,
     OUTPUT,
     PIXELS_INPUT,
     PIXELS_SIGNATURE,
@@ -40,8 +41,10 @@ from keras_seresnet.inference.formats import (
 )
 
 
-def run_export(format, path, pixels, encoded=()):
+def run_export(format, path, pixels, encoded=(), *, batch_size=256):
     """Runs an exported model on raw pixels (and, for a SavedModel, on encoded files).
+
+    The model is loaded once and run `batch_size` images at a time.
 
     Args:
         format: "saved_model", "onnx" or "litert".
@@ -49,6 +52,7 @@ def run_export(format, path, pixels, encoded=()):
         pixels: float32 array [N, 32, 32, 3] of raw RGB pixels in [0, 255].
         encoded: for "saved_model", a sequence of encoded image files (bytes)
             for `serve_image_bytes`. Default empty: that signature is not run.
+        batch_size: images per call. Default 256.
 
     Returns:
         dict `"<signature>/<output>"` -> NumPy array: always
@@ -68,18 +72,56 @@ def run_export(format, path, pixels, encoded=()):
         raise ValueError(
             f"Argument `encoded` is only for format='saved_model'. Received: format={format!r}"
         )
-    runtime = import_runtime(format)
     pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim != 4 or len(pixels) == 0:
+        raise ValueError(
+            "Argument `pixels` must be a batch [N, 32, 32, 3] with N >= 1. "
+            f"Received shape {pixels.shape}"
+        )
+    runtime = import_runtime(format)
     if format == "saved_model":
-        return _run_savedmodel(runtime, path, pixels, encoded)
+        loaded = runtime.saved_model.load(str(path))
+        results = _in_batches(_signature_caller(runtime, loaded, PIXELS_SIGNATURE, PIXELS_INPUT),
+                              pixels, batch_size)
+        if len(encoded):
+            results.update(_in_batches(
+                _signature_caller(runtime, loaded, BYTES_SIGNATURE, BYTES_INPUT),
+                np.array(list(encoded), dtype=object), batch_size))  # bytes kept whole
+        return results
     if format == "onnx":
         session = runtime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        (probabilities,) = session.run([OUTPUT], {PIXELS_INPUT: pixels})
+
+        def predict(batch):
+            (probabilities,) = session.run([OUTPUT], {PIXELS_INPUT: batch})
+            return {f"{PIXELS_SIGNATURE}/{OUTPUT}": probabilities}
     else:
-        interpreter = runtime.interpreter.Interpreter(model_path=str(path))
-        runner = interpreter.get_signature_runner(PIXELS_SIGNATURE)
-        probabilities = runner(**{PIXELS_INPUT: pixels})[OUTPUT]
-    return {f"{PIXELS_SIGNATURE}/{OUTPUT}": np.asarray(probabilities)}
+        runner = runtime.interpreter.Interpreter(model_path=str(path)).get_signature_runner(
+            PIXELS_SIGNATURE)
+
+        def predict(batch):
+            return {f"{PIXELS_SIGNATURE}/{OUTPUT}": runner(**{PIXELS_INPUT: batch})[OUTPUT]}
+    return _in_batches(predict, pixels, batch_size)
+
+
+def _signature_caller(tf, loaded, signature, input_name):
+    """`batch -> {"<signature>/<output>": array}` of a loaded SavedModel's signature."""
+    function = loaded.signatures[signature]
+
+    def call(batch):
+        results = {}
+        for name, value in function(**{input_name: tf.constant(batch)}).items():
+            value = value.numpy()
+            if value.dtype == object:  # tf.string -> Python str
+                value = np.array([v.decode("utf-8") for v in value])
+            results[f"{signature}/{name}"] = value
+        return results
+
+    return call
+
+
+def _in_batches(predict, inputs, batch_size):
+    parts = [predict(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def import_runtime(format):
@@ -96,25 +138,10 @@ def import_runtime(format):
             importlib.import_module("ai_edge_litert.interpreter")
     except ImportError as e:
         raise ImportError(
-            f"Checking a {format} export needs the `{package}` package ({e}); install it "
-            "with `pip install keras-seresnet[export]`."
+            f"Running a {FORMAT_NAMES[format]} export needs the `{package}` package ({e}); "
+            "`pip install keras-seresnet[export]` installs it."
         ) from None
     return runtime
-
-
-def _run_savedmodel(tf, path, pixels, encoded):
-    loaded = tf.saved_model.load(str(path))
-    outputs = loaded.signatures[PIXELS_SIGNATURE](**{PIXELS_INPUT: tf.constant(pixels)})
-    results = {f"{PIXELS_SIGNATURE}/{k}": v.numpy() for k, v in outputs.items()}
-    if encoded:
-        outputs = loaded.signatures[BYTES_SIGNATURE](
-            **{BYTES_INPUT: tf.constant(list(encoded), dtype=tf.string)})
-        for name, value in outputs.items():
-            value = value.numpy()
-            if value.dtype == object:  # tf.string -> Python str
-                value = np.array([v.decode("utf-8") for v in value])
-            results[f"{BYTES_SIGNATURE}/{name}"] = value
-    return results
 
 
 def main(argv=None):

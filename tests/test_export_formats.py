@@ -119,7 +119,7 @@ def test_a_failed_check_writes_nothing_and_keeps_the_previous_file(tiny, tmp_pat
     # Int8 weights cannot agree with float32 to 1e-12: the check fails, deterministically.
     with pytest.raises(ValueError, match=r"^The LiteRT export .*seresnet\.tflite differs from the "
                                          r"Keras model by \S+ in probability \(more than "
-                                         r"atol=1e-12\); nothing was written\.$"):
+                                         r"atol=1e-12\)\. Nothing was written\.$"):
         export_model(tiny, path, format="litert", quantize="dynamic", atol=1e-12, overwrite=True)
     assert os.listdir(tmp_path) == ["seresnet.tflite"]  # no temporaries
     assert path.read_bytes() == b"the previous export"

@@ -209,8 +209,11 @@ def export_model(model, path, *, format="saved_model", quantize=None, save_keras
             _write_onnx(model, tmp)
         else:
             _write_litert(model, tmp, quantize)
-        difference = verify_export(tmp, model, format=format, atol=atol,
-                                   class_names=class_names, name=path)
+        try:
+            difference = verify_export(tmp, model, format=format, atol=atol,
+                                       class_names=class_names, name=path)
+        except ValueError as e:  # `atomic_path` then removes the temporary
+            raise ValueError(f"{e} Nothing was written.") from None
         size = export_size_bytes(tmp)
     keras_path = os.path.join(path, KERAS_COPY) if save_keras else None
     return ExportResult(path, format, quantize, size, difference, keras_path)
@@ -316,7 +319,7 @@ def verify_export(path, model, *, format="saved_model", atol=1e-4, class_names=N
     if worst > atol:
         raise ValueError(
             f"The {FORMAT_NAMES[format]} export {name} differs from the Keras model by "
-            f"{worst:.3g} in probability (more than atol={atol:g}); nothing was written."
+            f"{worst:.3g} in probability (more than atol={atol:g})."
         )
     if format == "saved_model":
         class_id = outputs[f"{BYTES_SIGNATURE}/class_id"]
@@ -606,7 +609,7 @@ def _run_in_fresh_process(path, format, pixels, name):
                 reason = lines[-1] if lines else f"exit status {result.returncode}"
             raise ValueError(
                 f"The {FORMAT_NAMES[format]} export {name} failed its check in a fresh "
-                f"{runtime} process: {reason}; nothing was written."
+                f"{runtime} process: {reason}."
             )
         with np.load(outputs_file) as outputs:
             return dict(outputs)

@@ -12,7 +12,7 @@ Layout (one job per module; the README's "Design" section says why):
 - `data/`: CIFAR-10 sources, image files, augmentation layers, tf.data pipelines.
 - `training/`: optimizer, callbacks, run folder, the training loop,
   distribution, the ablation.
-- `inference/`: loading, prediction, evaluation, SavedModel export.
+- `inference/`: loading, prediction, evaluation, export (SavedModel, ONNX, LiteRT).
 - `interop/`: importing PyTorch checkpoints.
 - `cli/`: the commands and their flags.
 - `config.py` (the recipe's numbers), `schedules.py` (the learning rate and mixup
@@ -53,6 +53,7 @@ _EXPORTS = {
     "make_epoch_variable": "keras_seresnet.data.pipeline",
     "make_eval_dataset": "keras_seresnet.data.pipeline",
     "make_train_dataset": "keras_seresnet.data.pipeline",
+    "export_model": "keras_seresnet.inference.export",
     "export_savedmodel": "keras_seresnet.inference.export",
     "load_model": "keras_seresnet.inference.loading",
     "predict_dir": "keras_seresnet.inference.predict",

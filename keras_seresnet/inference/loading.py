@@ -2,8 +2,8 @@
 
 Two formats are supported, each with its trust rule:
 
-- a `.keras` file (`model.save(...)`, or the file `export_savedmodel` writes
-  beside the SavedModel), loaded with Keras's *safe mode* on by default: a
+- a `.keras` file (`model.save(...)`, or the copy an export keeps in its
+  `assets.extra/model.keras`), loaded with Keras's *safe mode* on by default: a
   file holding a `Lambda` layer (or any other serialized Python code) is
   refused, because loading it would run code stored in the file. A user who
   trusts the file opts in with the explicit argument `safe_mode=False`.

@@ -46,6 +46,12 @@ _MARKERS_UP_TO = 50
 # Points per epoch of a step-unit curve drawn without the run's steps per epoch.
 _CURVE_POINTS = 2000
 
+# A confusion matrix of up to this many classes gets one named tick per class
+# and its counts in the cells; a larger one is drawn at this size, by colour
+# only, with class-index ticks (thousands of counts and names would be
+# unreadable, and slow to draw).
+_NAMED_CLASSES = 30
+
 
 def _figure(width=6.4, height=4.0):
     fig = Figure(figsize=(width, height), dpi=100)
@@ -328,6 +334,10 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
             e.g. `.png`), at 150 dpi.
         title: figure title. Default "Confusion matrix (N images, accuracy A%)".
 
+    Any number of classes is drawn. Up to 30 classes, each tick is named
+    and each cell shows its count; above that, the figure keeps the size of
+    30 classes and shows the colours only, with class-index ticks.
+
     Returns:
         The `matplotlib.figure.Figure`.
 
@@ -349,23 +359,28 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
         accuracy = 100.0 * np.trace(matrix) / max(total, 1)
         title = f"Confusion matrix ({total:,} images, accuracy {accuracy:.2f}%)"
 
-    size = 1.0 + 0.6 * len(names)
+    named = len(names) <= _NAMED_CLASSES
+    size = 1.0 + 0.6 * min(len(names), _NAMED_CLASSES)
     figure = _figure(size + 1.5, size)
     axes = figure.add_subplot()
     image = axes.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
     figure.colorbar(image, ax=axes, label="share of the true class")
-    ticks = np.arange(len(names))
-    axes.set_xticks(ticks, names, rotation=45, ha="right")
-    axes.set_yticks(ticks, names)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
+    index = "" if named else " (index)"
+    axes.set_xlabel(f"predicted class{index}")
+    axes.set_ylabel(f"true class{index}")
     axes.set_title(title)
-    for i in range(len(names)):
-        for j in range(len(names)):
+    if named:
+        ticks = np.arange(len(names))
+        axes.set_xticks(ticks, names, rotation=45, ha="right")
+        axes.set_yticks(ticks, names)
+        for i, j in np.ndindex(matrix.shape):
             axes.text(
                 j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
                 color="white" if share[i, j] > 0.5 else "black",
             )
+    else:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     if path is not None:
         _save(figure, path, dpi=150)
     else:

@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from keras_seresnet.config import CIFAR10_CLASSES, check_class_names
+from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig, check_class_names
 from keras_seresnet.files import atomic_path
 from keras_seresnet import schedules
 
@@ -283,6 +283,36 @@ def plot_history(history, folder, *, config=None, steps_per_epoch=None):
     """
     figures = history_figures(history, config=config, steps_per_epoch=steps_per_epoch)
     return {name: _save(figure, os.path.join(folder, PLOT_FILES[name])) for name, figure in figures.items()}
+
+
+def plot_run(history, folder, *, config_file, train_images=None):
+    """Writes a run's training figures: `plot_history` with the run's schedules.
+
+    The schedules' curves come from the run's configuration, so a run in the
+    step unit shows its learning rate and mixup alpha at every step, not only
+    the logged value of each epoch's first step.
+
+    Args:
+        history: as for `plot_history`.
+        folder: the output folder (created if missing).
+        config_file: path of the run's `config.json` (`TrainConfig.to_json`);
+            if no such file exists, the logged values only are drawn.
+        train_images: training images per epoch (`results.json`'s
+            `train_images`): the step unit's curve then has one point per
+            batch, ceil(train_images / batch_size) per epoch, as the training
+            pipeline makes them. Default None: a fine grid of the same curve.
+
+    Returns:
+        `{name: path}` of the files written.
+
+    Raises:
+        ConfigError: `config_file` is not a valid configuration.
+    """
+    config = TrainConfig.from_json(config_file) if os.path.exists(config_file) else None
+    steps_per_epoch = None
+    if config is not None and train_images:
+        steps_per_epoch = -(-train_images // config.batch_size)
+    return plot_history(history, folder, config=config, steps_per_epoch=steps_per_epoch)
 
 
 def history_figures(history, *, config=None, steps_per_epoch=None):

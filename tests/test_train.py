@@ -241,7 +241,8 @@ def test_script_bad_value_is_one_line(capsys):
 def test_script_missing_data_dir_is_one_line_and_leaves_no_folder(capsys, tmp_path, tiny_image_tree):
     train_script = load_script("train")
     out = tmp_path / "run"
-    flags = ["--epochs", "1", "--quiet", *TINY_FLAGS]
+    # The step unit: in the epoch unit a 1-epoch run would add its short-run warning line.
+    flags = ["--epochs", "1", "--schedule-unit", "step", "--quiet", *TINY_FLAGS]
     rc = train_script.main(["--data-dir", str(tmp_path / "nowhere"), "--out", str(out), *flags])
     assert rc == 1
     assert "nowhere" in one_error_line(capsys)
@@ -255,7 +256,8 @@ def test_script_with_too_few_classes_for_the_labels_is_one_line_and_leaves_no_fo
         capsys, tmp_path, tiny_image_tree):
     out = tmp_path / "rx"
     rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--num-classes", "1",
-                                    "--out", str(out), "--epochs", "1", "--quiet", *TINY_FLAGS])
+                                    "--out", str(out), "--epochs", "1", "--schedule-unit", "step",
+                                    "--quiet", *TINY_FLAGS])
     assert rc == 1
     printed = capsys.readouterr()
     assert printed.err.count("\n") == 1 and "Traceback" not in printed.err
@@ -284,10 +286,11 @@ def test_script_with_the_default_out_leaves_no_orphan_folder(capsys, tmp_path, m
 def test_script_refuses_a_folder_of_another_config(capsys, tmp_path, tiny_image_tree):
     (tmp_path / "config.json").write_text(TrainConfig(epochs=7).to_json())
     (tmp_path / "results.json").write_text("{}")  # a finished run: it has something to lose
-    rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--epochs", "2", "--out", str(tmp_path)])
+    # 4 epochs: a shorter run would add its short-run warning line.
+    rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--epochs", "4", "--out", str(tmp_path)])
     assert rc == 1
     err = one_error_line(capsys)
-    assert "epochs: 7 in the folder, 2 requested" in err and "--overwrite" in err
+    assert "epochs: 7 in the folder, 4 requested" in err and "--overwrite" in err
 
 
 def test_early_stopping_stops_the_run(tiny_image_tree, tmp_path):
@@ -492,6 +495,17 @@ def test_labels_of_shape_n_1_train_and_callbacks_may_be_none(tmp_path):
     result = train(TrainConfig(**TINY, epochs=np.int64(1)), tmp_path / "run",
                    data=tiny_arrays((-1, 1)), callbacks=None, verbose=0)
     assert result.results["epochs_trained"] == 1 and result.results["train_images"] == 8
+
+
+def test_a_short_epoch_unit_run_warns_once_that_its_learning_rate_hardly_decays(tmp_path):
+    # 2 epochs: warmup at 0.1, then the cosine's first value, 0.1.
+    with pytest.warns(UserWarning) as caught:
+        train(TrainConfig(**TINY_MODEL, batch_size=8, epochs=2), tmp_path / "run",
+              data=tiny_arrays(), verbose=0)
+    [warning] = [w for w in caught if "schedule" in str(w.message)]
+    assert "--schedule-unit step" in str(warning.message)
+    assert 'schedule_unit="step"' in str(warning.message)
+    assert warning.filename == __file__  # the caller's line, not the package's
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,7 @@ from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet.inference.evaluate import evaluate_model
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
 from keras_seresnet.models.seresnet import build_from_config
+from keras_seresnet.schedules import warn_if_hardly_decays
 from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.history import accuracy_column, read_history_csv, rows_to_history
 from keras_seresnet.training.layout import HISTORY
@@ -466,6 +467,11 @@ def train(
     SIGTERM (a scheduler's preemption) stops training like Ctrl-C: with
     `TrainingInterrupted` (a `KeyboardInterrupt`), the committed epochs kept.
 
+    A config whose learning rate never decays meaningfully within the run
+    (`schedules.hardly_decays`: in the epoch unit, the last epoch above half
+    the peak, such as any run of 1 to 3 epochs with the default warmup) gets
+    one `UserWarning` first, naming the step unit.
+
     Args:
         config: the `TrainConfig`; validated and resolved (`resolve_config`).
         out_dir: the run folder (created when training starts).
@@ -519,6 +525,7 @@ def train(
     _check_arguments(config, out_dir, initial_weights)
     callbacks = _check_callbacks(callbacks)
     config = resolve_config(config)
+    warn_if_hardly_decays(config, stacklevel=2)  # names the caller of train()
     # First of all: a MultiWorkerMirroredStrategy can only be set up before
     # TensorFlow runs anything in the process.
     strategy = scale.make_strategy(config.strategy)

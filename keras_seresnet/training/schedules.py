@@ -10,7 +10,9 @@ from keras_seresnet.schedules import (  # noqa: F401
     check_warmup_cosine,
     decayed_mixup_alpha,
     default_warmup_epochs,
+    hardly_decays,
     learning_rate_at,
     mixup_alpha_at,
     warmup_cosine_lr,
+    warn_if_hardly_decays,
 )

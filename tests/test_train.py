@@ -276,6 +276,20 @@ def test_a_test_label_beyond_num_classes_fails_before_the_folder_exists(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_the_script_prints_one_line_per_epoch_when_stdout_is_not_a_terminal(
+        capsys, tmp_path, tiny_image_tree, no_process_settings):
+    # capsys's stdout is not a terminal, as a log file is: Keras's progress
+    # bar would write a line per update there, each with its ANSI codes.
+    capsys.readouterr()
+    rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--out", str(tmp_path / "run"),
+                                    "--epochs", "2", "--schedule-unit", "step", *TINY_FLAGS])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    assert "\x1b[" not in printed.out and "/step" not in printed.out and "━" not in printed.out
+    epochs = [line.split(":")[0] for line in printed.out.splitlines() if line.lower().startswith("epoch ")]
+    assert epochs == ["epoch 1/2", "epoch 2/2"], printed.out  # the summaries, no bar's "Epoch 1/2"
+
+
 def test_script_with_the_default_out_leaves_no_orphan_folder(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_script("train").main(["--data-dir", str(tmp_path / "nowhere")]) == 1

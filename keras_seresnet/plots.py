@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from keras_seresnet.config import CIFAR10_CLASSES, check_class_names
+from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig, check_class_names
 from keras_seresnet.files import atomic_path
 from keras_seresnet import schedules
 
@@ -45,6 +45,12 @@ _MARKERS_UP_TO = 50
 
 # Points per epoch of a step-unit curve drawn without the run's steps per epoch.
 _CURVE_POINTS = 2000
+
+# A confusion matrix of up to this many classes gets one named tick per class
+# and its counts in the cells; a larger one is drawn at this size, by colour
+# only, with class-index ticks (thousands of counts and names would be
+# unreadable, and slow to draw).
+_NAMED_CLASSES = 30
 
 
 def _figure(width=6.4, height=4.0):
@@ -279,6 +285,36 @@ def plot_history(history, folder, *, config=None, steps_per_epoch=None):
     return {name: _save(figure, os.path.join(folder, PLOT_FILES[name])) for name, figure in figures.items()}
 
 
+def plot_run(history, folder, *, config_file, train_images=None):
+    """Writes a run's training figures: `plot_history` with the run's schedules.
+
+    The schedules' curves come from the run's configuration, so a run in the
+    step unit shows its learning rate and mixup alpha at every step, not only
+    the logged value of each epoch's first step.
+
+    Args:
+        history: as for `plot_history`.
+        folder: the output folder (created if missing).
+        config_file: path of the run's `config.json` (`TrainConfig.to_json`);
+            if no such file exists, the logged values only are drawn.
+        train_images: training images per epoch (`results.json`'s
+            `train_images`): the step unit's curve then has one point per
+            batch, ceil(train_images / batch_size) per epoch, as the training
+            pipeline makes them. Default None: a fine grid of the same curve.
+
+    Returns:
+        `{name: path}` of the files written.
+
+    Raises:
+        ConfigError: `config_file` is not a valid configuration.
+    """
+    config = TrainConfig.from_json(config_file) if os.path.exists(config_file) else None
+    steps_per_epoch = None
+    if config is not None and train_images:
+        steps_per_epoch = -(-train_images // config.batch_size)
+    return plot_history(history, folder, config=config, steps_per_epoch=steps_per_epoch)
+
+
 def history_figures(history, *, config=None, steps_per_epoch=None):
     """`{name: Figure}` of the three training figures, keyed as `PLOT_FILES`."""
     return {
@@ -328,6 +364,10 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
             e.g. `.png`), at 150 dpi.
         title: figure title. Default "Confusion matrix (N images, accuracy A%)".
 
+    Any number of classes is drawn. Up to 30 classes, each tick is named
+    and each cell shows its count; above that, the figure keeps the size of
+    30 classes and shows the colours only, with class-index ticks.
+
     Returns:
         The `matplotlib.figure.Figure`.
 
@@ -349,23 +389,28 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
         accuracy = 100.0 * np.trace(matrix) / max(total, 1)
         title = f"Confusion matrix ({total:,} images, accuracy {accuracy:.2f}%)"
 
-    size = 1.0 + 0.6 * len(names)
+    named = len(names) <= _NAMED_CLASSES
+    size = 1.0 + 0.6 * min(len(names), _NAMED_CLASSES)
     figure = _figure(size + 1.5, size)
     axes = figure.add_subplot()
     image = axes.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
     figure.colorbar(image, ax=axes, label="share of the true class")
-    ticks = np.arange(len(names))
-    axes.set_xticks(ticks, names, rotation=45, ha="right")
-    axes.set_yticks(ticks, names)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
+    index = "" if named else " (index)"
+    axes.set_xlabel(f"predicted class{index}")
+    axes.set_ylabel(f"true class{index}")
     axes.set_title(title)
-    for i in range(len(names)):
-        for j in range(len(names)):
+    if named:
+        ticks = np.arange(len(names))
+        axes.set_xticks(ticks, names, rotation=45, ha="right")
+        axes.set_yticks(ticks, names)
+        for i, j in np.ndindex(matrix.shape):
             axes.text(
                 j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
                 color="white" if share[i, j] > 0.5 else "black",
             )
+    else:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     if path is not None:
         _save(figure, path, dpi=150)
     else:

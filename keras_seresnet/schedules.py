@@ -29,6 +29,7 @@ Example:
 
 import math
 import typing
+import warnings
 
 from keras_seresnet.config import (  # noqa: F401 (default_warmup_epochs: importable here, as before)
     ScheduleUnit,
@@ -39,6 +40,11 @@ from keras_seresnet.config import (  # noqa: F401 (default_warmup_epochs: import
 )
 
 UNITS = typing.get_args(ScheduleUnit)  # ("epoch", "step")
+
+# The short-run rule (`hardly_decays`): a run's learning rate decays
+# meaningfully when its last epoch trains at no more than this fraction of
+# the peak, `base_lr`.
+DECAYED_FRACTION = 0.5
 
 
 def _check(problem, values):
@@ -146,3 +152,36 @@ def mixup_alpha_at(epoch, config, step=0, steps_per_epoch=1):
     return decayed_mixup_alpha(
         epoch, step, steps_per_epoch=steps_per_epoch, epochs=config.epochs,
         alpha=config.mixup_alpha, alpha_min=config.mixup_alpha_min, unit=config.schedule_unit)
+
+
+def hardly_decays(config):
+    """Whether a `TrainConfig`'s learning rate never decays meaningfully within its run.
+
+    The rule: in the epoch unit, the last epoch's learning rate
+    (`learning_rate_at(config.epochs - 1, config)`) is above
+    `DECAYED_FRACTION` (half) of the peak `base_lr`. With the default
+    warmup that is a run of 1 to 3 epochs: 2 epochs train at 0.1 (the
+    warmup's one epoch), then 0.1 (the cosine's first value). The step
+    unit's cosine reaches `min_lr` at the last step of any run: never.
+    """
+    if config.schedule_unit != "epoch":
+        return False
+    return learning_rate_at(config.epochs - 1, config) > DECAYED_FRACTION * config.base_lr
+
+
+def warn_if_hardly_decays(config, stacklevel=1):
+    """Warns once (`UserWarning`) when `hardly_decays(config)`, naming the step unit as the remedy.
+
+    Args:
+        config: a `TrainConfig`.
+        stacklevel: the line the warning names, counted from the caller:
+            1 (default) the line that calls this function, 2 its caller's.
+    """
+    if hardly_decays(config):
+        last = learning_rate_at(config.epochs - 1, config)
+        warnings.warn(
+            f"The learning rate of this {config.epochs}-epoch run hardly decays: with "
+            f'schedule_unit="epoch" (the recipe\'s) each epoch trains at one value, the last '
+            f"at {last:.4g} (peak {config.base_lr:g}). Pass --schedule-unit step "
+            f'(schedule_unit="step") to decay it at every step, down to min_lr at the last one.',
+            UserWarning, stacklevel=stacklevel + 1)

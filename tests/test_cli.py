@@ -1,7 +1,10 @@
+import argparse
 import dataclasses
 import errno
 import inspect
+import io
 import os
+import sys
 import warnings
 
 import pytest
@@ -20,6 +23,7 @@ from keras_seresnet.cli import (
     output_folder,
     parse_config,
     positive_int,
+    progress_verbose,
     resumable_run,
     run_main,
 )
@@ -319,3 +323,15 @@ def test_switches_default_on_have_both_forms():
     assert (off.recursive, off.follow_symlinks, off.safe_mode) == (False, False, False)
     assert not export.build_parser().parse_args(["m.keras", "out", "--no-keras-file"]).save_keras
     assert "--recursive, --no-recursive" in predict.build_parser().format_help()
+
+
+@pytest.mark.parametrize("quiet, terminal, verbose", [
+    (False, True, 1), (True, True, 2), (False, False, 2), (True, False, 2),
+])
+def test_the_progress_bar_is_for_a_terminal_only(monkeypatch, quiet, terminal, verbose):
+    class Stdout(io.StringIO):
+        def isatty(self):
+            return terminal
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    assert progress_verbose(argparse.Namespace(quiet=quiet)) == verbose

@@ -151,15 +151,20 @@ def test_plot_confusion_matrix_writes_png(tmp_path):
         plot_confusion_matrix(np.zeros((3, 2)), NAMES)
 
 
-def test_evaluate_script_on_an_image_tree(tiny_model, tmp_path, capsys):
+def image_tree(root, classes=3):
+    """A CIFAR-10-layout tree under `root`: 1 training image, 6 test images of the first `classes` classes."""
     rng = np.random.default_rng(2)
     for split, count in (("train", 1), ("test", 6)):
         for i in range(count):
-            name = CIFAR10_CLASSES[i % 3]
-            folder = tmp_path / "data" / split / name
+            folder = root / split / CIFAR10_CLASSES[i % classes]
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
                 folder / f"{i}.png")
+    return root
+
+
+def test_evaluate_script_on_an_image_tree(tiny_model, tmp_path, capsys):
+    image_tree(tmp_path / "data")
     model_path = str(tmp_path / "tiny.keras")
     tiny_model.save(model_path)
     output = tmp_path / "report"
@@ -173,6 +178,55 @@ def test_evaluate_script_on_an_image_tree(tiny_model, tmp_path, capsys):
     for png in ("confusion_matrix.png", "confusion_matrix_tta.png"):
         assert (output / png).read_bytes()[:4] == b"\x89PNG"
     assert "loss (CE, smooth 0.08)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("num_classes", [3, 12])
+def test_evaluate_script_works_end_to_end_for_any_class_count(tmp_path, capsys, num_classes):
+    keras.utils.set_random_seed(0)
+    model_path = str(tmp_path / "model.keras")
+    build_seresnet(**TINY_MODEL, num_classes=num_classes).save(model_path)
+    output = tmp_path / "report"
+    assert load_script("evaluate").main(
+        [model_path, "--data-dir", str(image_tree(tmp_path / "data")), "--tta",
+         "--output-dir", str(output)]
+    ) == 0, capsys.readouterr().err
+    names = [str(i) for i in range(num_classes)]
+    results = json.loads((output / "evaluation.json").read_text())
+    assert list(results["per_class_accuracy"]) == names
+    assert np.array(results["confusion_matrix"]).shape == (num_classes, num_classes)
+    for png in ("confusion_matrix.png", "confusion_matrix_tta.png"):
+        assert (output / png).read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr()
+    assert f"  {names[-1]} " in printed.out and printed.err == ""
+
+
+def test_evaluate_script_refuses_a_model_with_fewer_classes_than_the_labels_in_one_line(
+        tmp_path, capsys):
+    keras.utils.set_random_seed(0)
+    model_path = str(tmp_path / "model.keras")
+    build_seresnet(**TINY_MODEL, num_classes=2).save(model_path)
+    output = tmp_path / "report"
+    assert load_script("evaluate").main(
+        [model_path, "--data-dir", str(image_tree(tmp_path / "data")), "--output-dir", str(output)]
+    ) == 1
+    printed = capsys.readouterr()
+    [line] = printed.err.splitlines()
+    assert line.endswith(": error: Argument `labels` must lie in [0, 2) (the model's classes). "
+                         "Received values from 0 to 2")
+    assert not output.exists()
+
+
+def test_a_confusion_matrix_of_many_classes_stays_drawable(tmp_path):
+    many = 100
+    matrix = np.random.default_rng(0).integers(0, 5, (many, many))
+    names = [f"class {i}" for i in range(many)]
+    figure = plot_confusion_matrix(matrix, names, tmp_path / "cm.png")
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+    width, height = figure.get_size_inches()
+    assert width <= 25 and height <= 25  # not one 0.6-inch cell per class
+    assert len(figure.axes[0].texts) == 0  # counts in 10,000 cells would be unreadable
+    few = plot_confusion_matrix(np.eye(12, dtype=int), [str(i) for i in range(12)])
+    assert len(few.axes[0].texts) == 144  # a matrix of a few classes keeps its counts
 
 
 def test_labels_of_shape_n_1_evaluate_as_labels_of_shape_n(tiny_model):

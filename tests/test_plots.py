@@ -5,6 +5,8 @@ import pytest
 from matplotlib.image import imread
 
 from keras_seresnet.config import TrainConfig
+from keras_seresnet.training.history import HistoryRow
+from keras_seresnet.training.records import RunResults
 from keras_seresnet.plots import (
     PLOT_FILES,
     history_figures,
@@ -109,6 +111,56 @@ def test_schedules_plot_of_a_long_run_stays_small(tmp_path):
     assert len(step_line.get_xdata()) <= 2002
     assert step_line.get_ydata()[-1] == pytest.approx(0.001)
     assert imread(plot_schedules(logged, tmp_path / "s.png", config=config, steps_per_epoch=391)).size
+
+
+# A step-unit run of 2 epochs over 10 training images in batches of 4: 3 steps per epoch.
+STEP_RUN = TrainConfig(epochs=2, warmup_epochs=1, schedule_unit="step", batch_size=4)
+STEP_RUN_ROWS = [
+    HistoryRow(epoch=e, learning_rate=lr, mixup_alpha=alpha, loss=2.0 - e, accuracy=0.2,
+               test_loss=2.1 - e, test_accuracy=0.2 * e, seconds=1.0)
+    for e, lr, alpha in ((0, 1 / 30, 0.4), (1, 0.1, 0.2))
+]
+# What a finished STEP_RUN of 10 training images leaves in results.json.
+STEP_RUN_RESULTS = RunResults(
+    monitor="test_accuracy", best_epoch=1, best_accuracy=0.2, test_accuracy=0.2, test_loss=1.1,
+    test_accuracy_tta=0.2, epochs_trained=2, train_images=10, val_images=None, test_images=4,
+    parameters=15, train_seconds=2.0, initial_weights=None,
+)
+
+
+def expected_step_run_schedules(history, path):
+    """The schedules PNG of `STEP_RUN` with its learning rate and alpha at each of its 6 steps."""
+    return plot_schedules(history, path, config=STEP_RUN, steps_per_epoch=3).read_bytes()
+
+
+def test_keras_seresnet_plots_draws_a_step_unit_runs_schedules_at_every_step(
+        tmp_path, no_process_settings):
+    from keras_seresnet.cli import plots
+    from keras_seresnet.training.history import read_history_csv, write_history_csv
+
+    run = tmp_path / "run"
+    run.mkdir()
+    STEP_RUN.to_json(run / "config.json")
+    write_history_csv(run / "history.csv", STEP_RUN_ROWS)
+    (run / "results.json").write_text(STEP_RUN_RESULTS.to_json())
+    assert plots.main([str(run)]) == 0
+    expected = expected_step_run_schedules(read_history_csv(run / "history.csv"),
+                                           tmp_path / "expected.png")
+    assert (run / "plots" / "schedules.png").read_bytes() == expected
+
+
+def test_a_step_unit_runs_folder_draws_its_schedules_at_every_step(tmp_path):
+    import keras
+
+    from keras_seresnet.training.history import rows_to_history
+    from keras_seresnet.training.run_folder import RunFolder
+
+    folder = RunFolder(tmp_path / "run")
+    folder.open(STEP_RUN.to_dict())
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    folder.finish(model, STEP_RUN_RESULTS, STEP_RUN_ROWS)
+    expected = expected_step_run_schedules(rows_to_history(STEP_RUN_ROWS), tmp_path / "expected.png")
+    assert (tmp_path / "run" / "plots" / "schedules.png").read_bytes() == expected
 
 
 def test_ablation_chart(tmp_path):

@@ -7,6 +7,7 @@ from keras_seresnet import TrainConfig
 from keras_seresnet.schedules import (
     decayed_mixup_alpha,
     default_warmup_epochs,
+    hardly_decays,
     learning_rate_at,
     mixup_alpha_at,
     warmup_cosine_lr,
@@ -80,6 +81,15 @@ def test_two_epoch_step_schedule_anneals_where_the_epoch_schedule_stays_at_the_p
     assert all(a > b for a, b in zip(step_lrs[10:], step_lrs[11:]))
 
 
+def test_a_short_epoch_unit_run_hardly_decays_and_a_step_unit_one_always_does():
+    # The rule: the epoch unit's last epoch above half the peak learning rate.
+    assert [e for e in range(1, 300) if hardly_decays(TrainConfig(epochs=e))] == [1, 2, 3]
+    assert learning_rate_at(2, TrainConfig(epochs=3)) == pytest.approx(0.0505)  # just above 0.05
+    assert not hardly_decays(TrainConfig(epochs=4)) and not hardly_decays(TrainConfig.preset("fast"))
+    assert hardly_decays(TrainConfig(epochs=10, warmup_epochs=8))  # 0.1, 0.1, then 0.0505
+    assert not any(hardly_decays(TrainConfig(epochs=e, schedule_unit="step")) for e in range(1, 5))
+
+
 def test_the_default_warmup_is_the_configs():
     for epochs in range(1, 400):
         assert default_warmup_epochs(epochs) == TrainConfig(epochs=epochs).resolved_warmup_epochs
@@ -88,15 +98,13 @@ def test_the_default_warmup_is_the_configs():
     assert decayed_mixup_alpha(10, epochs=10, alpha=0.4, alpha_min=0.1) == 0.1  # past the end: the floor
 
 
-def test_the_schedules_stay_importable_from_training():
-    from keras_seresnet import schedules
+def test_the_schedules_of_0_1_0_stay_importable_from_training():
+    from keras_seresnet import compat, schedules
     from keras_seresnet.training import schedules as moved
 
-    functions = [name for name, value in vars(schedules).items() if not name.startswith("_")
-                 and getattr(value, "__module__", None) == schedules.__name__]
-    functions.append("default_warmup_epochs")  # its home is config.py, beside the field it resolves
-    assert len(functions) == 7 and moved.UNITS is schedules.UNITS
-    assert all(getattr(moved, name) is getattr(schedules, name) for name in functions)
+    names = compat.MOVED_NAMES[moved.__name__]
+    assert {"UNITS", "learning_rate_at", "mixup_alpha_at", "warmup_cosine_lr"} <= set(names)
+    assert all(getattr(moved, name) is getattr(schedules, name) for name in names)
 
 
 def test_numpy_integers_are_epochs_and_infinite_rates_are_refused():

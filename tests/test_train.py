@@ -245,7 +245,8 @@ def test_script_bad_value_is_one_line(capsys):
 def test_script_missing_data_dir_is_one_line_and_leaves_no_folder(capsys, tmp_path, tiny_image_tree):
     train_script = load_script("train")
     out = tmp_path / "run"
-    flags = ["--epochs", "1", "--quiet", *TINY_FLAGS]
+    # The step unit: in the epoch unit a 1-epoch run would add its short-run warning line.
+    flags = ["--epochs", "1", "--schedule-unit", "step", "--quiet", *TINY_FLAGS]
     rc = train_script.main(["--data-dir", str(tmp_path / "nowhere"), "--out", str(out), *flags])
     assert rc == 1
     assert "nowhere" in one_error_line(capsys)
@@ -259,7 +260,8 @@ def test_script_with_too_few_classes_for_the_labels_is_one_line_and_leaves_no_fo
         capsys, tmp_path, tiny_image_tree):
     out = tmp_path / "rx"
     rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--num-classes", "1",
-                                    "--out", str(out), "--epochs", "1", "--quiet", *TINY_FLAGS])
+                                    "--out", str(out), "--epochs", "1", "--schedule-unit", "step",
+                                    "--quiet", *TINY_FLAGS])
     assert rc == 1
     printed = capsys.readouterr()
     assert printed.err.count("\n") == 1 and "Traceback" not in printed.err
@@ -278,6 +280,20 @@ def test_a_test_label_beyond_num_classes_fails_before_the_folder_exists(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_the_script_prints_one_line_per_epoch_when_stdout_is_not_a_terminal(
+        capsys, tmp_path, tiny_image_tree, no_process_settings):
+    # capsys's stdout is not a terminal, as a log file is: Keras's progress
+    # bar would write a line per update there, each with its ANSI codes.
+    capsys.readouterr()
+    rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--out", str(tmp_path / "run"),
+                                    "--epochs", "2", "--schedule-unit", "step", *TINY_FLAGS])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    assert "\x1b[" not in printed.out and "/step" not in printed.out and "━" not in printed.out
+    epochs = [line.split(":")[0] for line in printed.out.splitlines() if line.lower().startswith("epoch ")]
+    assert epochs == ["epoch 1/2", "epoch 2/2"], printed.out  # the summaries, no bar's "Epoch 1/2"
+
+
 def test_script_with_the_default_out_leaves_no_orphan_folder(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_script("train").main(["--data-dir", str(tmp_path / "nowhere")]) == 1
@@ -288,10 +304,11 @@ def test_script_with_the_default_out_leaves_no_orphan_folder(capsys, tmp_path, m
 def test_script_refuses_a_folder_of_another_config(capsys, tmp_path, tiny_image_tree):
     (tmp_path / "config.json").write_text(TrainConfig(epochs=7).to_json())
     (tmp_path / "results.json").write_text("{}")  # a finished run: it has something to lose
-    rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--epochs", "2", "--out", str(tmp_path)])
+    # 4 epochs: a shorter run would add its short-run warning line.
+    rc = load_script("train").main(["--data-dir", str(tiny_image_tree), "--epochs", "4", "--out", str(tmp_path)])
     assert rc == 1
     err = one_error_line(capsys)
-    assert "epochs: 7 in the folder, 2 requested" in err and "--overwrite" in err
+    assert "epochs: 7 in the folder, 4 requested" in err and "--overwrite" in err
 
 
 @pytest.mark.parametrize("monitor", ["val_accuracy", "test_accuracy"])
@@ -534,6 +551,17 @@ def test_labels_of_shape_n_1_train_and_callbacks_may_be_none(tmp_path):
     result = train(TrainConfig(**TINY, epochs=np.int64(1)), tmp_path / "run",
                    data=tiny_arrays((-1, 1)), callbacks=None, verbose=0)
     assert result.results["epochs_trained"] == 1 and result.results["train_images"] == 8
+
+
+def test_a_short_epoch_unit_run_warns_once_that_its_learning_rate_hardly_decays(tmp_path):
+    # 2 epochs: warmup at 0.1, then the cosine's first value, 0.1.
+    with pytest.warns(UserWarning) as caught:
+        train(TrainConfig(**TINY_MODEL, batch_size=8, epochs=2), tmp_path / "run",
+              data=tiny_arrays(), verbose=0)
+    [warning] = [w for w in caught if "schedule" in str(w.message)]
+    assert "--schedule-unit step" in str(warning.message)
+    assert 'schedule_unit="step"' in str(warning.message)
+    assert warning.filename == __file__  # the caller's line, not the package's
 
 
 @pytest.mark.parametrize(

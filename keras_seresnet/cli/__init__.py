@@ -177,7 +177,18 @@ def add_run_folder_arguments(group, *, out_help, overwrite_help):
     """Adds `--out`, `--overwrite` and `--quiet` for the programs that train into a folder."""
     group.add_argument("--out", type=output_folder, help=out_help)
     group.add_argument("--overwrite", action="store_true", help=overwrite_help)
-    group.add_argument("--quiet", action="store_true", help="no progress bar, only one line per epoch")
+    group.add_argument("--quiet", action="store_true",
+                       help="no progress bar, only one line per epoch (the default when stdout "
+                            "is not a terminal)")
+
+
+def progress_verbose(args):
+    """`train(verbose=...)` for a command with `--quiet`: 1 (progress bar) or 2 (summary lines).
+
+    2 with `--quiet`, or when stdout is not a terminal (a log file, a pipe),
+    where Keras's progress bar would write one line per update; 1 otherwise.
+    """
+    return 2 if args.quiet or not sys.stdout.isatty() else 1
 
 
 def add_safe_mode_argument(parser):

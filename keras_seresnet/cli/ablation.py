@@ -43,7 +43,7 @@ def _ablation(args, config):
     out = args.out or default_ablation_dir(config, args.seeds, args.models)
     with cli.resumable_run(out):
         rows = run_ablation(config, out, seeds=args.seeds, models=args.models,
-                            overwrite=args.overwrite, verbose=2 if args.quiet else 1)
+                            overwrite=args.overwrite, verbose=cli.progress_verbose(args))
     for row in rows:
         print(f"Model {row['model']} ({row['name']}): {row['accuracy_mean']:.2f}% "
               f"+- {row['accuracy_std']:.2f} over seeds {row['seeds']}")

@@ -2,7 +2,9 @@
 
     keras-seresnet-evaluate MODEL [--data-dir DIR] [--limit-test N] [--tta]
 
-MODEL is a `.keras` file or a SavedModel folder. Prints accuracy, loss (plain
+MODEL is a `.keras` file or a SavedModel folder, with any number of classes
+(named after CIFAR-10's for 10, else "0", "1", ...; a model with fewer classes
+than the test labels is refused in one line). Prints accuracy, loss (plain
 cross-entropy, and with the recipe's label smoothing, the loss the recipe's
 published test loss refers to) and per-class accuracy, and writes
 `evaluation.json` and `confusion_matrix.png` (with `--tta`, also
@@ -67,11 +69,13 @@ def _evaluate(args):
     print(format_results(results))
     os.makedirs(args.output_dir, exist_ok=True)
     write_results_json(results, os.path.join(args.output_dir, "evaluation.json"))
-    plot_confusion_matrix(results["confusion_matrix"],
+    # The model's classes, in order: CIFAR-10's names for 10 outputs, else "0", "1", ...
+    class_names = list(results["per_class_accuracy"])
+    plot_confusion_matrix(results["confusion_matrix"], class_names,
                           path=os.path.join(args.output_dir, "confusion_matrix.png"))
     if args.tta:
         plot_confusion_matrix(
-            results["tta"]["confusion_matrix"],
+            results["tta"]["confusion_matrix"], class_names,
             path=os.path.join(args.output_dir, "confusion_matrix_tta.png"),
             title="Confusion matrix, horizontal-flip TTA",
         )

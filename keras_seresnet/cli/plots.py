@@ -1,5 +1,8 @@
 """Redraw a run's training plots (loss, test accuracy, schedules) from its history.csv.
 
+The schedules' curves come from the run's config.json (and results.json's
+training image count: a step-unit run's schedules at each of its steps).
+
 Example:
     keras-seresnet-plots saved_models/seresnet-e250-seed0-1a2b3c4d
 """
@@ -25,14 +28,19 @@ def main(argv=None):
 
 
 def _plots(args):
-    from keras_seresnet.plots import plot_history
+    from keras_seresnet.plots import plot_run
     from keras_seresnet.training.history import read_history_csv
-    from keras_seresnet.training.layout import HISTORY, PLOTS
+    from keras_seresnet.training.layout import CONFIG, HISTORY, PLOTS
+    from keras_seresnet.training.run_folder import RunFolder
 
     out = args.out or os.path.join(args.run, PLOTS)
     history = read_history_csv(os.path.join(args.run, HISTORY))
+    # A finished run records its training images per epoch, the schedules' steps.
+    results = RunFolder(args.run).read_results()
+    train_images = None if results is None else results.train_images
     os.makedirs(out, exist_ok=True)
-    for path in plot_history(history, out).values():
+    paths = plot_run(history, out, config_file=os.path.join(args.run, CONFIG), train_images=train_images)
+    for path in paths.values():
         print(path)
     return 0
 

@@ -39,7 +39,7 @@ def _train(args, config):
 
     out = args.out or default_out_dir(config)
     with cli.resumable_run(out):
-        train(config, out, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
+        train(config, out, overwrite=args.overwrite, verbose=cli.progress_verbose(args))
     return 0
 
 

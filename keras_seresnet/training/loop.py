@@ -58,6 +58,7 @@ from keras_seresnet import compat
 from keras_seresnet.inference.evaluate import evaluate_model
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
 from keras_seresnet.models.seresnet import build_from_config
+from keras_seresnet.schedules import warn_if_hardly_decays
 from keras_seresnet.training.history import TEST_COLUMNS, accuracy_column, read_history_csv, rows_to_history
 from keras_seresnet.training.layout import HISTORY, TENSORBOARD
 from keras_seresnet.training.loop_callbacks import (
@@ -479,6 +480,11 @@ def train(
     SIGTERM (a scheduler's preemption) stops training like Ctrl-C: with
     `TrainingInterrupted` (a `KeyboardInterrupt`), the committed epochs kept.
 
+    A config whose learning rate never decays meaningfully within the run
+    (`schedules.hardly_decays`: in the epoch unit, the last epoch above half
+    the peak, such as any run of 1 to 3 epochs with the default warmup) gets
+    one `UserWarning` first, naming the step unit.
+
     Args:
         config: the `TrainConfig`; validated and resolved (`resolve_config`).
         out_dir: the run folder (created when training starts).
@@ -536,6 +542,7 @@ def train(
     _check_arguments(config, out_dir, initial_weights)
     config = resolve_config(config)
     callbacks = _check_callbacks(callbacks, config)
+    warn_if_hardly_decays(config, stacklevel=2)  # names the caller of train()
     # First of all: a MultiWorkerMirroredStrategy can only be set up before
     # TensorFlow runs anything in the process.
     strategy = scale.make_strategy(config.strategy)

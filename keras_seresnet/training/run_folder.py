@@ -455,11 +455,16 @@ class RunFolder:
         if best_changed:
             _copy_atomic(self.checkpoint_file(state.commit.best_file), self.file(BEST))
 
-    def draw_plots(self, rows):
-        """Draws `plots/` from history rows (a `RunState`'s `history`)."""
+    def draw_plots(self, rows, train_images=None):
+        """Draws `plots/` from history rows (a `RunState`'s `history`), the schedules from `config.json`.
+
+        `train_images` (per epoch) gives a step-unit run's schedules at each
+        of its steps; None draws them on a fine grid (`plots.plot_run`).
+        """
         fault_point("plots", rows[-1].epoch if rows else -1)
         os.makedirs(self.file(PLOTS), exist_ok=True)
-        plots.plot_history(rows_to_history(rows), self.file(PLOTS))
+        plots.plot_run(rows_to_history(rows), self.file(PLOTS), config_file=self.file(CONFIG),
+                       train_images=train_images)
 
     def commit_epoch(self, model, row, state=None):
         """Saves a finished epoch: checkpoint, best model, history (not the plots).
@@ -505,7 +510,7 @@ class RunFolder:
         """
         if rows is None:
             rows = self.read_state().history
-        self.draw_plots(rows)
+        self.draw_plots(rows, results.train_images)
         save_model_atomic(inference_model(model), self.file(FINAL))
         fault_point("before-results")
         write_text(self.file(RESULTS), results.to_json())

@@ -350,7 +350,7 @@ def _write_cache(folder, split, key, x, y):
 
 
 def _fault_point(point):
-    """`run_folder.fault_point` (a test hook), imported only when its variable is set: that module imports Keras."""
+    """The test hook `run_folder.fault_point`, imported only when it is on: its module imports Keras."""
     if os.environ.get("KERAS_SERESNET_FAULT"):  # run_folder.FAULT_ENV
         from keras_seresnet.training.run_folder import fault_point
 

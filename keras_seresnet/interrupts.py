@@ -30,9 +30,10 @@ dropped instead of leaving the block is owed, and the signal is sent again.
   new error be dropped again, it is sent again; while the hook or the
   callback runs, the handler only asks for another sending instead of
   raising.
-- When the block ends, the helper is stopped, the previous handlers and hook
-  come back, and an interrupt still owed (dropped and not yet sent again) is
-  raised. So a signal that arrives in the block ends it with the error.
+- When the block ends, the helper is stopped and the previous handlers and
+  hook come back; if the block ends normally although an error was raised
+  in it (dropped, whether sent again yet or not), the error is raised then.
+  So a signal that arrives in the block ends it with the error.
 
 Only the main thread can install signal handlers; elsewhere the block
 changes nothing. The helper needs `signal.pthread_kill` (POSIX).

@@ -311,9 +311,11 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None, tenso
        as one line `prog: error: message` on stderr and gives 1 (an
        `OSError` as "path: reason"); a Python warning (such as a skipped
        broken image) is printed as one line `prog: warning: message`; Ctrl-C
-       gives 130 after one line (with the message of the `KeyboardInterrupt`,
-       if any, such as `resumable_run`'s). Anything else is a bug and keeps
-       its traceback.
+       or SIGTERM gives 130 after one line (with the message of the
+       `KeyboardInterrupt`, if any, such as `resumable_run`'s) in any phase of
+       the command, even where Python would swallow the interrupt
+       (`keras_seresnet.interrupts`). Anything else is a bug and keeps its
+       traceback.
 
     Returns:
         The exit status, for `sys.exit`.
@@ -327,13 +329,14 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None, tenso
     if check is not None:
         check(parser, args)
 
-    from keras_seresnet import runtime
+    from keras_seresnet import interrupts, runtime
 
     runtime.configure_process()  # before the command imports Keras and TensorFlow
     if tensorflow:
         runtime.import_tensorflow()
     try:
-        with warnings.catch_warnings():  # restores the warnings module's hook after
+        # Both restore what they change (the signal handlers, the warnings module's hook) after.
+        with interrupts.signals_interrupt(), warnings.catch_warnings():
             warnings.showwarning = functools.partial(_show_warning, parser.prog)
             status = command(*arguments)
     except KeyboardInterrupt as e:

@@ -349,6 +349,14 @@ def _write_cache(folder, split, key, x, y):
             os.remove(os.path.join(folder, name))
 
 
+def _fault_point(point):
+    """The test hook `run_folder.fault_point`, imported only when it is on: its module imports Keras."""
+    if os.environ.get("KERAS_SERESNET_FAULT"):  # run_folder.FAULT_ENV
+        from keras_seresnet.training.run_folder import fault_point
+
+        fault_point(point)
+
+
 def _decode(paths, split_dir):
     """Decodes every file; raises one `DataError` listing every broken one."""
     chunks, errors = [], []
@@ -356,6 +364,7 @@ def _decode(paths, split_dir):
     overwrite = sys.stderr.isatty()  # one updating line on a terminal, else one per chunk
     start_of_line = "\r" if overwrite else ""
     for start in range(0, len(paths), _DECODE_CHUNK):
+        _fault_point("decode")
         images, _, chunk_errors = read_images(paths[start:start + _DECODE_CHUNK])
         chunks.append(images)
         errors.extend(chunk_errors)

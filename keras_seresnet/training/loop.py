@@ -38,12 +38,10 @@ from the wrong epoch), keeps no history rows and cannot restore the data
 order of the epoch it resumes at.
 """
 
-import contextlib
 import dataclasses
 import os
 import signal
 import tempfile
-import threading
 from typing import Optional
 
 import keras
@@ -56,6 +54,7 @@ from keras_seresnet.training.callbacks import EpochSummary, StopOnNaN, WarmupCos
 from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet import compat
 from keras_seresnet.inference.evaluate import evaluate_model
+from keras_seresnet.interrupts import signals_interrupt
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.schedules import warn_if_hardly_decays
@@ -404,31 +403,19 @@ def validation_split(y, count, seed):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """SIGTERM stopped training (as Ctrl-C does); the committed epochs are kept.
+    """Ctrl-C (SIGINT) or SIGTERM stopped training; the committed epochs are kept.
 
     Calling `train` again with the same config and folder (the same command)
     resumes after the last committed epoch.
     """
 
 
-@contextlib.contextmanager
-def _sigterm_stops_training():
-    """Inside the block SIGTERM raises `TrainingInterrupted`; the old handler comes back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # Python lets only the main thread install signal handlers
-        return
-
-    def stop(signum, frame):
-        raise TrainingInterrupted(
-            "Training stopped by SIGTERM. Run the same command (train() with the same "
-            "config and folder) again to resume after the last finished epoch."
-        )
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _training_interrupted(signum):
+    """The error of a signal that arrives in `train` (`interrupts.signals_interrupt`)."""
+    return TrainingInterrupted(
+        f"Training stopped by {signal.Signals(signum).name}. Run the same command (train() with "
+        "the same config and folder) again to resume after the last finished epoch."
+    )
 
 
 def _epochs(count):
@@ -477,8 +464,10 @@ def train(
     every epoch instead (`val_loss`, `val_accuracy`; the best model is chosen
     on them), and the test set is evaluated once, with the final model.
 
-    SIGTERM (a scheduler's preemption) stops training like Ctrl-C: with
-    `TrainingInterrupted` (a `KeyboardInterrupt`), the committed epochs kept.
+    Ctrl-C (SIGINT) and SIGTERM (a scheduler's preemption) stop training in
+    any phase, with `TrainingInterrupted` (a `KeyboardInterrupt`), the
+    committed epochs kept, even where Python would swallow the interrupt
+    (`keras_seresnet.interrupts.signals_interrupt`).
 
     A config whose learning rate never decays meaningfully within the run
     (`schedules.hardly_decays`: in the epoch unit, the last epoch above half
@@ -537,7 +526,7 @@ def train(
             checkpoint is damaged with no earlier one to fall back to.
         TrainingDivergedError: the loss became NaN or infinite; the epoch and
             batch are named, the last good checkpoint is kept.
-        TrainingInterrupted: SIGTERM arrived; rerun to resume.
+        TrainingInterrupted: SIGINT or SIGTERM arrived; rerun to resume.
     """
     _check_arguments(config, out_dir, initial_weights)
     config = resolve_config(config)
@@ -550,7 +539,7 @@ def train(
     say = print if verbose else (lambda *args, **kwargs: None)
     arguments = dict(data=data, initial_weights=initial_weights, callbacks=callbacks,
                      overwrite=overwrite, verbose=verbose, say=say)
-    with scale.precision_policy(config.mixed_precision), _sigterm_stops_training():
+    with scale.precision_policy(config.mixed_precision), signals_interrupt(_training_interrupted):
         if scale.is_chief(strategy):
             return _train(config, out_dir, strategy, **arguments)
         say(f"This is {scale.describe_worker(strategy)}, not the chief: the chief writes "

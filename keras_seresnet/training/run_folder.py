@@ -60,12 +60,26 @@ when it reaches that point (`fault_point`); epochs are zero-based as in
     before-results          after `final.keras`, before `results.json`
     signal:EPOCH:STEP       like after-step, but sends SIGTERM (a scheduler's
                             preemption) instead of SIGKILL
+    decode                  while the images of a tree are decoded (once per
+                            chunk of `data.cifar10`'s progress line)
+
+A point followed by `:SIGINT` or `:SIGTERM` (`decode:SIGINT`,
+`after-step:1:1:SIGTERM`) sends that signal there instead of SIGKILL, as
+Ctrl-C or a scheduler would; `:SIGINT-in-gc` sends SIGINT from inside a
+`gc.callbacks` callback during a collection run there, where Python would
+swallow the `KeyboardInterrupt` (JAX's `_xla_gc_callback` is such a callback).
+`trace:SIGINT` (or another of these) sends it when Keras first calls
+`Model.train_step`, which it does while tracing the training step; it is armed
+at the decode point, so the run must decode images (a tree without a cache).
 """
 
+import functools
+import gc
 import json
 import os
 import shutil
 import signal
+import sys
 import warnings
 import zipfile
 
@@ -97,19 +111,57 @@ class RunFolderError(ValueError):
 
 
 def fault_point(point, *where):
-    """Kills the process here if `KERAS_SERESNET_FAULT` names this point (a test hook).
+    """Kills or signals the process here if `KERAS_SERESNET_FAULT` names this point (a test hook).
 
     Args:
         point: the point's name ("after-step", "mid-commit", "plots",
-            "before-results", "signal").
+            "before-results", "signal", "decode").
         *where: its numbers (epoch, step), joined with ":" after the name.
 
     The process sends itself SIGKILL (SIGTERM for "signal"), so nothing after
-    this point runs: no `finally`, no exit handler. Without the variable this
+    this point runs: no `finally`, no exit handler. A fault that ends in a
+    signal (see the module docstring) sends that signal and returns, so the
+    process goes on as its signal handlers say. Without the variable this
     does nothing.
     """
-    if os.environ.get(FAULT_ENV) == ":".join([point, *map(str, where)]):
+    fault = os.environ.get(FAULT_ENV, "")
+    place = ":".join([point, *map(str, where)])
+    spot, _, how = fault.rpartition(":")
+    if fault == place:
         os.kill(os.getpid(), signal.SIGTERM if point == "signal" else signal.SIGKILL)
+    elif how in _SIGNAL_FAULTS and spot == place:
+        _send_signal(how)
+    elif how in _SIGNAL_FAULTS and spot == "trace" and point == "decode":
+        sys.setprofile(functools.partial(_signal_at_train_step, how))
+
+
+_SIGNAL_FAULTS = ("SIGINT", "SIGTERM", "SIGINT-in-gc")
+
+
+def _send_signal(how):
+    """Sends the signal a fault names (`_SIGNAL_FAULTS`) to this process; Python handles it at once."""
+    if how != "SIGINT-in-gc":
+        signal.raise_signal(getattr(signal, how))
+        return
+    sent = []
+
+    def callback(phase, info):
+        if not sent:
+            sent.append(phase)
+            signal.raise_signal(signal.SIGINT)
+
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(callback)
+
+
+def _signal_at_train_step(how, frame, event, arg):
+    """A `sys.setprofile` function: the fault's signal at the first call of a `train_step`."""
+    if event == "call" and frame.f_code.co_name == "train_step":
+        sys.setprofile(None)
+        _send_signal(how)
 
 
 def save_model_atomic(model, path):

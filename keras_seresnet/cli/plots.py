@@ -30,13 +30,13 @@ def main(argv=None):
 def _plots(args):
     from keras_seresnet.plots import plot_run
     from keras_seresnet.training.history import read_history_csv
-    from keras_seresnet.training.layout import CONFIG, HISTORY, PLOTS
-    from keras_seresnet.training.run_folder import RunFolder
+    from keras_seresnet.training.layout import CONFIG, HISTORY, PLOTS, RESULTS
+    from keras_seresnet.training.records import read_results
 
     out = args.out or os.path.join(args.run, PLOTS)
     history = read_history_csv(os.path.join(args.run, HISTORY))
     # A finished run records its training images per epoch, the schedules' steps.
-    results = RunFolder(args.run).read_results()
+    results = read_results(os.path.join(args.run, RESULTS))
     train_images = None if results is None else results.train_images
     os.makedirs(out, exist_ok=True)
     paths = plot_run(history, out, config_file=os.path.join(args.run, CONFIG), train_images=train_images)

@@ -3,7 +3,8 @@
 Frozen dataclasses with fixed fields, each with one `to_json`/`from_json`
 (and `to_dict`/`from_dict`, their JSON values). They read and write today's
 format only: `RunFolder` passes what older versions wrote through
-`keras_seresnet.compat` first.
+`keras_seresnet.compat` first, as `read_results` does for a finished run's
+`results.json` (what `keras-seresnet-plots` reads without starting Keras).
 
 `monitor` is the history column that chooses the best epoch:
 "test_accuracy" (no validation split: the test set is evaluated every epoch,
@@ -26,11 +27,21 @@ True
 
 import dataclasses
 import json
+import os
 from typing import Optional, Tuple
 
+from keras_seresnet import compat
 from keras_seresnet.training.history import HistoryRow
 
 MONITORS = ("test_accuracy", "val_accuracy")
+
+# The remedies a damaged record's message ends with.
+FIX_OR_OVERWRITE = "fix it, or start again with --overwrite."
+RESTART_CHECKPOINT = "delete the folder's checkpoint/ to start over, or use --overwrite."
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (another config, not a run folder, damaged)."""
 
 
 def check_monitor(monitor):
@@ -268,3 +279,45 @@ class RunResults:
     def from_json(cls, text) -> "RunResults":
         """The results of `results.json`'s text. Raises `ValueError` (also for invalid JSON)."""
         return cls.from_dict(json.loads(text))
+
+
+def read_json_object(path, remedy):
+    """The dict the JSON file `path` holds.
+
+    Raises:
+        RunFolderError: the file is not valid JSON or holds no object; the
+            one-line message names it and ends with `remedy`.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+        raise RunFolderError(f"{path} is not valid JSON ({e}); {remedy}") from None
+    if not isinstance(value, dict):
+        raise RunFolderError(
+            f"{path} is not a JSON object (it holds a {type(value).__name__}); {remedy}")
+    return value
+
+
+def read_results(path):
+    """The `RunResults` of a `results.json` of any version, or None if there is no such file.
+
+    Reads only; a file of an earlier version reads as today's
+    (`compat.upgrade_results_dict`).
+
+    Example:
+
+    >>> read_results("no-such-run/results.json") is None
+    True
+
+    Raises:
+        RunFolderError: the file is not a valid JSON object of results.
+    """
+    if not os.path.exists(path):
+        return None
+    values = compat.upgrade_results_dict(read_json_object(path, FIX_OR_OVERWRITE))
+    try:
+        return RunResults.from_dict(values)
+    except (ValueError, TypeError) as e:
+        raise RunFolderError(f"{path} holds no results of this package ({e}); "
+                             f"{FIX_OR_OVERWRITE}") from None

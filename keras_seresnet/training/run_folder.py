@@ -75,7 +75,6 @@ at the decode point, so the run must decode images (a tree without a cache).
 
 import functools
 import gc
-import json
 import os
 import shutil
 import signal
@@ -101,13 +100,17 @@ from keras_seresnet.training.layout import (
     STATE,
     TMP_PREFIX,
 )
-from keras_seresnet.training.records import RunResults, RunState, check_monitor
+from keras_seresnet.training.records import (
+    FIX_OR_OVERWRITE,
+    RESTART_CHECKPOINT,
+    RunFolderError,
+    RunState,
+    check_monitor,
+    read_json_object,
+    read_results,
+)
 
 FAULT_ENV = "KERAS_SERESNET_FAULT"
-
-
-class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked (another config, not a run folder, damaged)."""
 
 
 def fault_point(point, *where):
@@ -204,28 +207,6 @@ def config_differences(saved, requested, ignore=(), defaults=None):
 
 
 # What to do about a damaged JSON file of the folder.
-_FIX_OR_OVERWRITE = "fix it, or start again with --overwrite."
-_RESTART_CHECKPOINT = "delete the folder's checkpoint/ to start over, or use --overwrite."
-
-
-def _read_json(path, remedy):
-    """The dict the JSON file `path` holds.
-
-    Raises:
-        RunFolderError: the file is not valid JSON or holds no object; the
-            one-line message names it and ends with `remedy`.
-    """
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
-        raise RunFolderError(f"{path} is not valid JSON ({e}); {remedy}") from None
-    if not isinstance(value, dict):
-        raise RunFolderError(
-            f"{path} is not a JSON object (it holds a {type(value).__name__}); {remedy}")
-    return value
-
-
 def _intact(path):
     """Whether `path` is a complete zip archive (`.keras`, `.npz`) with intact members."""
     try:
@@ -285,7 +266,7 @@ class RunFolder:
         if overwrite or not os.path.isdir(self.path):
             return []
         if os.path.exists(config_path):
-            saved = _read_json(config_path, _FIX_OR_OVERWRITE)
+            saved = read_json_object(config_path, FIX_OR_OVERWRITE)
             differences = config_differences(saved, config_dict, ignore, defaults)
             if differences and not self._started():
                 return differences
@@ -378,15 +359,7 @@ class RunFolder:
         Raises:
             RunFolderError: `results.json` is not a valid JSON object of results.
         """
-        path = self.file(RESULTS)
-        if not os.path.exists(path):
-            return None
-        values = compat.upgrade_results_dict(_read_json(path, _FIX_OR_OVERWRITE))
-        try:
-            return RunResults.from_dict(values)
-        except (ValueError, TypeError) as e:
-            raise RunFolderError(f"{path} holds no results of this package ({e}); "
-                                 f"{_FIX_OR_OVERWRITE}") from None
+        return read_results(self.file(RESULTS))
 
     def read_state(self):
         """The last committed epoch's state as `state.json` records it, or None without one.
@@ -404,12 +377,12 @@ class RunFolder:
         path = os.path.join(self.checkpoint_dir, STATE)
         if not os.path.exists(path):
             return None
-        values = compat.upgrade_state_dict(_read_json(path, _RESTART_CHECKPOINT), self.monitor)
+        values = compat.upgrade_state_dict(read_json_object(path, RESTART_CHECKPOINT), self.monitor)
         try:
             return RunState.from_dict(values)
         except (ValueError, TypeError) as e:
             raise RunFolderError(f"{path} holds no state of this package ({e}); "
-                                 f"{_RESTART_CHECKPOINT}") from None
+                                 f"{RESTART_CHECKPOINT}") from None
 
     def repair(self):
         """Makes the folder what its last commit says, after a kill at any moment.

@@ -15,7 +15,8 @@ Layout (one job per module; the README's "Design" section says why):
 - `inference/`: loading, prediction, evaluation, export (SavedModel, ONNX, LiteRT).
 - `interop/`: importing PyTorch checkpoints.
 - `cli/`: the commands and their flags.
-- `config.py` (the recipe's numbers), `schedules.py` (the learning rate and mixup
+- `pretrained.py` (the shipped weights, `weights/`), `config.py` (the
+  recipe's numbers), `schedules.py` (the learning rate and mixup
   alpha curves), `plots.py`, `files.py`, `runtime.py`.
 
 The recipe's parts for a `model.fit` of your own: `make_train_dataset`,

@@ -1,6 +1,7 @@
 """Shared test setup: TensorFlow backend, quiet logs, one CPU thread pool."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -47,3 +48,15 @@ def tiny_image_tree(tmp_path_factory):
                 pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i:04d}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def real_cifar10():
+    """The real CIFAR-10 JPEG tree (`KERAS_SERESNET_CIFAR10`, or `../cifar10` beside the
+    repository); the test skips when it is absent."""
+    candidates = [os.environ.get("KERAS_SERESNET_CIFAR10"),
+                  Path(__file__).resolve().parents[1].parent / "cifar10"]
+    folder = next((Path(c) for c in candidates if c and (Path(c) / "train").is_dir()), None)
+    if folder is None:
+        pytest.skip("CIFAR-10 JPEG tree not found (set KERAS_SERESNET_CIFAR10)")
+    return folder

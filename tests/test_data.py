@@ -454,17 +454,8 @@ def test_codecs_encode_is_admitted_only_for_latin1(tmp_path):
 # --- real data (skipped unless the JPEG tree is present) ---------------------------
 
 
-def real_cifar10_dir():
-    candidates = [os.environ.get("KERAS_SERESNET_CIFAR10"),
-                  Path(__file__).resolve().parents[1].parent / "cifar10"]
-    return next((Path(c) for c in candidates if c and (Path(c) / "train").is_dir()), None)
-
-
-def test_real_jpeg_tree_prefix():
-    folder = real_cifar10_dir()
-    if folder is None:
-        pytest.skip("CIFAR-10 JPEG tree not found (set KERAS_SERESNET_CIFAR10)")
-    (x, y), (xt, yt) = load_cifar10(folder, limit_train=20, limit_test=10)
+def test_real_jpeg_tree_prefix(real_cifar10):
+    (x, y), (xt, yt) = load_cifar10(real_cifar10, limit_train=20, limit_test=10)
     assert x.shape == (20, 32, 32, 3) and xt.shape == (10, 32, 32, 3)
     assert y.tolist() == list(range(10)) * 2 and yt.tolist() == list(range(10))
     assert 40 < x.mean() < 200 and x.std() > 20  # natural images, not blank

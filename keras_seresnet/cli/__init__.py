@@ -39,6 +39,7 @@ import typing
 import warnings
 
 from keras_seresnet.config import PRESETS, ConfigError, TrainConfig, field_group, field_help
+from keras_seresnet.pretrained import is_pretrained_name
 
 # The exit statuses of `run_main` (2 is also argparse's for a usage mistake).
 EXIT_FAILURE = 1
@@ -291,6 +292,12 @@ def check_exists(parser, name, path):
         parser.error(f"argument {name}: {_missing(path)}")
 
 
+def check_model(parser, name, model):
+    """A usage error naming argument `name` when `model` is neither a pretrained name nor a path."""
+    if not is_pretrained_name(model):
+        check_exists(parser, name, model)
+
+
 def run_main(parser, command, argv=None, *, with_config=False, check=None, tensorflow=True):
     """Runs a command-line program: parse, make the process settings, run, report.
 
@@ -389,15 +396,30 @@ def _one_line(error):
 
 
 def looks_like_model(path):
-    """Whether `path` names a model `keras_seresnet.load_model` reads: a `.keras` file or a SavedModel folder.
+    """Whether `path` names a model `keras_seresnet.load_model` reads.
 
-    Only the name and the folder's `saved_model.pb` are looked at, so it is
-    cheap enough for argument checks before TensorFlow starts.
+    That is a pretrained name ("cifar10"), a `.keras` file or a SavedModel
+    folder. Only the name and the folder's `saved_model.pb` are looked at, so
+    it is cheap enough for argument checks before TensorFlow starts.
+
+    >>> looks_like_model("cifar10"), looks_like_model("best.keras"), looks_like_model("cat.png")
+    (True, True, False)
     """
+    if is_pretrained_name(path):
+        return True
     path = os.fspath(path)
     if os.path.isdir(path):
         return os.path.isfile(os.path.join(path, "saved_model.pb"))
     return path.endswith(".keras")
+
+
+def looks_like_keras_model(path):
+    """Whether `path` names a Keras model: a pretrained name or a `.keras` file (no SavedModel).
+
+    >>> looks_like_keras_model("cifar10"), looks_like_keras_model("serving/seresnet/1")
+    (True, False)
+    """
+    return is_pretrained_name(path) or os.fspath(path).endswith(".keras")
 
 
 def check_order(parser, first, second, *, looks_like_first=None, looks_like_second=None):

@@ -2,7 +2,8 @@
 
     keras-seresnet-evaluate MODEL [--data-dir DIR] [--limit-test N] [--tta]
 
-MODEL is a `.keras` file or a SavedModel folder, with any number of classes
+MODEL is a pretrained name ("cifar10"), a `.keras` file or a SavedModel
+folder, with any number of classes
 (named after CIFAR-10's for 10, else "0", "1", ...; a model with fewer classes
 than the test labels is refused in one line). Prints accuracy, loss (plain
 cross-entropy, and with the recipe's label smoothing, the loss the recipe's
@@ -22,8 +23,8 @@ from keras_seresnet.config import ConfigError, OptimizerConfig
 def build_parser():
     """The parser of `keras-seresnet-evaluate`."""
     parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", metavar="MODEL", type=cli.existing_path,
-                        help="a .keras file or a SavedModel folder")
+    parser.add_argument("model", metavar="MODEL",
+                        help="a pretrained name (cifar10), a .keras file or a SavedModel folder")
     cli.add_config_arguments(parser, only=("data_dir", "limit_test"))
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--batch-size", type=cli.positive_int, default=256,
@@ -40,8 +41,9 @@ def build_parser():
 
 
 def check_arguments(parser, args):
-    """Usage errors, before TensorFlow starts: a missing --data-dir; `--limit-test` and
-    `--label-smoothing` out of the ranges of their `TrainConfig` fields."""
+    """Usage errors, before TensorFlow starts: a missing MODEL or --data-dir; `--limit-test`
+    and `--label-smoothing` out of the ranges of their `TrainConfig` fields."""
+    cli.check_model(parser, "MODEL", args.model)
     if args.data_dir is not None:
         cli.check_exists(parser, "--data-dir", args.data_dir)
     try:

@@ -1,6 +1,7 @@
 """Exports a trained `.keras` model for TF Serving, ONNX Runtime or LiteRT, and checks it.
 
     keras-seresnet-export MODEL.keras serving/seresnet/1
+    keras-seresnet-export cifar10 serving/seresnet/1       # the pretrained weights
     keras-seresnet-export MODEL.keras seresnet.onnx --format onnx
     keras-seresnet-export MODEL.keras seresnet.tflite --format litert [--quantize float16]
 
@@ -24,6 +25,7 @@ import os
 import sys
 
 from keras_seresnet import cli
+from keras_seresnet.pretrained import is_pretrained_name
 from keras_seresnet.inference.formats import (  # no TensorFlow: usage errors come before it starts
     EXPORT_FORMATS,
     FILE_SUFFIXES,
@@ -36,7 +38,8 @@ from keras_seresnet.inference.formats import (  # no TensorFlow: usage errors co
 def build_parser():
     """The parser of `keras-seresnet-export`."""
     parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", metavar="MODEL", help="the .keras file to export")
+    parser.add_argument("model", metavar="MODEL",
+                        help="the .keras file to export, or a pretrained name (cifar10)")
     parser.add_argument("output", metavar="OUTPUT",
                         help="what to create: the SavedModel folder (for TF Serving: "
                              "<base>/<version number>), or the .onnx or .tflite file")
@@ -60,9 +63,9 @@ def check_arguments(parser, args):
     OUTPUT that does not suit the format, cannot be written or exists (without --overwrite), and
     flags of another format."""
     cli.check_order(parser, ("MODEL", args.model), ("OUTPUT", args.output),
-                    looks_like_first=lambda path: path.endswith(".keras"))
-    cli.check_exists(parser, "MODEL", args.model)
-    if os.path.isdir(args.model):
+                    looks_like_first=cli.looks_like_keras_model)
+    cli.check_model(parser, "MODEL", args.model)
+    if os.path.isdir(args.model) and not is_pretrained_name(args.model):
         parser.error(f"argument MODEL: {args.model!r} is a folder (a SavedModel is exported "
                      "already); export needs the trained .keras file, such as the "
                      f"{os.path.join(args.model.rstrip(os.sep), KERAS_COPY)} "

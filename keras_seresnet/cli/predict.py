@@ -1,8 +1,10 @@
 """Predicts a folder of images, or the course's unlabelled pickle, to CSV.
 
-    keras-seresnet-predict MODEL INPUT [--output predictions.csv]
+    keras-seresnet-predict [MODEL] INPUT [--output predictions.csv]
 
-MODEL is a `.keras` file or a SavedModel folder (`keras-seresnet-export`).
+MODEL is a pretrained name (default "cifar10": the package's CIFAR-10
+weights, docs/weights.md), a `.keras` file or a SavedModel folder
+(`keras-seresnet-export`).
 INPUT is either a folder of image files, or one image file (CSV
 `path,label,class_name,confidence`, one row per readable image, sorted by
 path; broken files are named in warnings and left out, or with
@@ -16,12 +18,15 @@ import os
 import sys
 
 from keras_seresnet import cli
+from keras_seresnet.pretrained import DEFAULT
 
 
 def build_parser():
     """The parser of `keras-seresnet-predict`."""
     parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", metavar="MODEL", help="a .keras file or a SavedModel folder")
+    parser.add_argument("model", metavar="MODEL", nargs="?", default=DEFAULT,
+                        help=f"a pretrained name (default: {DEFAULT}, the package's weights), "
+                             "a .keras file or a SavedModel folder")
     parser.add_argument("input", metavar="INPUT", type=cli.existing_path,
                         help="a folder of images, an image file, or the unlabelled pickle file")
     parser.add_argument("--output", type=cli.output_file, default="predictions.csv",
@@ -42,10 +47,13 @@ def build_parser():
 
 
 def check_arguments(parser, args):
-    """Usage errors for swapped or missing MODEL and INPUT."""
+    """Usage errors for swapped or missing MODEL and INPUT, and for a model given alone."""
     cli.check_order(parser, ("MODEL", args.model), ("INPUT", args.input),
                     looks_like_first=cli.looks_like_model)
-    cli.check_exists(parser, "MODEL", args.model)
+    if cli.looks_like_model(args.input):
+        parser.error(f"argument INPUT: {args.input!r} is a model, not images; give the "
+                     "images after it (without MODEL the pretrained cifar10 weights are used)")
+    cli.check_model(parser, "MODEL", args.model)
 
 
 def main(argv=None):

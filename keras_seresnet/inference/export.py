@@ -83,6 +83,7 @@ from keras_seresnet.inference.loading import (
     load_model,
 )
 from keras_seresnet.inference.predict import default_class_names
+from keras_seresnet import pretrained
 
 # Largest accepted |probability difference| against the Keras model, by
 # `quantize`. Float32 files differ by float rounding only (under 1e-6 on
@@ -131,7 +132,8 @@ def export_model(model, path, *, format="saved_model", quantize=None, save_keras
 
     Args:
         model: a `keras.Model` returning logits (as `build_seresnet`'s does),
-            or a path to a `.keras` file of one.
+            a name of the package's pretrained weights ("cifar10"), or a
+            path to a `.keras` file of one.
         path: what to create: the SavedModel folder (for TF Serving a numbered
             version folder, e.g. `serving/seresnet/1`), or the file, ending in
             `.onnx` or `.tflite`.
@@ -415,7 +417,7 @@ def _refuse_existing(path, overwrite):
 def _keras_model(model, safe_mode):
     """`model`, or the `.keras` file it names, as a Keras model taking [N, S, S, 3] images."""
     if isinstance(model, (str, os.PathLike)):
-        if is_savedmodel_dir(model):
+        if is_savedmodel_dir(model) and not pretrained.is_pretrained_name(model):
             source = os.fspath(model)
             copies = [os.path.join(source, KERAS_COPY), os.path.normpath(source) + KERAS_SUFFIX]
             found = next((f" (here: {c})" for c in copies if os.path.isfile(c)), "")

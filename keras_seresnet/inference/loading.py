@@ -28,9 +28,10 @@ import zipfile
 import keras
 import numpy as np
 
-from keras_seresnet import models  # noqa: F401  (registers the layers saved files name)
+from keras_seresnet import pretrained
 from keras_seresnet.config import is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS
+from keras_seresnet.models.seresnet import build_seresnet  # also registers the layers files name
 
 KERAS_SUFFIX = ".keras"
 SAVEDMODEL_FILE = "saved_model.pb"
@@ -47,10 +48,13 @@ def is_savedmodel_dir(path):
 
 
 def load_model(path, *, safe_mode=True):
-    """Loads a `.keras` file or a SavedModel folder.
+    """Loads a pretrained model by name, a `.keras` file or a SavedModel folder.
 
     Args:
-        path: a `.keras` file, or a folder holding `saved_model.pb` (as
+        path: a name of the package's pretrained weights ("cifar10": the
+            recipe's SE-ResNet with `build_seresnet(weights="cifar10")`; a
+            name wins over a file of that name, write "./cifar10" for the
+            file), a `.keras` file, or a folder holding `saved_model.pb` (as
             written by `export_savedmodel`).
         safe_mode: for `.keras` files, Keras's safe mode. Default True: a file
             that holds a `Lambda` layer or other serialized Python code is
@@ -62,8 +66,8 @@ def load_model(path, *, safe_mode=True):
             their trust rule).
 
     Returns:
-        A `keras.Model` (from a `.keras` file; it returns logits if it was
-        built by `build_seresnet`) or the object `tf.saved_model.load`
+        A `keras.Model` (for a name or a `.keras` file; it returns logits if
+        it was built by `build_seresnet`) or the object `tf.saved_model.load`
         returns (call its `serve` endpoint: float32 [N, 32, 32, 3] raw pixels
         in [0, 255] -> float32 probabilities [N, num_classes]).
 
@@ -72,7 +76,12 @@ def load_model(path, *, safe_mode=True):
         TypeError: `path` is not a str or `os.PathLike` (a model needs no loading).
         ValueError: `path` is neither a `.keras` file nor a SavedModel folder,
             is a corrupt file, or is refused by safe mode (the message says
-            how to opt in).
+            how to opt in); a damaged pretrained weights file.
+
+    Example:
+
+        model = load_model("cifar10")  # the package's pretrained weights
+        model = load_model("saved_models/my-run/best.keras")
     """
     if not isinstance(safe_mode, bool):
         raise ValueError(
@@ -83,6 +92,8 @@ def load_model(path, *, safe_mode=True):
             "Argument `path` must be the path (str or os.PathLike) of a `.keras` file or a "
             f"SavedModel folder. Received: path of type {type(path).__name__}"
         )
+    if pretrained.is_pretrained_name(path):
+        return build_seresnet(weights=path)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such model file or folder: {path}")

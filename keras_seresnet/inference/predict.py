@@ -22,6 +22,7 @@ from keras_seresnet.config import CIFAR10_CLASSES, check_class_names, is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
 from keras_seresnet.files import atomic_path
 from keras_seresnet.inference.loading import as_probability_model, check_batch_size
+from keras_seresnet import pretrained
 
 ON_ERROR_CHOICES = ("skip", "raise")
 FOLDER_CSV_FIELDS = ("path", "label", "class_name", "confidence")
@@ -31,7 +32,7 @@ IMAGE_SHAPE = (32, 32, 3)  # what every image becomes, and what the model must t
 
 def iter_predict_dir(
     directory,
-    model,
+    model=pretrained.DEFAULT,
     *,
     batch_size=256,
     recursive=True,
@@ -73,9 +74,11 @@ def iter_predict_dir(
     Args:
         directory: a folder, or one image file (str or `os.PathLike`).
         model: a `keras.Model` returning logits (as `build_seresnet`'s does),
-            a path to a `.keras` file, a SavedModel folder written by
-            `export_savedmodel` (which returns probabilities), or a
-            `ProbabilityModel`. A Keras model must be built, with one input
+            a name of the package's pretrained weights, a path to a
+            `.keras` file, a SavedModel folder written by `export_savedmodel`
+            (which returns probabilities), or a `ProbabilityModel`. Default
+            "cifar10": the package's pretrained CIFAR-10 weights
+            (`build_seresnet(weights="cifar10")`, docs/weights.md). A Keras model must be built, with one input
             of shape (None, 32, 32, 3) (None allowed for any dimension) and
             an output of shape (None, num_classes).
         batch_size: images per model call and per decoding batch. Default 256.
@@ -158,7 +161,7 @@ def iter_predict_dir(
                    workers, progbar)
 
 
-def predict_dir(directory, model, **kwargs):
+def predict_dir(directory, model=pretrained.DEFAULT, **kwargs):
     """Classifies every image file under a folder (or one image file), as a list.
 
     `predict_dir(directory, model, **kwargs)` is
@@ -167,8 +170,9 @@ def predict_dir(directory, model, **kwargs):
 
     Args:
         directory: a folder, or one image file (str or `os.PathLike`).
-        model: a `keras.Model`, a `.keras` path, a SavedModel folder or a
-            `ProbabilityModel` (see `iter_predict_dir`).
+        model: a `keras.Model`, a pretrained name, a `.keras` path, a
+            SavedModel folder or a `ProbabilityModel` (see `iter_predict_dir`).
+            Default "cifar10": the package's pretrained weights.
         **kwargs: the keyword arguments of `iter_predict_dir`:
             `batch_size=256`, `recursive=True`, `follow_symlinks=True`,
             `on_error="skip"`, `top_k=None`, `safe_mode=True`,
@@ -181,6 +185,11 @@ def predict_dir(directory, model, **kwargs):
 
     Raises:
         As `iter_predict_dir`; `TypeError` for an unknown keyword.
+
+    Example:
+
+        for record in predict_dir("my_photos/"):  # the pretrained CIFAR-10 model
+            print(record["path"], record["class_name"], f"{record['confidence']:.0%}")
     """
     return list(iter_predict_dir(directory, model, **kwargs))
 

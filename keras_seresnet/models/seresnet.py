@@ -29,7 +29,7 @@ from keras import layers
 
 from keras_seresnet.config import ModelConfig, check_config_type
 from keras_seresnet.models import layers as fused_layers
-from keras_seresnet.models import pretrained
+from keras_seresnet import pretrained
 from keras_seresnet.runtime import speedups_enabled
 
 BATCH_NORMS = {"fused": fused_layers.BatchNormalization, "keras": layers.BatchNormalization}
@@ -175,7 +175,7 @@ def build_seresnet(
 
     Args:
         weights: None (PyTorch's initialisation, the default), "cifar10"
-            (the package's pretrained weights, `keras_seresnet.models.pretrained`;
+            (the package's pretrained weights, `keras_seresnet.pretrained`;
             only for the recipe's architecture), or the path of a
             `.weights.h5` file of the same architecture.
         batch_norm: "fused" (`keras_seresnet.models.layers.BatchNormalization`:

@@ -16,10 +16,19 @@ before the model is built). The fields that do not change the function the
 weights compute at inference (`dropout`, `bn_momentum`, `max_params`) may
 differ.
 
-Example:
+A name also stands for its model wherever the package takes a model:
+`load_model("cifar10")`, `predict_dir(folder)` (whose default it is),
+`evaluate_model("cifar10", ...)`, `export_model("cifar10", ...)` and the
+commands' MODEL argument. A name wins over a file or folder of the same name
+in the working directory: write `./cifar10` for the path.
 
->>> model = build_seresnet(weights="cifar10")   # keras_seresnet.build_seresnet
->>> predict_dir("my_images/", model)            # or simply predict_dir("my_images/")
+The module imports no Keras, so the commands check a name before TensorFlow
+starts.
+
+Example (the package's functions, at its top level):
+
+    model = build_seresnet(weights="cifar10")
+    predict_dir("my_images/", model)  # or simply predict_dir("my_images/")
 """
 
 import dataclasses
@@ -44,11 +53,18 @@ class PretrainedWeights:
         filename: the file's name in `WEIGHTS_DIR`.
         sha256: the file's SHA-256, hex, checked at every load.
         description: one line on what the weights are.
+        test_accuracy: the model's accuracy on CIFAR-10's 10,000 test images,
+            in [0, 1] (float32, `keras-seresnet-evaluate`; its model card
+            has the details).
+        test_accuracy_tta: the same with horizontal-flip test-time
+            augmentation (`--tta`).
     """
 
     filename: str
     sha256: str
     description: str
+    test_accuracy: float
+    test_accuracy_tta: float
 
     @property
     def path(self) -> str:
@@ -56,7 +72,27 @@ class PretrainedWeights:
         return os.path.join(WEIGHTS_DIR, self.filename)
 
 
-PRETRAINED = {}
+DEFAULT = "cifar10"  # the model of `predict_dir` and `keras-seresnet-predict` when none is given
+
+PRETRAINED = {
+    "cifar10": PretrainedWeights(
+        filename="cifar10.weights.h5",
+        sha256="a76f5f12e23a9e5f1930d6e63a1910ecdf0b07094bf60bf954fe1dc304104332",
+        description="the recipe's SE-ResNet after `keras-seresnet-train --preset fast` "
+                    "(30 epochs on CIFAR-10's 50,000 training images); docs/weights.md",
+        test_accuracy=0.0,
+        test_accuracy_tta=0.0,
+    ),
+}
+
+
+def is_pretrained_name(value) -> bool:
+    """Whether `value` is a name of `PRETRAINED` (not a path).
+
+    >>> is_pretrained_name("cifar10"), is_pretrained_name("cifar10.weights.h5")
+    (True, False)
+    """
+    return isinstance(value, str) and value in PRETRAINED
 
 
 def sha256_of(path) -> str:
@@ -83,7 +119,7 @@ def check_weights(weights, spec):
     """
     if weights is None:
         return
-    if isinstance(weights, str) and weights in PRETRAINED:
+    if is_pretrained_name(weights):
         recipe = ModelConfig()
         for field in dataclasses.fields(ModelConfig):
             if field.name in _FREE_FIELDS:
@@ -111,14 +147,19 @@ def load_weights(model, weights):
     """Loads `weights` (checked by `check_weights`) into the built `model`; None does nothing.
 
     Raises:
+        FileNotFoundError: a pretrained file missing from the installation.
         ValueError: a pretrained file whose SHA-256 is not the registered
             one (a damaged installation), or a weights file that does not
             fit the model (another architecture).
     """
     if weights is None:
         return
-    if isinstance(weights, str) and weights in PRETRAINED:
+    if is_pretrained_name(weights):
         entry = PRETRAINED[weights]
+        if not os.path.isfile(entry.path):
+            raise FileNotFoundError(
+                f"The pretrained weights file {entry.path} is missing. Reinstall keras-seresnet."
+            )
         found = sha256_of(entry.path)
         if found != entry.sha256:
             raise ValueError(

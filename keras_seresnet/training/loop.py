@@ -49,7 +49,7 @@ import numpy as np
 
 from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet.data import pipeline
-from keras_seresnet.training import distribute as scale
+from keras_seresnet.training import distribute
 from keras_seresnet.training.callbacks import EpochSummary, StopOnNaN, WarmupCosineLearningRate
 from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet import compat
@@ -190,12 +190,12 @@ def _config_fingerprint(config):
 def _agree_with_chief(strategy, config, finished, start):
     """The chief's `(finished, start)`; raises on every worker if any has another config."""
     own = _config_fingerprint(config)
-    chief_finished, chief_start, chief_config = scale.broadcast_from_chief(
+    chief_finished, chief_start, chief_config = distribute.broadcast_from_chief(
         strategy, [finished, start, own])
-    if not scale.all_workers(strategy, chief_config == own):
+    if not distribute.all_workers(strategy, chief_config == own):
         raise ValueError(
             "The workers of this multi-worker run were started with different configs "
-            f"(this is {scale.describe_worker(strategy)}). Start every worker with the "
+            f"(this is {distribute.describe_worker(strategy)}). Start every worker with the "
             "same command line; only TF_CONFIG's task index differs."
         )
     return bool(chief_finished), int(chief_start)
@@ -225,7 +225,7 @@ def _training_model(config, checkpoint, initial_weights, say, strategy):
             + (f", {len(not_found)} not in the source ({', '.join(not_found)})" if not_found else "")
         )
     if config.strategy == "multiworker":
-        scale.copy_variables_from_chief(strategy, model.variables + model.optimizer.variables)
+        distribute.copy_variables_from_chief(strategy, model.variables + model.optimizer.variables)
     return model
 
 
@@ -534,15 +534,15 @@ def train(
     warn_if_hardly_decays(config, stacklevel=2)  # names the caller of train()
     # First of all: a MultiWorkerMirroredStrategy can only be set up before
     # TensorFlow runs anything in the process.
-    strategy = scale.make_strategy(config.strategy)
-    scale.check_xla(strategy, config.jit)
+    strategy = distribute.make_strategy(config.strategy)
+    distribute.check_xla(strategy, config.jit)
     say = print if verbose else (lambda *args, **kwargs: None)
     arguments = dict(data=data, initial_weights=initial_weights, callbacks=callbacks,
                      overwrite=overwrite, verbose=verbose, say=say)
-    with scale.precision_policy(config.mixed_precision), signals_interrupt(_training_interrupted):
-        if scale.is_chief(strategy):
+    with distribute.precision_policy(config.mixed_precision), signals_interrupt(_training_interrupted):
+        if distribute.is_chief(strategy):
             return _train(config, out_dir, strategy, **arguments)
-        say(f"This is {scale.describe_worker(strategy)}, not the chief: the chief writes "
+        say(f"This is {distribute.describe_worker(strategy)}, not the chief: the chief writes "
             "the run folder, this worker a temporary folder that is deleted at the end.")
         with tempfile.TemporaryDirectory(prefix="seresnet-worker-") as scratch:
             return dataclasses.replace(_train(config, scratch, strategy, **arguments), out_dir=None)
@@ -645,7 +645,7 @@ def _announce(config, out_dir, splits, start, say):
 
 
 def _eval_dataset(config, images):
-    return scale.data_sharded(pipeline.make_eval_dataset(
+    return distribute.data_sharded(pipeline.make_eval_dataset(
         *images, batch_size=config.batch_size, num_classes=config.num_classes))
 
 
@@ -653,7 +653,7 @@ def _datasets(config, splits, start):
     """The training dataset (one for the run, its pass chosen by an epoch variable) and the per-epoch evaluation one."""
     # The epoch variable belongs to the host's input pipeline, outside the strategy's scope.
     epoch_variable = pipeline.make_epoch_variable(start)
-    train_ds = scale.data_sharded(pipeline.make_train_dataset(
+    train_ds = distribute.data_sharded(pipeline.make_train_dataset(
         *splits["train"], config, epoch=epoch_variable))
     return train_ds, _eval_dataset(config, splits["eval"]), epoch_variable
 
@@ -735,7 +735,7 @@ def _flip_tta_accuracy(config, model, test_split):
     Computed on a float32 copy built outside the run's strategy: a model
     placed by a tf.distribute strategy predicts batch by batch per replica.
     """
-    with scale.precision_policy("off"):
+    with distribute.precision_policy("off"):
         copy = build_from_config(config)
     copy.set_weights(model.get_weights())
     return evaluate_model(copy, *test_split, tta=True, verbose=0)["tta"]["accuracy"]

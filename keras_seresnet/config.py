@@ -53,6 +53,16 @@ Strategy = Literal["default", "mirrored", "multiworker"]
 Precision = Literal["off", "mixed_float16", "mixed_bfloat16"]
 ScheduleUnit = Literal["epoch", "step"]
 
+# The one home of the precision names. A precision has two: training's
+# (`TrainConfig.mixed_precision`, `Precision`, flag --mixed-precision) is the
+# name of Keras's mixed-precision policy, inference's (the `precision` of
+# `ProbabilityModel`, flag --precision) is the compute dtype. Each maps its
+# names to the Keras dtype policy a model runs under.
+PRECISION_POLICIES = {"off": "float32", "mixed_float16": "mixed_float16",
+                      "mixed_bfloat16": "mixed_bfloat16"}
+INFERENCE_PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16",
+                                "float16": "mixed_float16"}
+
 # Fields that say how a run executes or what it records, not what it
 # computes: a run may be resumed with other values (on more devices, with
 # XLA, with TensorBoard logs), so they are left out of the resume check and of

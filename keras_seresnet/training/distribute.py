@@ -71,10 +71,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_seresnet.config import ConfigError
-
-PRECISION_POLICIES = {"off": "float32", "mixed_float16": "mixed_float16",
-                      "mixed_bfloat16": "mixed_bfloat16"}
+from keras_seresnet.config import PRECISION_POLICIES, ConfigError
 
 _TF_CONFIG_EXAMPLE = (
     'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '

@@ -29,7 +29,7 @@ from matplotlib.ticker import MaxNLocator
 
 from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig, check_class_names
 from keras_seresnet.files import atomic_path
-from keras_seresnet import schedules
+from keras_seresnet import compat, schedules
 
 PLOT_FILES = {
     "loss": "loss.png",  # training and test (or validation) loss per epoch
@@ -92,8 +92,8 @@ def _line(ax, x, y, **kwargs):
     return ax.plot(x, y, **kwargs)
 
 
-def evaluation_columns(history):
-    """`(loss column, accuracy column, label)` of the history's per-epoch evaluation.
+def evaluation_columns_and_label(history):
+    """`(loss column, accuracy column, label)` of the per-epoch evaluation a history holds.
 
     `test_*` columns if the history has them, else `val_*`; the label is
     "test" or "validation".
@@ -125,7 +125,7 @@ def loss_figure(history):
     Returns:
         A `matplotlib.figure.Figure`.
     """
-    loss_column, _, label = evaluation_columns(history)
+    loss_column, _, label = evaluation_columns_and_label(history)
     fig = _figure()
     ax = fig.add_subplot()
     epochs = _epochs(history)
@@ -154,7 +154,7 @@ def accuracy_figure(history):
     Returns:
         A `matplotlib.figure.Figure`.
     """
-    _, accuracy_column, label = evaluation_columns(history)
+    _, accuracy_column, label = evaluation_columns_and_label(history)
     fig = _figure()
     ax = fig.add_subplot()
     epochs = _epochs(history)
@@ -416,3 +416,8 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
     else:
         figure.tight_layout()
     return figure
+
+
+def __getattr__(name):
+    """The names renamed here (`keras_seresnet.compat.RENAMED_NAMES`)."""
+    return compat.moved_name(__name__, name)

@@ -62,7 +62,7 @@ def compile_model(model, config):
         optimizer=TorchSGD(
             learning_rate=config.base_lr,
             momentum=config.momentum,
-            weight_decay=config.weight_decay,
+            coupled_weight_decay=config.weight_decay,
             nesterov=config.nesterov,
             use_ema=config.use_ema,
             ema_momentum=config.ema_momentum,

@@ -41,6 +41,7 @@ import typing
 from typing import Literal, Optional, Tuple
 
 from keras_seresnet import compat
+from keras_seresnet.errors import SeresnetError
 from keras_seresnet.files import write_text
 
 # The recipe's schedule is defined for 250 epochs with 15 warmup epochs; a
@@ -160,7 +161,7 @@ def alpha_problem(*, alpha, alpha_min):
     return None
 
 
-class ConfigError(ValueError):
+class ConfigError(SeresnetError, ValueError):
     """An invalid configuration value.
 
     Attributes:

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig, check_class_names
+from keras_seresnet.errors import InvalidValueError
 from keras_seresnet.files import atomic_path
 from keras_seresnet import compat, schedules
 
@@ -99,12 +100,12 @@ def evaluation_columns_and_label(history):
     "test" or "validation".
 
     Raises:
-        ValueError: the history has neither.
+        InvalidValueError: the history has neither.
     """
     for prefix, label in _EVALUATIONS:
         if f"{prefix}_accuracy" in history or f"{prefix}_loss" in history:
             return f"{prefix}_loss", f"{prefix}_accuracy", label
-    raise ValueError(
+    raise InvalidValueError(
         "Argument `history` must have test_loss/test_accuracy or val_loss/val_accuracy "
         f"columns. Received columns: {sorted(history)}"
     )

@@ -39,6 +39,7 @@ import typing
 import warnings
 
 from keras_seresnet.config import PRESETS, ConfigError, TrainConfig, field_group, field_help
+from keras_seresnet.errors import SeresnetError
 
 # The exit statuses of `run_main` (2 is also argparse's for a usage mistake).
 EXIT_FAILURE = 1
@@ -46,7 +47,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class CommandError(Exception):
+class CommandError(SeresnetError):
     """A failure a program reports as one line (exit status 1), raised by a command."""
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_seresnet.config import CIFAR10_CLASSES, is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
+from keras_seresnet.errors import SeresnetError
 from keras_seresnet.files import atomic_path
 
 BATCHES_FOLDER = "cifar-10-batches-py"
@@ -31,7 +32,7 @@ _DECODE_CHUNK = 5000  # images decoded between two progress lines
 _MAX_LISTED_ERRORS = 20  # broken files named in a message; all are in `.errors`
 
 
-class DataError(ValueError):
+class DataError(SeresnetError, ValueError):
     """A data file or folder that cannot be used; the message names it and why.
 
     Attributes:

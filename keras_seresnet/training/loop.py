@@ -56,6 +56,7 @@ from keras_seresnet import compat
 from keras_seresnet.inference.evaluate import evaluate_model
 from keras_seresnet.interrupts import signals_interrupt
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
+from keras_seresnet.errors import InvalidValueError, SeresnetError
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.schedules import warn_if_hardly_decays
 from keras_seresnet.training.history import TEST_COLUMNS, accuracy_column, read_history_csv, rows_to_history
@@ -71,7 +72,7 @@ from keras_seresnet.training.recipe import compile_model, recipe_callbacks
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(SeresnetError, RuntimeError):
     """The loss became NaN or infinite; the message says where and what to do."""
 
 
@@ -157,7 +158,7 @@ def copy_matching_weights(source, target):
         were copied, and of those with no matching layer in `source`.
 
     Raises:
-        ValueError: no layer matched (a file of another model).
+        InvalidValueError: no layer matched (a file of another model).
     """
     if not isinstance(source, keras.Model):
         source = keras.models.load_model(source, compile=False)
@@ -174,7 +175,7 @@ def copy_matching_weights(source, target):
         layer.set_weights(match.get_weights())
         copied.append(layer.name)
     if not copied:
-        raise ValueError(
+        raise InvalidValueError(
             f"No layer of the initial weights matches the model ({len(not_found)} "
             "layers with weights, none found with equal shapes). Received: "
             f"initial_weights={source.name!r}"
@@ -193,7 +194,7 @@ def _agree_with_chief(strategy, config, finished, start):
     chief_finished, chief_start, chief_config = distribute.broadcast_from_chief(
         strategy, [finished, start, own])
     if not distribute.all_workers(strategy, chief_config == own):
-        raise ValueError(
+        raise InvalidValueError(
             "The workers of this multi-worker run were started with different configs "
             f"(this is {distribute.describe_worker(strategy)}). Start every worker with the "
             "same command line; only TF_CONFIG's task index differs."
@@ -385,11 +386,11 @@ def validation_split(y, count, seed):
         `range(N)`.
 
     Raises:
-        ValueError: `count` is not in [1, N).
+        InvalidValueError: `count` is not in [1, N).
     """
     y = np.asarray(y)
     if not isinstance(count, (int, np.integer)) or not 1 <= count < len(y):
-        raise ValueError(
+        raise InvalidValueError(
             f"Argument `val_split` must be an integer in [1, {len(y)}) (the training "
             f"images loaded). Received: val_split={count!r}"
         )
@@ -516,11 +517,14 @@ def train(
             Keras callbacks.
         ValueError: a callback's `monitor` names no logged metric.
         FileNotFoundError: `initial_weights` is a path to no file.
-        ValueError: an invalid config (the message names the field; also a
-            `num_classes` not above every label of the data), `data` not two
-            pairs of images [N, 32, 32, 3] and integer labels (checked before
-            the run folder is created), a bad
-            TF_CONFIG, or workers started with different configs.
+        ConfigError: an invalid config (the message names the field; also a
+            `num_classes` not above every label of the data).
+        ValueError: `data` not two pairs of images [N, 32, 32, 3] and
+            integer labels (checked before the run folder is created).
+        InvalidValueError: a `val_split` not below the training images, a
+            bad TF_CONFIG, `jit` across several CPU devices, initial
+            weights of another model, or workers started with different
+            configs.
         RunFolderError: `out_dir` is a file, or holds a run of another config, or other
             files (use another folder or `overwrite=True`), or its
             checkpoint is damaged with no earlier one to fall back to.

@@ -39,12 +39,11 @@ model, and moved into place only if its probabilities agree (to 1e-4 by
 default). A failed check, or any failure while writing, leaves nothing new
 on disk and keeps any previous export intact.
 
-Example:
+Example (with a trained model, `best.keras` of a run folder):
 
->>> import keras_seresnet
->>> result = keras_seresnet.export_model("best.keras", "seresnet.onnx", format="onnx")
->>> result.max_difference < 1e-4
-True
+    import keras_seresnet
+    result = keras_seresnet.export_model("best.keras", "seresnet.onnx", format="onnx")
+    result.max_difference < 1e-4  # True
 """
 
 import dataclasses
@@ -119,11 +118,10 @@ class ExportResult:
             model seen in the fresh-process check (float).
         keras_path: the `.keras` copy inside a SavedModel, or None.
 
-    Example:
+    Example (with a trained `model`):
 
-    >>> result = export_model(model, "serving/seresnet/1")
-    >>> result.keras_path
-    'serving/seresnet/1/assets.extra/model.keras'
+        result = export_model(model, "serving/seresnet/1")
+        result.keras_path  # 'serving/seresnet/1/assets.extra/model.keras'
     """
 
     path: str
@@ -181,10 +179,12 @@ def export_model(model, path, *, format="saved_model", quantize=None, save_keras
             for a file format, `class_names` of the wrong length) or a
             `model` that is not a Keras model.
 
-    Example:
+    Example (with a trained model, `best.keras` of a run folder):
 
-    >>> export_model("best.keras", "seresnet.tflite", format="litert", quantize="float16")
-    ExportResult(path='seresnet.tflite', format='litert', quantize='float16', ...)
+        export_model("best.keras", "serving/seresnet/1")  # TF Serving, version 1
+        export_model("best.keras", "seresnet.onnx", format="onnx")
+        export_model("best.keras", "seresnet.tflite", format="litert", quantize="float16")
+        # ExportResult(path='seresnet.tflite', format='litert', quantize='float16', ...)
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(
@@ -268,10 +268,10 @@ def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mod
             file), or a path that `load_model` refuses; `class_names` of the
             wrong length.
 
-    Example:
+    Example (with a trained model, `best.keras` of a run folder):
 
-    >>> export_savedmodel("best.keras", "serving/seresnet/1")
-    ('serving/seresnet/1', 'serving/seresnet/1/assets.extra/model.keras')
+        export_savedmodel("best.keras", "serving/seresnet/1")
+        # ('serving/seresnet/1', 'serving/seresnet/1/assets.extra/model.keras')
     """
     path = _output_path(path, "saved_model")
     model = _keras_model(model, safe_mode)
@@ -309,10 +309,9 @@ def verify_export(path, model, *, format="saved_model", atol=1e-4, class_names=N
             given), or an output differs by more than `atol`, has the
             wrong shape, or names the wrong class.
 
-    Example:
+    Example (`model` the Keras model `seresnet.onnx` was exported from):
 
-    >>> verify_export("seresnet.onnx", model, format="onnx")
-    3.0e-08
+        verify_export("seresnet.onnx", model, format="onnx")  # 3.0e-08
     """
     name = os.fspath(path if name is None else name)
     class_names = _class_names(model, class_names)
@@ -368,10 +367,9 @@ def verify_savedmodel(path, model, *, batch_sizes=(1, 7), atol=1e-5, seed=0):
     Raises:
         ExportCheckError: a difference above `atol` (the message gives it).
 
-    Example:
+    Example (`model` the Keras model the SavedModel was exported from):
 
-    >>> verify_savedmodel("serving/seresnet/1", model)
-    2.9802322e-08
+        verify_savedmodel("serving/seresnet/1", model)  # 2.9802322e-08
     """
     served = ProbabilityModel(path)
     reference = ProbabilityModel(model)
@@ -635,8 +633,11 @@ def export_size_bytes(path):
 
     Example:
 
-    >>> export_size_bytes("serving/seresnet/1")
-    11473102
+    >>> import pathlib
+    >>> pathlib.Path("seresnet.onnx").write_bytes(bytes(1000))
+    1000
+    >>> export_size_bytes("seresnet.onnx")
+    1000
     """
     if os.path.isfile(path):
         return os.path.getsize(path)

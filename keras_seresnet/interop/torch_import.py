@@ -240,6 +240,11 @@ def load_torch_weights(model, source):
             missing, unexpected and mis-shaped key (and non-float values).
         ValueError: `model` has weights outside the reference's layout (it
             is not a model of `build_seresnet`).
+
+    Example (with the reference notebook's checkpoint and PyTorch installed):
+
+        model = load_torch_weights(build_seresnet(), "best_model.pth")
+        model.save("imported.keras")  # takes raw [0, 255] pixels
     """
     if not isinstance(model, keras.Model):
         raise TypeError("Argument `model` must be a keras.Model from `build_seresnet`. "

@@ -278,10 +278,10 @@ def write_table(rows, out_dir, best_on="test"):
     Raises:
         ValueError: `best_on` is neither "test" nor "validation".
 
-    Example:
+    Example (`rows` as `run_ablation` returns them; it writes the table itself):
 
-    >>> write_table(rows, "saved_models/ablation-e10-1a2b3c4d")["markdown"]
-    'saved_models/ablation-e10-1a2b3c4d/ablation.md'
+        paths = write_table(rows, "saved_models/ablation-e10-1a2b3c4d")
+        paths["markdown"]  # 'saved_models/ablation-e10-1a2b3c4d/ablation.md'
     """
     if best_on not in ("test", "validation"):
         raise ValueError("Argument `best_on` must be 'test' or 'validation'. "

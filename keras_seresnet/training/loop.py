@@ -100,9 +100,11 @@ class TrainResult:
 
     Example:
 
-    >>> result = train(TrainConfig(epochs=2), "saved_models/run")
-    >>> result.run_results.test_accuracy == result.results["test_accuracy"]
-    True
+    >>> TrainResult("saved_models/run", history={}).results  # a run without results
+    {}
+
+    After a run (`train`): `result.run_results.test_accuracy ==
+    result.results["test_accuracy"]`.
     """
 
     out_dir: str
@@ -531,6 +533,11 @@ def train(
         TrainingDivergedError: the loss became NaN or infinite; the epoch and
             batch are named, the last good checkpoint is kept.
         TrainingInterrupted: SIGINT or SIGTERM arrived; rerun to resume.
+
+    Example (with CIFAR-10 in `cifar10/`; the same call again resumes):
+
+        result = train(TrainConfig.fast(data_dir="cifar10/"), "saved_models/fast")
+        result.run_results.test_accuracy  # the final model's, also in results.json
     """
     _check_arguments(config, out_dir, initial_weights)
     config = resolve_config(config)

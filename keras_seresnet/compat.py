@@ -18,7 +18,8 @@ format:
 - `config.json` and the folder names hashed from it: `CONFIG_FIELDS_OF_0_1_0`
   and `config_dict_of_0_1_0`.
 - Import paths: `MOVED_NAMES`, the public names importable from the modules
-  that held them before; each of those modules answers for them with
+  that held them before, and `RENAMED_NAMES`, the earlier names of public
+  names renamed in their module; each of those modules answers for them with
   `moved_name` in its `__getattr__`.
 
 Keras-free and importing nothing of the package, so that any module may use
@@ -233,21 +234,31 @@ MOVED_NAMES = {
 }
 
 
+# Public names renamed in the module that defines them: {module: {old name: new name}}.
+RENAMED_NAMES = {
+    "keras_seresnet.plots": {"evaluation_columns": "evaluation_columns_and_label"},
+}
+
+
 def moved_name(module, name):
-    """The object a moved public name stands for: the `__getattr__` of a module of `MOVED_NAMES`.
+    """The object a moved or renamed public name stands for: the `__getattr__` of such a module.
 
     Args:
         module: the `__name__` of the module asked for `name`.
         name: the attribute asked for.
 
     Raises:
-        AttributeError: `name` is not a name that moved from `module` (as
-            for any missing module attribute).
+        AttributeError: `name` is not a name that moved from `module`
+            (`MOVED_NAMES`) or was renamed in it (`RENAMED_NAMES`), as for
+            any missing module attribute.
 
     >>> moved_name("keras_seresnet.training.schedules", "learning_rate_at").__module__
     'keras_seresnet.schedules'
     """
     home = MOVED_NAMES.get(module, {}).get(name)
-    if home is None:
-        raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+    if home is not None:
+        return getattr(importlib.import_module(home), name)
+    new_name = RENAMED_NAMES.get(module, {}).get(name)
+    if new_name is not None:
+        return getattr(importlib.import_module(module), new_name)
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")

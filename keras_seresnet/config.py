@@ -29,6 +29,8 @@ Example:
 0.05
 >>> TrainConfig.from_json(config.to_json()) == config
 True
+>>> CIFAR10_CLASSES[3], PARAMETER_BUDGET
+('cat', 5000000)
 """
 
 import dataclasses
@@ -41,6 +43,7 @@ import typing
 from typing import Literal, Optional, Tuple
 
 from keras_seresnet import compat
+from keras_seresnet.errors import SeresnetError
 from keras_seresnet.files import write_text
 
 # The recipe's schedule is defined for 250 epochs with 15 warmup epochs; a
@@ -52,6 +55,16 @@ RECIPE_WARMUP_EPOCHS = 15
 Strategy = Literal["default", "mirrored", "multiworker"]
 Precision = Literal["off", "mixed_float16", "mixed_bfloat16"]
 ScheduleUnit = Literal["epoch", "step"]
+
+# The one home of the precision names. A precision has two: training's
+# (`TrainConfig.mixed_precision`, `Precision`, flag --mixed-precision) is the
+# name of Keras's mixed-precision policy, inference's (the `precision` of
+# `ProbabilityModel`, flag --precision) is the compute dtype. Each maps its
+# names to the Keras dtype policy a model runs under.
+PRECISION_POLICIES = {"off": "float32", "mixed_float16": "mixed_float16",
+                      "mixed_bfloat16": "mixed_bfloat16"}
+INFERENCE_PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16",
+                                "float16": "mixed_float16"}
 
 # Fields that say how a run executes or what it records, not what it
 # computes: a run may be resumed with other values (on more devices, with
@@ -150,12 +163,20 @@ def alpha_problem(*, alpha, alpha_min):
     return None
 
 
-class ConfigError(ValueError):
+class ConfigError(SeresnetError, ValueError):
     """An invalid configuration value.
 
     Attributes:
         fields: the names of the offending fields, first the one the message
             is about.
+
+    Example:
+
+    >>> try:
+    ...     TrainConfig(epochs=0).validate()
+    ... except ConfigError as error:
+    ...     print(error.fields, error)
+    ('epochs',) Config field `epochs` must be ... Received: epochs=0
     """
 
     def __init__(self, message, fields):
@@ -332,7 +353,13 @@ _data = _options("data")
 
 @dataclasses.dataclass(kw_only=True)
 class DataConfig(_Part):
-    """Where the training and test images come from and how many are used."""
+    """Where the training and test images come from and how many are used.
+
+    Example:
+
+    >>> DataConfig(data_dir="cifar10/", limit_train=5000, val_split=500).validate().val_split
+    500
+    """
 
     data_dir: Optional[str] = _data(
         None, "CIFAR-10 source: a JPEG tree train/<class>/*.jpg + test/<class>/*.jpg or the "
@@ -362,7 +389,13 @@ _model = _options("model")
 
 @dataclasses.dataclass(kw_only=True)
 class ModelConfig(_Part):
-    """The SE-ResNet's architecture and the normalisation of its input."""
+    """The SE-ResNet's architecture and the normalisation of its input.
+
+    Example:
+
+    >>> ModelConfig(widths=(16, 32), blocks=(1, 1), se_stages=(2,)).validate().widths
+    (16, 32)
+    """
 
     num_classes: int = _model(10, "classes of the classifier head")
     widths: Tuple[int, ...] = _model((32, 64, 128, 256), "channels per stage")
@@ -417,7 +450,13 @@ _augment = _options("augmentation")
 
 @dataclasses.dataclass(kw_only=True)
 class AugmentConfig(_Part):
-    """The training images' augmentation, applied in the order of the fields."""
+    """The training images' augmentation, applied in the order of the fields.
+
+    Example:
+
+    >>> AugmentConfig(mixup_cutout=False, grayscale=True).validate().grayscale_rate
+    0.1
+    """
 
     color_jitter: bool = _augment(True, "torchvision-style colour jitter (off: the ablation's Model 3)")
     brightness: float = _augment(0.2, "brightness factor drawn from [1-b, 1+b]")
@@ -458,7 +497,13 @@ _optimizer = _options("optimiser")
 
 @dataclasses.dataclass(kw_only=True)
 class OptimizerConfig(_Part):
-    """The SGD optimiser and the loss."""
+    """The SGD optimiser and the loss.
+
+    Example:
+
+    >>> OptimizerConfig(nesterov=True).validate().weight_decay
+    0.0005
+    """
 
     batch_size: int = _optimizer(128, "images per step, global across replicas")
     momentum: float = _optimizer(0.9, "SGD momentum (PyTorch's, dampening 0)")
@@ -486,7 +531,13 @@ _schedule = _options("schedule")
 
 @dataclasses.dataclass(kw_only=True)
 class ScheduleConfig(_Part):
-    """Training length and the learning rate's linear warmup and cosine decay."""
+    """Training length and the learning rate's linear warmup and cosine decay.
+
+    Example:
+
+    >>> ScheduleConfig(epochs=30).validate().resolved_warmup_epochs  # 15/250 of the run
+    2
+    """
 
     epochs: int = _schedule(RECIPE_EPOCHS, "passes over the training images")
     base_lr: float = _schedule(0.1, "peak learning rate, reached at the end of the warmup")
@@ -520,7 +571,13 @@ _run = _options("run")
 
 @dataclasses.dataclass(kw_only=True)
 class RunConfig(_Part):
-    """What makes a run reproducible, and what it records besides its run folder's files."""
+    """What makes a run reproducible, and what it records besides its run folder's files.
+
+    Example:
+
+    >>> RunConfig(seed=7, tensorboard=True).validate().seed
+    7
+    """
 
     seed: int = _run(0, "the one seed of the weights, the data order and the augmentation")
     tensorboard: bool = _run(False, "write TensorBoard logs (per epoch) into the run folder's "
@@ -542,6 +599,11 @@ class ScaleConfig(_Part):
     """How a run executes: devices, precision, compilation.
 
     All but `mixed_precision` are `EXECUTION_FIELDS`: a resumed run may change them.
+
+    Example:
+
+    >>> PRECISION_POLICIES[ScaleConfig(mixed_precision="mixed_bfloat16").validate().mixed_precision]
+    'mixed_bfloat16'
     """
 
     strategy: Strategy = _scale(
@@ -598,6 +660,14 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
     after a JSON round trip. Validation happens in `validate()`, which
     `from_dict` and the training entry point call, so an impossible value
     fails early with a message naming the field.
+
+    Example:
+
+    >>> config = TrainConfig(epochs=30, use_se=False).validate()
+    >>> config.model_config.use_se, config.resolved_warmup_epochs
+    (False, 2)
+    >>> TrainConfig.from_dict(config.to_dict()) == config
+    True
     """
 
     @classmethod

@@ -12,7 +12,10 @@ Example:
 
 >>> with atomic_path("results.json") as tmp:
 ...     with open(tmp, "w") as f:
-...         f.write("{}")
+...         print("{}", file=f)
+>>> with open("results.json") as f:
+...     json.load(f)
+{}
 """
 
 import contextlib

@@ -28,8 +28,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig, check_class_names
+from keras_seresnet.errors import InvalidValueError
 from keras_seresnet.files import atomic_path
-from keras_seresnet import schedules
+from keras_seresnet import compat, schedules
 
 PLOT_FILES = {
     "loss": "loss.png",  # training and test (or validation) loss per epoch
@@ -92,19 +93,19 @@ def _line(ax, x, y, **kwargs):
     return ax.plot(x, y, **kwargs)
 
 
-def evaluation_columns(history):
-    """`(loss column, accuracy column, label)` of the history's per-epoch evaluation.
+def evaluation_columns_and_label(history):
+    """`(loss column, accuracy column, label)` of the per-epoch evaluation a history holds.
 
     `test_*` columns if the history has them, else `val_*`; the label is
     "test" or "validation".
 
     Raises:
-        ValueError: the history has neither.
+        InvalidValueError: the history has neither.
     """
     for prefix, label in _EVALUATIONS:
         if f"{prefix}_accuracy" in history or f"{prefix}_loss" in history:
             return f"{prefix}_loss", f"{prefix}_accuracy", label
-    raise ValueError(
+    raise InvalidValueError(
         "Argument `history` must have test_loss/test_accuracy or val_loss/val_accuracy "
         f"columns. Received columns: {sorted(history)}"
     )
@@ -125,7 +126,7 @@ def loss_figure(history):
     Returns:
         A `matplotlib.figure.Figure`.
     """
-    loss_column, _, label = evaluation_columns(history)
+    loss_column, _, label = evaluation_columns_and_label(history)
     fig = _figure()
     ax = fig.add_subplot()
     epochs = _epochs(history)
@@ -154,7 +155,7 @@ def accuracy_figure(history):
     Returns:
         A `matplotlib.figure.Figure`.
     """
-    _, accuracy_column, label = evaluation_columns(history)
+    _, accuracy_column, label = evaluation_columns_and_label(history)
     fig = _figure()
     ax = fig.add_subplot()
     epochs = _epochs(history)
@@ -416,3 +417,8 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
     else:
         figure.tight_layout()
     return figure
+
+
+def __getattr__(name):
+    """The names renamed here (`keras_seresnet.compat.RENAMED_NAMES`)."""
+    return compat.moved_name(__name__, name)

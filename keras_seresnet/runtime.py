@@ -157,19 +157,3 @@ def import_tensorflow():
             import tensorflow  # noqa: F401
     return sys.modules["tensorflow"]
 
-
-def fuse_batch_norm(model):
-    """Kept for compatibility: returns `model` unchanged.
-
-    Models from `build_seresnet` (and `.keras` files saved from them) already
-    hold the fused `keras_seresnet.models.layers.BatchNormalization`, which run TensorFlow's fused
-    kernel themselves; nothing needs to be applied after building or
-    loading. A model of Keras's own BatchNormalization layers keeps them.
-
-    Args:
-        model: a `keras.Model`.
-
-    Returns:
-        `model`.
-    """
-    return model

@@ -28,6 +28,8 @@ from keras_seresnet.cli import (
     run_main,
 )
 from keras_seresnet.config import ConfigError
+from keras_seresnet.errors import InvalidValueError, SeresnetError
+from tests.tiny_model import TINY_MODEL, TINY_MODEL_FLAGS
 
 
 def parser(**kwargs):
@@ -152,7 +154,7 @@ def program(command, **kwargs):
 
 @pytest.mark.parametrize(
     "error",
-    [ValueError("bad value"), FileNotFoundError("No such model: m.keras"),
+    [InvalidValueError("bad value"), FileNotFoundError("No such model: m.keras"),
      FileExistsError("Export folder out exists"), ConfigError("Config field `x`", ("x",)),
      CommandError("training diverged"), OSError("disk full\nsecond line")],
 )
@@ -202,12 +204,54 @@ def test_interrupt_is_one_line_and_status_130(capsys, no_process_settings):
     assert capsys.readouterr().err.strip() == "prog: interrupted."
 
 
-def test_a_bug_keeps_its_traceback(no_process_settings):
+@pytest.mark.parametrize("error", [KeyError("bug"), ValueError("bug"), TypeError("bug")])
+def test_a_bug_keeps_its_traceback(no_process_settings, error):
     def command(args):
-        raise KeyError("bug")
+        raise error
 
-    with pytest.raises(KeyError):
+    with pytest.raises(type(error)):
         program(command)([])
+
+
+def test_a_user_mistake_found_while_running_is_one_line(capsys, no_process_settings, tmp_path,
+                                                        tiny_image_tree):
+    from keras_seresnet.cli import train
+
+    # 20 training images in the tree, so no hold-out of 50 fits: found once the data is loaded.
+    argv = ["--data-dir", str(tiny_image_tree), "--val-split", "50", "--epochs", "1",
+            "--schedule-unit", "step", *TINY_MODEL_FLAGS, "--out", str(tmp_path / "run")]
+    assert train.main(argv) == EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(
+        ": error: Argument `val_split` must be an integer in [1, 20) (the training images "
+        "loaded). Received: val_split=50\n"), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_value_error_from_deep_inside_a_run_keeps_its_traceback(no_process_settings, tmp_path):
+    import keras
+    import numpy as np
+
+    from keras_seresnet.training.loop import train
+
+    class Broken(keras.callbacks.Callback):
+        """A bug that Keras calls from inside `model.fit`, as a user's callback is called."""
+
+        def on_train_begin(self, logs=None):
+            raise ValueError("a bug deep inside")
+
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    labels = np.arange(4) % 2
+    config = TrainConfig(**TINY_MODEL, epochs=1, batch_size=4, warmup_epochs=0)
+
+    def command(args):
+        train(config, tmp_path / "run", data=((images, labels), (images, labels)),
+              callbacks=[Broken()], verbose=0)
+
+    with pytest.raises(ValueError, match="a bug deep inside") as info:
+        program(command)([])
+    assert not isinstance(info.value, SeresnetError)
+    assert "on_train_begin" in {entry.name for entry in info.traceback}
 
 
 def test_the_cli_reads_no_source_and_uses_no_private_argparse_api():

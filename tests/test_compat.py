@@ -22,6 +22,16 @@ def test_every_moved_name_is_importable_from_its_earlier_module(module, name, ho
     assert moved is getattr(importlib.import_module(home), name)
 
 
+@pytest.mark.parametrize("module, old, new", [
+    (module, old, new) for module, names in compat.RENAMED_NAMES.items()
+    for old, new in names.items()
+])
+def test_every_renamed_name_is_importable_under_its_earlier_name(module, old, new):
+    renamed = importlib.import_module(module)
+    assert getattr(renamed, old) is getattr(renamed, new)
+    assert old not in vars(renamed)  # one definition, under its new name
+
+
 def test_the_import_paths_users_know_still_work():
     from keras_seresnet.training.loop import epoch_seed
     from keras_seresnet.training.callbacks import epoch_seed as home

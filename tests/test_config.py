@@ -13,8 +13,10 @@ from keras_seresnet.cli.train import build_parser
 from keras_seresnet.config import (
     EXECUTION_FIELDS,
     FIELDS_ADDED_AFTER_0_1_0,
+    INFERENCE_PRECISION_POLICIES,
     MAX_SEED,
     PARTS,
+    PRECISION_POLICIES,
     PRESETS,
     AugmentConfig,
     ConfigError,
@@ -239,6 +241,15 @@ def test_field_choices_of_the_whole_and_of_a_part():
         "strategy": ("default", "mirrored", "multiworker"),
         "mixed_precision": ("off", "mixed_float16", "mixed_bfloat16"),
     }
+
+
+def test_both_precision_vocabularies_name_the_same_three_policies():
+    assert tuple(PRECISION_POLICIES) == field_choices()["mixed_precision"]
+    assert sorted(PRECISION_POLICIES.values()) == sorted(INFERENCE_PRECISION_POLICIES.values())
+    assert INFERENCE_PRECISION_POLICIES["bfloat16"] == PRECISION_POLICIES["mixed_bfloat16"]
+    from keras_seresnet.training import distribute
+
+    assert distribute.PRECISION_POLICIES is PRECISION_POLICIES
 
 
 # --- files and run folders of version 0.1.0 ---

@@ -21,7 +21,7 @@ def test_steps_match_hand_computed_pytorch_update_with_changing_lr():
     grads = [rng.normal(size=(3, 4)) for _ in range(4)]
     lrs = [0.1, 0.1, 0.05, 0.2]  # the learning rate changes between steps
     var = keras.Variable(w0, dtype="float64")
-    opt = TorchSGD(learning_rate=lrs[0], momentum=0.9, weight_decay=5e-4)
+    opt = TorchSGD(learning_rate=lrs[0], momentum=0.9, coupled_weight_decay=5e-4)
     for g, lr in zip(grads, lrs):
         opt.learning_rate = lr
         opt.apply_gradients([(keras.ops.convert_to_tensor(g, "float64"), var)])
@@ -40,22 +40,52 @@ def test_steps_match_hand_computed_pytorch_update_with_changing_lr():
 
 def test_weight_decay_reaches_parameters_with_zero_gradient():
     var = keras.Variable(np.ones(5, "float32"))
-    opt = TorchSGD(learning_rate=0.1, momentum=0.9, weight_decay=5e-4)
+    opt = TorchSGD(learning_rate=0.1, momentum=0.9, coupled_weight_decay=5e-4)
     opt.apply_gradients([(keras.ops.zeros(5), var)])
     np.testing.assert_allclose(var.numpy(), 1 - 0.1 * 5e-4, rtol=1e-6)
 
 
 def test_config_round_trip_keeps_coupled_decay():
-    opt = TorchSGD(learning_rate=0.05, momentum=0.8, weight_decay=1e-3)
+    opt = TorchSGD(learning_rate=0.05, momentum=0.8, coupled_weight_decay=1e-3)
     config = opt.get_config()
-    assert config["weight_decay"] == 1e-3 and config["momentum"] == 0.8
+    assert config["coupled_weight_decay"] == 1e-3 and config["momentum"] == 0.8
+    assert "weight_decay" not in config
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert isinstance(clone, TorchSGD)
     assert (clone.momentum, clone.coupled_weight_decay) == (0.8, 1e-3)
     assert clone.weight_decay is None  # Keras's decoupled decay stays off
 
 
-@pytest.mark.parametrize("kwargs", [{"momentum": 1.0}, {"momentum": -0.1}, {"weight_decay": -1.0}])
+# `keras.optimizers.serialize(TorchSGD(...))` as the versions before the rename
+# to `coupled_weight_decay` saved it (in `.keras` files and checkpoints).
+OLD_SERIALIZED = {
+    "module": "keras_seresnet.training.optimizers", "class_name": "TorchSGD",
+    "registered_name": "keras_seresnet>TorchSGD",
+    "config": {"name": "torch_sgd", "learning_rate": 0.05000000074505806, "clipnorm": None,
+               "global_clipnorm": None, "clipvalue": None, "use_ema": False, "ema_momentum": 0.99,
+               "ema_overwrite_frequency": None, "loss_scale_factor": None,
+               "gradient_accumulation_steps": None, "momentum": 0.8, "weight_decay": 0.001,
+               "nesterov": False},
+}
+
+
+def test_a_config_saved_under_the_old_key_loads_as_the_coupled_decay():
+    opt = keras.optimizers.deserialize(OLD_SERIALIZED)
+    assert isinstance(opt, TorchSGD)
+    assert (opt.momentum, opt.coupled_weight_decay, opt.weight_decay) == (0.8, 1e-3, None)
+    assert TorchSGD.from_config(OLD_SERIALIZED["config"]).get_config() == opt.get_config()
+    var = keras.Variable(np.ones(5, "float32"))
+    opt.apply_gradients([(keras.ops.zeros(5), var)])
+    np.testing.assert_allclose(var.numpy(), 1 - 0.05 * 1e-3, rtol=1e-6)  # decayed once, coupled
+
+
+def test_the_earlier_argument_name_still_sets_the_coupled_decay():
+    assert TorchSGD(weight_decay=1e-3).coupled_weight_decay == 1e-3
+    assert TorchSGD(weight_decay=1e-3).weight_decay is None
+
+
+@pytest.mark.parametrize("kwargs", [{"momentum": 1.0}, {"momentum": -0.1},
+                                    {"coupled_weight_decay": -1.0}])
 def test_invalid_arguments_are_named(kwargs):
     (name, value), = kwargs.items()
     with pytest.raises(ValueError, match=rf"`{name}`.*{name}={value}"):
@@ -77,7 +107,7 @@ def test_nesterov_steps_match_hand_computed_pytorch_update():
     w0 = rng.normal(size=(3, 4))
     grads = [rng.normal(size=(3, 4)) for _ in range(4)]
     var = keras.Variable(w0, dtype="float64")
-    opt = TorchSGD(learning_rate=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    opt = TorchSGD(learning_rate=0.1, momentum=0.9, coupled_weight_decay=5e-4, nesterov=True)
     for g in grads:
         opt.apply_gradients([(keras.ops.convert_to_tensor(g, "float64"), var)])
     expected = torch_nesterov_reference(w0, grads, 0.1, 0.9, 5e-4)

@@ -82,15 +82,6 @@ def test_speedups_enabled_reads_the_environment(monkeypatch, value, enabled):
     assert runtime.speedups_enabled() is enabled
 
 
-def test_fuse_batch_norm_is_kept_and_changes_nothing():
-    from keras_seresnet import build_seresnet
-
-    model = build_seresnet(**TINY_MODEL)
-    config = model.get_config()
-    assert runtime.fuse_batch_norm(model) is model
-    assert model.get_config() == config
-
-
 @pytest.mark.parametrize("line, hidden_from", [
     (b"I0000 00:00:1796356089.435081   14596 port.cc:153] oneDNN custom operations are on.", 1),
     (b"I1204 03:12:45.123456 77 cudart_stub.cc:31] Could not find cuda drivers", 1),

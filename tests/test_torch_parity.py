@@ -191,7 +191,7 @@ def _run_steps(keras_model, torch_model, images, targets, torch_dtype, loss_dtyp
     criterion = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     keras_model.compile(
         optimizer=TorchSGD(
-            learning_rate=LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
+            learning_rate=LEARNING_RATE, momentum=MOMENTUM, coupled_weight_decay=WEIGHT_DECAY
         ),
         loss=keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=LABEL_SMOOTHING, dtype=loss_dtype

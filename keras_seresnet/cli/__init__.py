@@ -39,6 +39,7 @@ import typing
 import warnings
 
 from keras_seresnet.config import PRESETS, ConfigError, TrainConfig, field_group, field_help
+from keras_seresnet.errors import SeresnetError
 from keras_seresnet.pretrained import is_pretrained_name
 
 # The exit statuses of `run_main` (2 is also argparse's for a usage mistake).
@@ -47,7 +48,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class CommandError(Exception):
+class CommandError(SeresnetError):
     """A failure a program reports as one line (exit status 1), raised by a command."""
 
 
@@ -312,17 +313,18 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None, tenso
        start-up lines its log level hides.
     3. `command(args)` (`command(args, config)` with `with_config`) runs;
        its return value is the exit status (None means 0). A failure the
-       package documents, `ValueError` (with its subclasses `ConfigError`,
-       `DataError`, `ImageError`, `RunFolderError`), `OSError` (such as
-       `FileNotFoundError`, `FileExistsError`) or `CommandError`, is printed
-       as one line `prog: error: message` on stderr and gives 1 (an
+       package explains, a `keras_seresnet.errors.SeresnetError` (such as
+       `ConfigError`, `DataError`, `RunFolderError` or `CommandError`) or an
+       `OSError` (such as `FileNotFoundError`, `PermissionError`), is
+       printed as one line `prog: error: message` on stderr and gives 1 (an
        `OSError` as "path: reason"); a Python warning (such as a skipped
        broken image) is printed as one line `prog: warning: message`; Ctrl-C
        or SIGTERM gives 130 after one line (with the message of the
        `KeyboardInterrupt`, if any, such as `resumable_run`'s) in any phase of
        the command, even where Python would swallow the interrupt
        (`keras_seresnet.interrupts`). Anything else is a bug and keeps its
-       traceback.
+       traceback: a plain `ValueError` too, which Keras and TensorFlow raise
+       for programming errors.
 
     Returns:
         The exit status, for `sys.exit`.
@@ -350,7 +352,7 @@ def run_main(parser, command, argv=None, *, with_config=False, check=None, tenso
         hint = f" {e}" if str(e) else ""
         print(f"\n{parser.prog}: interrupted.{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, OSError, CommandError) as e:
+    except (SeresnetError, OSError) as e:
         print(f"{parser.prog}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_FAILURE
     return 0 if status is None else status

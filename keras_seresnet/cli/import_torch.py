@@ -46,7 +46,7 @@ def _import_torch(args):
     model = build_seresnet(use_se=not args.no_se)
     try:
         load_torch_weights(model, args.checkpoint)
-    except (ImportError, TypeError) as error:  # no PyTorch; not a state_dict
+    except ImportError as error:  # no PyTorch
         raise cli.CommandError(str(error)) from None
     with atomic_path(args.output) as tmp:
         model.save(tmp)

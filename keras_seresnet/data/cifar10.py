@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_seresnet.config import CIFAR10_CLASSES, is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
+from keras_seresnet.errors import SeresnetError
 from keras_seresnet.files import atomic_path
 
 BATCHES_FOLDER = "cifar-10-batches-py"
@@ -31,12 +32,20 @@ _DECODE_CHUNK = 5000  # images decoded between two progress lines
 _MAX_LISTED_ERRORS = 20  # broken files named in a message; all are in `.errors`
 
 
-class DataError(ValueError):
+class DataError(SeresnetError, ValueError):
     """A data file or folder that cannot be used; the message names it and why.
 
     Attributes:
         errors: for a tree with unreadable images, every `images.ImageError`
             (each has `.path` and `.reason`); otherwise empty.
+
+    Example:
+
+    >>> try:
+    ...     load_cifar10("no-such-folder")
+    ... except DataError as error:
+    ...     print(error)
+    no-such-folder: no such folder. data_dir (scripts: --data-dir) accepts ...
     """
 
     def __init__(self, message, errors=()):
@@ -511,6 +520,11 @@ def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=
         UserWarning: `limit_train` (or `limit_test`) is more than the split's
             images; the message names the limit, the count found and the
             source, and all the images are used.
+
+    Example (with CIFAR-10's python batches in `cifar10/cifar-10-batches-py`):
+
+        (x_train, y_train), (x_test, y_test) = load_cifar10("cifar10/", limit_train=5000)
+        x_train.shape, x_train.dtype, y_train.dtype  # ((5000, 32, 32, 3), uint8, int64)
     """
     _check_limit("limit_train", limit_train)
     _check_limit("limit_test", limit_test)
@@ -552,6 +566,14 @@ def load_unlabelled_pickle(path):
         DataError: missing or unreadable file, an image file (by its
             extension), refused content, no b'data', or data of the wrong
             shape or value range.
+
+    Example:
+
+    >>> import pickle
+    >>> with open("unlabelled.pkl", "wb") as f:
+    ...     pickle.dump({b"data": np.zeros((2, 32, 32, 3), np.uint8)}, f)
+    >>> load_unlabelled_pickle("unlabelled.pkl").shape
+    (2, 32, 32, 3)
     """
     path = os.fspath(path)
     if path.lower().endswith(IMAGE_EXTENSIONS):

@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from keras_seresnet.errors import SeresnetError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 # Refuse, before decoding, any image that declares more pixels than this:
@@ -25,7 +27,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 MAX_PIXELS = 40_000_000
 
 
-class ImageError(ValueError):
+class ImageError(SeresnetError, ValueError):
     """An image file that cannot be used; `path` and `reason` say which and why."""
 
     def __init__(self, path, reason):

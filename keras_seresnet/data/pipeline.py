@@ -146,6 +146,12 @@ def make_epoch_variable(epoch=0):
 
     Returns:
         A non-trainable int64 scalar `tf.Variable` named "epoch".
+
+    Example:
+
+    >>> epoch = make_epoch_variable(3)
+    >>> int(epoch.numpy()), epoch.dtype.name
+    (3, 'int64')
     """
     if not isinstance(epoch, (int, np.integer)) or epoch < 0:
         raise ValueError(f"Argument `epoch` must be a non-negative integer. Received: epoch={epoch!r}")
@@ -257,6 +263,15 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
             `tf.Variable`.
         ValueError: bad `x`, `y`, `config`, `seed` or `epoch` (the message
             names which), or `with_mixup_alpha` without mixup.
+
+    Example:
+
+    >>> from keras_seresnet import TrainConfig
+    >>> x, y = np.zeros((8, 32, 32, 3), np.uint8), np.arange(8)
+    >>> dataset = make_train_dataset(x, y, TrainConfig(batch_size=4), epoch=make_epoch_variable())
+    >>> images, targets = next(iter(dataset))
+    >>> tuple(images.shape), tuple(targets.shape)
+    ((4, 32, 32, 3), (4, 10))
     """
     check_config_type(config)
     config.validate()
@@ -342,6 +357,12 @@ def make_eval_dataset(x, y, *, batch_size=128, num_classes=10):
         A `tf.data.Dataset` of `(images, targets)`: images float32
         [B, H, W, 3] equal to `x`'s values; targets float32 one-hot
         [B, num_classes]. The last batch keeps the remainder.
+
+    Example:
+
+    >>> x, y = np.zeros((5, 32, 32, 3), np.uint8), np.arange(5)
+    >>> [len(images) for images, targets in make_eval_dataset(x, y, batch_size=2)]
+    [2, 2, 1]
     """
     if not is_integer(batch_size) or batch_size < 1:
         raise ValueError(f"Argument `batch_size` must be a positive integer. "

@@ -21,6 +21,7 @@ import numbers
 import numpy as np
 
 from keras_seresnet.config import TrainConfig, check_class_names
+from keras_seresnet.errors import InvalidValueError
 from keras_seresnet.files import write_text
 from keras_seresnet.inference.loading import as_probability_model
 from keras_seresnet.inference.predict import (
@@ -127,10 +128,11 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
 
     Raises:
         FileNotFoundError: a model path that does not exist.
+        InvalidValueError: labels outside [0, num_classes) (the model's
+            classes).
         ValueError: `images` not [N, 32, 32, 3] (N >= 1), `labels` not
             integers (one-hot or float labels included), mismatched
-            `images`/`labels`, labels outside
-            [0, num_classes), a `label_smoothing` outside [0, 1), a
+            `images`/`labels`, a `label_smoothing` outside [0, 1), a
             `class_names` that is a single string, a Keras model that is
             unbuilt or does not map 32x32 RGB images to class scores
             (`check_takes_images`; checked before the labels and the class
@@ -195,7 +197,7 @@ def _check_labels(labels, num_classes):
     if num_classes is not None and len(labels) and (
         labels.min() < 0 or labels.max() >= num_classes
     ):
-        raise ValueError(
+        raise InvalidValueError(
             f"Argument `labels` must lie in [0, {num_classes}) (the model's classes). "
             f"Received values from {labels.min()} to {labels.max()}"
         )

@@ -39,12 +39,11 @@ model, and moved into place only if its probabilities agree (to 1e-4 by
 default). A failed check, or any failure while writing, leaves nothing new
 on disk and keeps any previous export intact.
 
-Example:
+Example (with a trained model, `best.keras` of a run folder):
 
->>> import keras_seresnet
->>> result = keras_seresnet.export_model("best.keras", "seresnet.onnx", format="onnx")
->>> result.max_difference < 1e-4
-True
+    import keras_seresnet
+    result = keras_seresnet.export_model("best.keras", "seresnet.onnx", format="onnx")
+    result.max_difference < 1e-4  # True
 """
 
 import dataclasses
@@ -62,6 +61,7 @@ from PIL import Image
 
 import keras_seresnet
 from keras_seresnet.config import check_class_names
+from keras_seresnet.errors import InvalidValueError, SeresnetError
 from keras_seresnet.files import atomic_path
 from keras_seresnet.inference import runners
 from keras_seresnet.inference.formats import (
@@ -97,6 +97,14 @@ CONVERTERS = {"onnx": (("tf2onnx", "tf2onnx"), ("onnx", "onnx"))}  # (module, pi
 VERIFY_IMAGES = 7  # images each check runs (an odd count: no batch size is special)
 
 
+class ExportCheckError(SeresnetError, ValueError):
+    """An export that does not compute what the Keras model computes; the message says how.
+
+    Raised by the checks (`verify_export`, `verify_savedmodel`); from
+    `export_model`, nothing was written.
+    """
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
     """What `export_model` wrote and how well it agrees with the Keras model.
@@ -111,11 +119,10 @@ class ExportResult:
             model seen in the fresh-process check (float).
         keras_path: the `.keras` copy inside a SavedModel, or None.
 
-    Example:
+    Example (with a trained `model`):
 
-    >>> result = export_model(model, "serving/seresnet/1")
-    >>> result.keras_path
-    'serving/seresnet/1/assets.extra/model.keras'
+        result = export_model(model, "serving/seresnet/1")
+        result.keras_path  # 'serving/seresnet/1/assets.extra/model.keras'
     """
 
     path: str
@@ -164,17 +171,22 @@ def export_model(model, path, *, format="saved_model", quantize=None, save_keras
         TypeError: `path` is not a str or `os.PathLike`.
         ImportError: the format's converter or runtime is not installed
             (`pip install keras-seresnet[export]`).
+        InvalidValueError: a Keras `model` that does not take one image
+            [N, S, S, 3] and return class scores [N, num_classes], or (ONNX)
+            that normalises its input other than per channel.
+        ExportCheckError: the export fails its check (the message says how;
+            nothing is written).
         ValueError: an invalid argument (`format`, `quantize` for another
             format, a file `path` without the format's suffix, `save_keras`
-            for a file format, `class_names` of the wrong length); a `model`
-            that is not a Keras model taking one image [N, S, S, 3]; or an
-            export that fails its check (the message says how; nothing is
-            written).
+            for a file format, `class_names` of the wrong length) or a
+            `model` that is not a Keras model.
 
-    Example:
+    Example (with a trained model, `best.keras` of a run folder):
 
-    >>> export_model("best.keras", "seresnet.tflite", format="litert", quantize="float16")
-    ExportResult(path='seresnet.tflite', format='litert', quantize='float16', ...)
+        export_model("best.keras", "serving/seresnet/1")  # TF Serving, version 1
+        export_model("best.keras", "seresnet.onnx", format="onnx")
+        export_model("best.keras", "seresnet.tflite", format="litert", quantize="float16")
+        # ExportResult(path='seresnet.tflite', format='litert', quantize='float16', ...)
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(
@@ -214,8 +226,8 @@ def export_model(model, path, *, format="saved_model", quantize=None, save_keras
         try:
             difference = verify_export(tmp, model, format=format, atol=atol,
                                        class_names=class_names, name=path)
-        except ValueError as e:  # `atomic_path` then removes the temporary
-            raise ValueError(f"{e} Nothing was written.") from None
+        except ExportCheckError as e:  # `atomic_path` then removes the temporary
+            raise ExportCheckError(f"{e} Nothing was written.") from None
         size = export_size_bytes(tmp)
     keras_path = os.path.join(path, KERAS_COPY) if save_keras else None
     return ExportResult(path, format, quantize, size, difference, keras_path)
@@ -251,15 +263,17 @@ def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mod
         FileNotFoundError: `model` is a path that does not exist.
         TypeError: `path` is not a str or `os.PathLike`.
         FileExistsError: `path` exists and `overwrite` is False.
-        ValueError: `model` is not a Keras model with one image input
-            [N, S, S, 3] (a SavedModel, as a folder or loaded, is refused
-            with a message asking for the `.keras` file), or a path that
-            `load_model` refuses; `class_names` of the wrong length.
+        InvalidValueError: a Keras `model` without one image input
+            [N, S, S, 3] or one output of class scores.
+        ValueError: `model` is not a Keras model (a SavedModel, as a folder
+            or loaded, is refused with a message asking for the `.keras`
+            file), or a path that `load_model` refuses; `class_names` of the
+            wrong length.
 
-    Example:
+    Example (with a trained model, `best.keras` of a run folder):
 
-    >>> export_savedmodel("best.keras", "serving/seresnet/1")
-    ('serving/seresnet/1', 'serving/seresnet/1/assets.extra/model.keras')
+        export_savedmodel("best.keras", "serving/seresnet/1")
+        # ('serving/seresnet/1', 'serving/seresnet/1/assets.extra/model.keras')
     """
     path = _output_path(path, "saved_model")
     model = _keras_model(model, safe_mode)
@@ -293,14 +307,13 @@ def verify_export(path, model, *, format="saved_model", atol=1e-4, class_names=N
         The largest |probability difference| seen (float).
 
     Raises:
-        ValueError: the fresh process failed (its one-line reason is
+        ExportCheckError: the fresh process failed (its one-line reason is
             given), or an output differs by more than `atol`, has the
             wrong shape, or names the wrong class.
 
-    Example:
+    Example (`model` the Keras model `seresnet.onnx` was exported from):
 
-    >>> verify_export("seresnet.onnx", model, format="onnx")
-    3.0e-08
+        verify_export("seresnet.onnx", model, format="onnx")  # 3.0e-08
     """
     name = os.fspath(path if name is None else name)
     class_names = _class_names(model, class_names)
@@ -313,13 +326,13 @@ def verify_export(path, model, *, format="saved_model", atol=1e-4, class_names=N
     worst = 0.0
     for key, value in probabilities.items():
         if value.shape != reference.shape:
-            raise ValueError(
+            raise ExportCheckError(
                 f"The {FORMAT_NAMES[format]} export {name} returns {key} of shape "
                 f"{value.shape}; expected {reference.shape}."
             )
         worst = max(worst, float(np.abs(value - reference).max()))
     if worst > atol:
-        raise ValueError(
+        raise ExportCheckError(
             f"The {FORMAT_NAMES[format]} export {name} differs from the Keras model by "
             f"{worst:.3g} in probability (more than atol={atol:g})."
         )
@@ -329,7 +342,7 @@ def verify_export(path, model, *, format="saved_model", atol=1e-4, class_names=N
         expected_names = [class_names[i] for i in expected_id]
         if not np.array_equal(class_id, expected_id) or list(
                 outputs[f"{BYTES_SIGNATURE}/class_name"]) != expected_names:
-            raise ValueError(
+            raise ExportCheckError(
                 f"The {BYTES_SIGNATURE} signature of {name} names classes "
                 f"{list(outputs[f'{BYTES_SIGNATURE}/class_name'])}; expected {expected_names}."
             )
@@ -354,12 +367,11 @@ def verify_savedmodel(path, model, *, batch_sizes=(1, 7), atol=1e-5, seed=0):
         The largest absolute difference seen (float).
 
     Raises:
-        ValueError: a difference above `atol` (the message gives it).
+        ExportCheckError: a difference above `atol` (the message gives it).
 
-    Example:
+    Example (`model` the Keras model the SavedModel was exported from):
 
-    >>> verify_savedmodel("serving/seresnet/1", model)
-    2.9802322e-08
+        verify_savedmodel("serving/seresnet/1", model)  # 2.9802322e-08
     """
     served = ProbabilityModel(path)
     reference = ProbabilityModel(model)
@@ -369,7 +381,7 @@ def verify_savedmodel(path, model, *, batch_sizes=(1, 7), atol=1e-5, seed=0):
         x = rng.uniform(0, 255, (n,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
         worst = max(worst, float(np.abs(served(x) - reference(x)).max()))
     if worst > atol:
-        raise ValueError(
+        raise ExportCheckError(
             f"SavedModel {path} differs from the Keras model by {worst:.3g} "
             f"(more than atol={atol:g})."
         )
@@ -442,13 +454,13 @@ def _keras_model(model, safe_mode):
     shapes = [tuple(i.shape) for i in model.inputs]
     if len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][3] != 3 or (
             shapes[0][1] is None or shapes[0][1] != shapes[0][2]):
-        raise ValueError(
+        raise InvalidValueError(
             "Argument `model` must take one square RGB image input [N, S, S, 3], such as "
             f"[N, 32, 32, 3]. Received a model with inputs {shapes}"
         )
     outputs = [tuple(o.shape) for o in model.outputs]
     if len(outputs) != 1 or len(outputs[0]) != 2:
-        raise ValueError(
+        raise InvalidValueError(
             "Argument `model` must return one output of class scores [N, num_classes]. "
             f"Received a model with outputs {outputs}"
         )
@@ -544,7 +556,8 @@ def _normalization_as_rescaling(model):
     zeros and ones; a layer that normalises over other axes is refused.
 
     Raises:
-        ValueError: a `Normalization` layer whose statistics are not per channel.
+        InvalidValueError: a `Normalization` layer whose statistics are not
+            per channel.
     """
     def clone(layer):
         if not isinstance(layer, keras.layers.Normalization):
@@ -554,7 +567,7 @@ def _normalization_as_rescaling(model):
         probe = probe.reshape((2,) + (1,) * (len(layer.input.shape) - 2) + (channels,))
         values = keras.ops.convert_to_numpy(layer(probe))
         if values.shape != probe.shape:
-            raise ValueError(
+            raise InvalidValueError(
                 "Argument `model` must normalise its input per channel for the ONNX export. "
                 f"Received: Normalization layer {layer.name!r} with axis={layer.axis}"
             )
@@ -584,7 +597,7 @@ def _write_litert(model, path, quantize):
 
 
 def _run_in_fresh_process(path, format, pixels, name):
-    """`runners.run_export` in a new interpreter; its outputs, or a ValueError with its reason."""
+    """`runners.run_export` in a new interpreter; its outputs, or an `ExportCheckError` with its reason."""
     runtime = RUNTIMES[format][1]
     with tempfile.TemporaryDirectory(prefix="keras-seresnet-check-") as scratch:
         pixels_file = os.path.join(scratch, "pixels.npy")
@@ -609,7 +622,7 @@ def _run_in_fresh_process(path, format, pixels, name):
                 reason = f"the process was ended by signal {-result.returncode}"
             else:
                 reason = lines[-1] if lines else f"exit status {result.returncode}"
-            raise ValueError(
+            raise ExportCheckError(
                 f"The {FORMAT_NAMES[format]} export {name} failed its check in a fresh "
                 f"{runtime} process: {reason}."
             )
@@ -622,8 +635,11 @@ def export_size_bytes(path):
 
     Example:
 
-    >>> export_size_bytes("serving/seresnet/1")
-    11473102
+    >>> import pathlib
+    >>> pathlib.Path("seresnet.onnx").write_bytes(bytes(1000))
+    1000
+    >>> export_size_bytes("seresnet.onnx")
+    1000
     """
     if os.path.isfile(path):
         return os.path.getsize(path)

@@ -17,12 +17,10 @@ Command line (the output `.npz` maps each `"<signature>/<output>"` to its array)
 
 A failure prints one line on stderr and exits with status 1.
 
-Example:
+Example (with a LiteRT export of a 10-class model):
 
->>> import numpy as np
->>> outputs = run_export("litert", "seresnet.tflite", np.zeros((2, 32, 32, 3), np.float32))
->>> outputs["serving_default/probabilities"].shape
-(2, 10)
+    outputs = run_export("litert", "seresnet.tflite", np.zeros((2, 32, 32, 3), np.float32))
+    outputs["serving_default/probabilities"].shape  # (2, 10)
 """
 
 import importlib

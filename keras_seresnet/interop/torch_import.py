@@ -39,6 +39,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from keras_seresnet.errors import InvalidValueError
+
 _TOP_LEVEL = {"stem_conv": "conv1", "stem_bn": "bn1", "logits": "fc"}
 _BLOCK_LAYER = re.compile(
     r"stage(\d+)_block(\d+)_"
@@ -157,10 +159,15 @@ def _read_state_dict(source, torch):
         except Exception as error:
             # Any type: a file that is not a checkpoint (a text file) fails
             # anywhere in torch's unpickler (KeyError, UnpicklingError, ...).
-            raise ValueError(
+            raise InvalidValueError(
                 f"{path} is not a PyTorch checkpoint that loads with "
                 f"torch.load(weights_only=True) ({type(error).__name__}: {error})"
             ) from error
+        if not isinstance(state, Mapping):
+            raise InvalidValueError(
+                f"{path} holds a {type(state).__name__}, not a PyTorch state_dict (a mapping "
+                "of names to tensors)"
+            )
     else:
         state = source
     if not isinstance(state, Mapping):
@@ -226,11 +233,18 @@ def load_torch_weights(model, source):
         FileNotFoundError: `source` is a path to no file.
         TypeError: `model` is not a `keras.Model`, or `source` is neither a
             mapping nor a path.
-        ValueError: the file does not load with `weights_only=True` (the
-            message names it; a file that is not a checkpoint at all, such as
-            a text file, fails the same way); or the checkpoint does not fit
-            the model: the message lists every
+        InvalidValueError: the file does not load with `weights_only=True`
+            (the message names it; a file that is not a checkpoint at all,
+            such as a text file, fails the same way) or holds no mapping; or
+            the checkpoint does not fit the model: the message lists every
             missing, unexpected and mis-shaped key (and non-float values).
+        ValueError: `model` has weights outside the reference's layout (it
+            is not a model of `build_seresnet`).
+
+    Example (with the reference notebook's checkpoint and PyTorch installed):
+
+        model = load_torch_weights(build_seresnet(), "best_model.pth")
+        model.save("imported.keras")  # takes raw [0, 255] pixels
     """
     if not isinstance(model, keras.Model):
         raise TypeError("Argument `model` must be a keras.Model from `build_seresnet`. "
@@ -285,7 +299,7 @@ def load_torch_weights(model, source):
                 lines.append(f"{len(keys)} {title}:")
                 lines.extend("  " + key for key in keys)
         lines.append(_hint(missing, unexpected))
-        raise ValueError("\n".join(lines))
+        raise InvalidValueError("\n".join(lines))
 
     for key, (variable, _, to_keras) in expected.items():
         # float64 holds every float16/bfloat16/float32 value exactly; the

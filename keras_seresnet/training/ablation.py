@@ -48,6 +48,7 @@ import keras
 from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet import files, plots
 from keras_seresnet.config import MAX_SEED, digest
+from keras_seresnet.errors import InvalidValueError
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.training.run_folder import save_model_atomic
 from keras_seresnet.training.loop import check_labels, resolve_config, train
@@ -111,20 +112,20 @@ def _select_arms(models):
     by_number = {arm.model: arm for arm in ARMS}
     unknown = [m for m in models if m not in by_number]
     if unknown or not models:
-        raise ValueError(
+        raise InvalidValueError(
             f"Argument `models` must be a non-empty selection of 1-5. Received: models={list(models)}"
         )
     return [by_number[m] for m in sorted(set(models))]
 
 
 def _check_seeds(seeds):
-    """Raises `ValueError` unless `seeds` is a non-empty list of distinct seeds in [0, `MAX_SEED`]."""
+    """Raises `InvalidValueError` unless `seeds` is a non-empty list of distinct seeds in [0, `MAX_SEED`]."""
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED
                         for s in seeds):
-        raise ValueError(f"Argument `seeds` must be a non-empty list of integers in [0, {MAX_SEED}]. "
-                         f"Received: seeds={seeds!r}")
+        raise InvalidValueError(f"Argument `seeds` must be a non-empty list of integers in "
+                                f"[0, {MAX_SEED}]. Received: seeds={seeds!r}")
     if len(set(seeds)) < len(seeds):
-        raise ValueError(f"Argument `seeds` must not repeat. Received: seeds={seeds!r}")
+        raise InvalidValueError(f"Argument `seeds` must not repeat. Received: seeds={seeds!r}")
 
 
 def default_ablation_dir(config, seeds, models=(1, 2, 3, 4, 5), root="saved_models"):
@@ -173,10 +174,12 @@ def run_ablation(config, out_dir, *, seeds=(0,), models=(1, 2, 3, 4, 5), data=No
         The table rows (dicts with `TABLE_COLUMNS`), in model order.
 
     Raises:
-        ValueError: bad `seeds` or `models`, an invalid config (a label of
-            the data not below `num_classes` included), all found before
-            `out_dir` is created; or an error of `train()` (for example a run
-            folder of another config).
+        InvalidValueError: bad `seeds` or `models`, found before `out_dir`
+            is created.
+        ConfigError: an invalid config (a label of the data not below
+            `num_classes` included), found before `out_dir` is created.
+        RunFolderError: an arm's run folder holds a run of another config;
+            the other errors of `train()` pass through as well.
     """
     arms = _select_arms(models)
     _check_seeds(seeds)
@@ -275,10 +278,10 @@ def write_table(rows, out_dir, best_on="test"):
     Raises:
         ValueError: `best_on` is neither "test" nor "validation".
 
-    Example:
+    Example (`rows` as `run_ablation` returns them; it writes the table itself):
 
-    >>> write_table(rows, "saved_models/ablation-e10-1a2b3c4d")["markdown"]
-    'saved_models/ablation-e10-1a2b3c4d/ablation.md'
+        paths = write_table(rows, "saved_models/ablation-e10-1a2b3c4d")
+        paths["markdown"]  # 'saved_models/ablation-e10-1a2b3c4d/ablation.md'
     """
     if best_on not in ("test", "validation"):
         raise ValueError("Argument `best_on` must be 'test' or 'validation'. "

@@ -84,6 +84,14 @@ class WarmupCosineLearningRate(_SerializableCallback):
         ValueError: an argument out of range (the message names it), or at
             fit time an epoch outside [0, epochs), or `unit="step"` with a
             dataset of unknown length.
+
+    Example:
+
+    >>> callback = WarmupCosineLearningRate(epochs=10, base_lr=0.1, min_lr=0.0, warmup_epochs=2)
+    >>> [round(callback.value_at(epoch), 4) for epoch in (0, 1, 2, 9)]
+    [0.05, 0.1, 0.1, 0.0038]
+
+    In a run: `model.fit(..., callbacks=[WarmupCosineLearningRate.from_train_config(config)])`.
     """
 
     def __init__(self, epochs=_RECIPE.epochs, base_lr=_RECIPE.base_lr, min_lr=_RECIPE.min_lr,
@@ -281,11 +289,18 @@ class EpochSeed(_SerializableCallback):
     Raises:
         ValueError: `seed` is not an integer in range.
 
-    Example:
+    Example (what `model.fit` makes it do when epoch 3 begins):
 
+    >>> from keras_seresnet import make_epoch_variable
     >>> epoch = make_epoch_variable()
-    >>> dataset = make_train_dataset(x, y, config, epoch=epoch)
-    >>> model.fit(dataset, epochs=config.epochs, callbacks=[EpochSeed(config.seed, epoch)])
+    >>> callback = EpochSeed(seed=0, epoch_variable=epoch)
+    >>> callback.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    >>> callback.on_epoch_begin(3)
+    >>> int(epoch.numpy())
+    3
+
+    In a run: `model.fit(make_train_dataset(x, y, config, epoch=epoch),
+    epochs=config.epochs, callbacks=[EpochSeed(config.seed, epoch)])`.
     """
 
     def __init__(self, seed=_RECIPE.seed, epoch_variable=None):

@@ -17,8 +17,11 @@ Run folders of version 0.1.0 name `.keras` checkpoints in their
 
 Example:
 
->>> save_checkpoint(model, "checkpoint/epoch-0003.npz")
->>> load_checkpoint(fresh_model, "checkpoint/epoch-0003.npz")  # same config, built optimizer
+>>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+>>> model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="mse")
+>>> model.optimizer.build(model.trainable_variables)
+>>> save_checkpoint(model, "epoch-0003.npz")
+>>> load_checkpoint(model, "epoch-0003.npz")  # into a model of the same config, optimizer built
 """
 
 import keras

@@ -71,10 +71,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_seresnet.config import ConfigError
-
-PRECISION_POLICIES = {"off": "float32", "mixed_float16": "mixed_float16",
-                      "mixed_bfloat16": "mixed_bfloat16"}
+from keras_seresnet.config import PRECISION_POLICIES, ConfigError
+from keras_seresnet.errors import InvalidValueError
 
 _TF_CONFIG_EXAMPLE = (
     'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
@@ -94,19 +92,19 @@ def read_tf_config(environ=None):
         machine's place in the cluster).
 
     Raises:
-        ValueError: TF_CONFIG is missing, not JSON, or inconsistent; the
-            message quotes it and shows a correct example.
+        InvalidValueError: TF_CONFIG is missing, not JSON, or inconsistent;
+            the message quotes it and shows a correct example.
     """
     environ = os.environ if environ is None else environ
     text = environ.get("TF_CONFIG")
     if not text:
-        raise ValueError(
+        raise InvalidValueError(
             "--strategy multiworker reads the cluster from the TF_CONFIG environment "
             f"variable, which is not set. Set it on every machine, e.g. {_TF_CONFIG_EXAMPLE}."
         )
 
     def fail(problem):
-        raise ValueError(f"TF_CONFIG {problem}. Received: TF_CONFIG={text!r}. "
+        raise InvalidValueError(f"TF_CONFIG {problem}. Received: TF_CONFIG={text!r}. "
                          f"Expected e.g. {_TF_CONFIG_EXAMPLE}.")
 
     try:
@@ -195,8 +193,9 @@ def make_strategy(name):
     Raises:
         ConfigError: "mirrored" or "multiworker" under another Keras backend
             than TensorFlow's (they are `tf.distribute` strategies).
-        ValueError: an unknown name, or (multiworker) a bad TF_CONFIG, or a
-            one-worker cluster set up after TensorFlow started.
+        InvalidValueError: (multiworker) a bad TF_CONFIG.
+        ValueError: an unknown name, or (multiworker) a cluster set up after
+            TensorFlow started.
     """
     backend = keras.backend.backend()
     if backend != "tensorflow":
@@ -235,13 +234,14 @@ def check_xla(strategy, jit):
     not refused (and not verified here).
 
     Raises:
-        ValueError: `jit` is True and the strategy has several local CPU devices.
+        InvalidValueError: `jit` is True and the strategy has several local
+            CPU devices.
     """
     if not jit or strategy.num_replicas_in_sync == 1:
         return
     devices = strategy.extended.worker_devices
     if len(devices) > 1 and all("CPU" in device.upper() for device in devices):
-        raise ValueError(
+        raise InvalidValueError(
             f"--jit (XLA) cannot run across the {len(devices)} CPU devices of this process: "
             "TensorFlow's compiled step cannot reach another device's variables. Use --no-jit "
             f"(or the default). Received: jit={jit!r}, devices={list(devices)}"

@@ -27,6 +27,7 @@ import os
 from typing import Optional, Tuple
 
 from keras_seresnet import compat
+from keras_seresnet.errors import InvalidValueError
 from keras_seresnet.files import write_text
 from keras_seresnet.training.layout import CONFIG
 
@@ -212,19 +213,20 @@ def read_history_csv(path):
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: the file has no `epoch` column or a cell is not a number.
+        InvalidValueError: the file has no `epoch` column or a cell is not
+            a number.
     """
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or "epoch" not in reader.fieldnames:
-            raise ValueError(f"{path} is not a history.csv: it has no `epoch` column.")
+            raise InvalidValueError(f"{path} is not a history.csv: it has no `epoch` column.")
         history = {name: [] for name in reader.fieldnames}
         for line, row in enumerate(reader, start=2):
             for name, cell in row.items():
                 try:
                     value = int(cell) if name == "epoch" else float(cell or "nan")
                 except (TypeError, ValueError):
-                    raise ValueError(
+                    raise InvalidValueError(
                         f"{path}, line {line}: column `{name}` holds {cell!r}, not a number."
                     ) from None
                 history[name].append(value)

@@ -49,13 +49,14 @@ import numpy as np
 
 from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet.data import pipeline
-from keras_seresnet.training import distribute as scale
+from keras_seresnet.training import distribute
 from keras_seresnet.training.callbacks import EpochSummary, StopOnNaN, WarmupCosineLearningRate
 from keras_seresnet.training.checkpoint import load_checkpoint
 from keras_seresnet import compat
 from keras_seresnet.inference.evaluate import evaluate_model
 from keras_seresnet.interrupts import signals_interrupt
 from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
+from keras_seresnet.errors import InvalidValueError, SeresnetError
 from keras_seresnet.models.seresnet import build_from_config
 from keras_seresnet.schedules import warn_if_hardly_decays
 from keras_seresnet.training.history import TEST_COLUMNS, accuracy_column, read_history_csv, rows_to_history
@@ -71,7 +72,7 @@ from keras_seresnet.training.recipe import compile_model, recipe_callbacks
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(SeresnetError, RuntimeError):
     """The loss became NaN or infinite; the message says where and what to do."""
 
 
@@ -99,9 +100,11 @@ class TrainResult:
 
     Example:
 
-    >>> result = train(TrainConfig(epochs=2), "saved_models/run")
-    >>> result.run_results.test_accuracy == result.results["test_accuracy"]
-    True
+    >>> TrainResult("saved_models/run", history={}).results  # a run without results
+    {}
+
+    After a run (`train`): `result.run_results.test_accuracy ==
+    result.results["test_accuracy"]`.
     """
 
     out_dir: str
@@ -157,7 +160,7 @@ def copy_matching_weights(source, target):
         were copied, and of those with no matching layer in `source`.
 
     Raises:
-        ValueError: no layer matched (a file of another model).
+        InvalidValueError: no layer matched (a file of another model).
     """
     if not isinstance(source, keras.Model):
         source = keras.models.load_model(source, compile=False)
@@ -174,7 +177,7 @@ def copy_matching_weights(source, target):
         layer.set_weights(match.get_weights())
         copied.append(layer.name)
     if not copied:
-        raise ValueError(
+        raise InvalidValueError(
             f"No layer of the initial weights matches the model ({len(not_found)} "
             "layers with weights, none found with equal shapes). Received: "
             f"initial_weights={source.name!r}"
@@ -190,12 +193,12 @@ def _config_fingerprint(config):
 def _agree_with_chief(strategy, config, finished, start):
     """The chief's `(finished, start)`; raises on every worker if any has another config."""
     own = _config_fingerprint(config)
-    chief_finished, chief_start, chief_config = scale.broadcast_from_chief(
+    chief_finished, chief_start, chief_config = distribute.broadcast_from_chief(
         strategy, [finished, start, own])
-    if not scale.all_workers(strategy, chief_config == own):
-        raise ValueError(
+    if not distribute.all_workers(strategy, chief_config == own):
+        raise InvalidValueError(
             "The workers of this multi-worker run were started with different configs "
-            f"(this is {scale.describe_worker(strategy)}). Start every worker with the "
+            f"(this is {distribute.describe_worker(strategy)}). Start every worker with the "
             "same command line; only TF_CONFIG's task index differs."
         )
     return bool(chief_finished), int(chief_start)
@@ -225,7 +228,7 @@ def _training_model(config, checkpoint, initial_weights, say, strategy):
             + (f", {len(not_found)} not in the source ({', '.join(not_found)})" if not_found else "")
         )
     if config.strategy == "multiworker":
-        scale.copy_variables_from_chief(strategy, model.variables + model.optimizer.variables)
+        distribute.copy_variables_from_chief(strategy, model.variables + model.optimizer.variables)
     return model
 
 
@@ -385,11 +388,11 @@ def validation_split(y, count, seed):
         `range(N)`.
 
     Raises:
-        ValueError: `count` is not in [1, N).
+        InvalidValueError: `count` is not in [1, N).
     """
     y = np.asarray(y)
     if not isinstance(count, (int, np.integer)) or not 1 <= count < len(y):
-        raise ValueError(
+        raise InvalidValueError(
             f"Argument `val_split` must be an integer in [1, {len(y)}) (the training "
             f"images loaded). Received: val_split={count!r}"
         )
@@ -516,17 +519,25 @@ def train(
             Keras callbacks.
         ValueError: a callback's `monitor` names no logged metric.
         FileNotFoundError: `initial_weights` is a path to no file.
-        ValueError: an invalid config (the message names the field; also a
-            `num_classes` not above every label of the data), `data` not two
-            pairs of images [N, 32, 32, 3] and integer labels (checked before
-            the run folder is created), a bad
-            TF_CONFIG, or workers started with different configs.
+        ConfigError: an invalid config (the message names the field; also a
+            `num_classes` not above every label of the data).
+        ValueError: `data` not two pairs of images [N, 32, 32, 3] and
+            integer labels (checked before the run folder is created).
+        InvalidValueError: a `val_split` not below the training images, a
+            bad TF_CONFIG, `jit` across several CPU devices, initial
+            weights of another model, or workers started with different
+            configs.
         RunFolderError: `out_dir` is a file, or holds a run of another config, or other
             files (use another folder or `overwrite=True`), or its
             checkpoint is damaged with no earlier one to fall back to.
         TrainingDivergedError: the loss became NaN or infinite; the epoch and
             batch are named, the last good checkpoint is kept.
         TrainingInterrupted: SIGINT or SIGTERM arrived; rerun to resume.
+
+    Example (with CIFAR-10 in `cifar10/`; the same call again resumes):
+
+        result = train(TrainConfig.fast(data_dir="cifar10/"), "saved_models/fast")
+        result.run_results.test_accuracy  # the final model's, also in results.json
     """
     _check_arguments(config, out_dir, initial_weights)
     config = resolve_config(config)
@@ -534,15 +545,15 @@ def train(
     warn_if_hardly_decays(config, stacklevel=2)  # names the caller of train()
     # First of all: a MultiWorkerMirroredStrategy can only be set up before
     # TensorFlow runs anything in the process.
-    strategy = scale.make_strategy(config.strategy)
-    scale.check_xla(strategy, config.jit)
+    strategy = distribute.make_strategy(config.strategy)
+    distribute.check_xla(strategy, config.jit)
     say = print if verbose else (lambda *args, **kwargs: None)
     arguments = dict(data=data, initial_weights=initial_weights, callbacks=callbacks,
                      overwrite=overwrite, verbose=verbose, say=say)
-    with scale.precision_policy(config.mixed_precision), signals_interrupt(_training_interrupted):
-        if scale.is_chief(strategy):
+    with distribute.precision_policy(config.mixed_precision), signals_interrupt(_training_interrupted):
+        if distribute.is_chief(strategy):
             return _train(config, out_dir, strategy, **arguments)
-        say(f"This is {scale.describe_worker(strategy)}, not the chief: the chief writes "
+        say(f"This is {distribute.describe_worker(strategy)}, not the chief: the chief writes "
             "the run folder, this worker a temporary folder that is deleted at the end.")
         with tempfile.TemporaryDirectory(prefix="seresnet-worker-") as scratch:
             return dataclasses.replace(_train(config, scratch, strategy, **arguments), out_dir=None)
@@ -645,7 +656,7 @@ def _announce(config, out_dir, splits, start, say):
 
 
 def _eval_dataset(config, images):
-    return scale.data_sharded(pipeline.make_eval_dataset(
+    return distribute.data_sharded(pipeline.make_eval_dataset(
         *images, batch_size=config.batch_size, num_classes=config.num_classes))
 
 
@@ -653,7 +664,7 @@ def _datasets(config, splits, start):
     """The training dataset (one for the run, its pass chosen by an epoch variable) and the per-epoch evaluation one."""
     # The epoch variable belongs to the host's input pipeline, outside the strategy's scope.
     epoch_variable = pipeline.make_epoch_variable(start)
-    train_ds = scale.data_sharded(pipeline.make_train_dataset(
+    train_ds = distribute.data_sharded(pipeline.make_train_dataset(
         *splits["train"], config, epoch=epoch_variable))
     return train_ds, _eval_dataset(config, splits["eval"]), epoch_variable
 
@@ -735,7 +746,7 @@ def _flip_tta_accuracy(config, model, test_split):
     Computed on a float32 copy built outside the run's strategy: a model
     placed by a tf.distribute strategy predicts batch by batch per replica.
     """
-    with scale.precision_policy("off"):
+    with distribute.precision_policy("off"):
         copy = build_from_config(config)
     copy.set_weights(model.get_weights())
     return evaluate_model(copy, *test_split, tta=True, verbose=0)["tta"]["accuracy"]

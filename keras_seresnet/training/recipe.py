@@ -52,17 +52,18 @@ def compile_model(model, config):
 
     Example:
 
-    >>> config = TrainConfig.fast()
+    >>> from keras_seresnet import TrainConfig, build_from_config
+    >>> config = TrainConfig.fast(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
     >>> model = compile_model(build_from_config(config), config)
-    >>> model.optimizer.nesterov
-    True
+    >>> type(model.optimizer).__name__, model.optimizer.nesterov
+    ('TorchSGD', True)
     """
     check_config_type(config)
     model.compile(
         optimizer=TorchSGD(
             learning_rate=config.base_lr,
             momentum=config.momentum,
-            weight_decay=config.weight_decay,
+            coupled_weight_decay=config.weight_decay,
             nesterov=config.nesterov,
             use_ema=config.use_ema,
             ema_momentum=config.ema_momentum,
@@ -104,9 +105,24 @@ def recipe_callbacks(config, epoch=None):
 
     Example:
 
+    >>> from keras_seresnet import TrainConfig, make_epoch_variable
     >>> epoch = make_epoch_variable()
     >>> [type(c).__name__ for c in recipe_callbacks(TrainConfig(), epoch)]
     ['EpochSeed', 'WarmupCosineLearningRate', 'MixupAlphaDecay']
+
+    A `model.fit` of one step on eight images, with the fast preset's
+    schedule and a tiny model:
+
+    >>> import numpy as np
+    >>> from keras_seresnet import build_from_config, make_train_dataset
+    >>> config = TrainConfig.fast(epochs=1, batch_size=8, widths=(8, 16), blocks=(1, 1),
+    ...                           se_stages=(2,))
+    >>> x, y = np.zeros((8, 32, 32, 3), np.uint8), np.arange(8)
+    >>> model = compile_model(build_from_config(config), config)
+    >>> history = model.fit(make_train_dataset(x, y, config, epoch=epoch), epochs=1,
+    ...                     callbacks=recipe_callbacks(config, epoch), shuffle=False, verbose=0)
+    >>> sorted(history.history)
+    ['accuracy', 'learning_rate', 'loss']
     """
     check_config_type(config)
     callbacks = [EpochSeed(config.seed, epoch), WarmupCosineLearningRate.from_train_config(config)]

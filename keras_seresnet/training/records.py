@@ -31,6 +31,7 @@ import os
 from typing import Optional, Tuple
 
 from keras_seresnet import compat
+from keras_seresnet.errors import SeresnetError
 from keras_seresnet.training.history import HistoryRow
 
 MONITORS = ("test_accuracy", "val_accuracy")
@@ -40,7 +41,7 @@ FIX_OR_OVERWRITE = "fix it, or start again with --overwrite."
 RESTART_CHECKPOINT = "delete the folder's checkpoint/ to start over, or use --overwrite."
 
 
-class RunFolderError(ValueError):
+class RunFolderError(SeresnetError, ValueError):
     """A run folder that cannot be used as asked (another config, not a run folder, damaged)."""
 
 

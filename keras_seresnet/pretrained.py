@@ -37,6 +37,7 @@ import os
 import warnings
 
 from keras_seresnet.config import ConfigError, ModelConfig
+from keras_seresnet.errors import InvalidValueError
 
 WEIGHTS_SUFFIX = ".weights.h5"
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
@@ -162,7 +163,7 @@ def load_weights(model, weights):
             )
         found = sha256_of(entry.path)
         if found != entry.sha256:
-            raise ValueError(
+            raise InvalidValueError(
                 f"The pretrained weights file {entry.path} is damaged: its SHA-256 is {found}, "
                 f"not {entry.sha256}. Reinstall keras-seresnet."
             )
@@ -176,4 +177,4 @@ def load_weights(model, weights):
         except ValueError as e:
             # Keras's message goes on to print the variable's values: keep its first sentences.
             reason = " ".join(str(e).split()).split(" Target variable:")[0]
-            raise ValueError(f"The weights file {path} does not fit this model: {reason}") from None
+            raise InvalidValueError(f"The weights file {path} does not fit this model: {reason}") from None

@@ -31,7 +31,10 @@ import numpy as np
 from keras_seresnet import pretrained
 from keras_seresnet.config import is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS
-from keras_seresnet.models.seresnet import build_seresnet  # also registers the layers files name
+from keras_seresnet.errors import InvalidValueError
+from keras_seresnet.models.seresnet import (
+    build_seresnet,  # also registers the layers files name
+)
 
 KERAS_SUFFIX = ".keras"
 SAVEDMODEL_FILE = "saved_model.pb"
@@ -99,14 +102,14 @@ def load_model(path, *, safe_mode=True):
         raise FileNotFoundError(f"No such model file or folder: {path}")
     if os.path.isdir(path):
         if not is_savedmodel_dir(path):
-            raise ValueError(
+            raise InvalidValueError(
                 f"Folder {path} is not a TensorFlow SavedModel (it has no "
                 f"{SAVEDMODEL_FILE}). Expected a `.keras` file or a folder written "
                 f"by `export_savedmodel`.{_looks_like_images(path)}"
             )
         return _load_savedmodel(path)
     if not path.endswith(KERAS_SUFFIX):
-        raise ValueError(
+        raise InvalidValueError(
             f"Unsupported model file {path}: expected a `{KERAS_SUFFIX}` file or a "
             "SavedModel folder (legacy .h5 and weights-only files are not accepted)."
             f"{_looks_like_images(path)}"
@@ -118,7 +121,7 @@ def load_model(path, *, safe_mode=True):
     try:
         return keras.models.load_model(path, safe_mode=safe_mode)
     except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as e:
-        raise ValueError(f"Cannot load model file {path}: {' '.join(str(e).split())}") from None
+        raise InvalidValueError(f"Cannot load model file {path}: {' '.join(str(e).split())}") from None
 
 
 def _looks_like_images(path):
@@ -142,9 +145,9 @@ def _load_savedmodel(path):
     try:
         loaded = tf.saved_model.load(path)
     except (OSError, ValueError, tf.errors.OpError) as e:
-        raise ValueError(f"Cannot load SavedModel {path}: {e}") from None
+        raise InvalidValueError(f"Cannot load SavedModel {path}: {e}") from None
     if not hasattr(loaded, "serve"):
-        raise ValueError(
+        raise InvalidValueError(
             f"SavedModel {path} has no `serve` endpoint; expected a folder written "
             "by `export_savedmodel`."
         )
@@ -223,7 +226,7 @@ class ProbabilityModel:
             model = _under_policy(model, PRECISIONS[precision])
         elif hasattr(model, "serve"):
             if precision != "float32":
-                raise ValueError(
+                raise InvalidValueError(
                     f"Argument `precision` must be 'float32' for a SavedModel ({self.source} "
                     "runs at the precision it was exported with). "
                     f"Received: precision={precision!r}"
@@ -267,7 +270,7 @@ class ProbabilityModel:
             probabilities = np.asarray(self.model.serve(x), dtype=np.float32)
             sums = probabilities.sum(axis=-1)
             if probabilities.ndim != 2 or not np.allclose(sums, 1.0, atol=1e-3):
-                raise ValueError(
+                raise InvalidValueError(
                     f"The `serve` endpoint of {self.source} does not return class "
                     "probabilities (its rows do not sum to 1); expected a SavedModel "
                     "written by `export_savedmodel`."
@@ -297,7 +300,7 @@ class ProbabilityModel:
             if progbar is not None:
                 progbar.add(len(batch))
         if not outputs:
-            raise ValueError("No images to predict: received an empty array.")
+            raise InvalidValueError("No images to predict: received an empty array.")
         return np.concatenate(outputs)
 
 

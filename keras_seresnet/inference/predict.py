@@ -18,11 +18,12 @@ import warnings
 import keras
 import numpy as np
 
+from keras_seresnet import pretrained
 from keras_seresnet.config import CIFAR10_CLASSES, check_class_names, is_integer
 from keras_seresnet.data.images import IMAGE_EXTENSIONS, list_images, read_images
+from keras_seresnet.errors import InvalidValueError
 from keras_seresnet.files import atomic_path
 from keras_seresnet.inference.loading import as_probability_model, check_batch_size
-from keras_seresnet import pretrained
 
 ON_ERROR_CHOICES = ("skip", "raise")
 FOLDER_CSV_FIELDS = ("path", "label", "class_name", "confidence")
@@ -249,7 +250,7 @@ def _image_paths(directory, recursive, follow_symlinks):
     if not paths:
         where = ", in subfolders too" if recursive else ", not in subfolders (recursive=False)"
         links = "" if follow_symlinks else ", symbolic links left out (follow_symlinks=False)"
-        raise ValueError(
+        raise InvalidValueError(
             f"No image files under {os.fspath(directory)} (looked for the extensions "
             f"{', '.join(IMAGE_EXTENSIONS)} in any case{where}{links})."
         )
@@ -283,7 +284,7 @@ def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_nam
             if progbar is not None:
                 progbar.add(len(chunks[k]))
     if broken and on_error == "raise":
-        raise ValueError(
+        raise InvalidValueError(
             f"{len(broken)} broken image file(s) under {os.fspath(directory)}:\n"
             + "\n".join(f"  {e}" for e in broken)
         )
@@ -353,14 +354,14 @@ def check_takes_images(classifier):
     if len(shapes) != 1 or len(shapes[0]) != 4 or any(
             size not in (None, want) for size, want in zip(shapes[0][1:], IMAGE_SHAPE)):
         received = shapes[0] if len(shapes) == 1 else shapes
-        raise ValueError(
+        raise InvalidValueError(
             f"Argument `model` must take images of shape {expected} (32x32 RGB, raw pixels "
             f"in [0, 255]). Received: a model with input shape {received}"
         )
     outputs = [tuple(tensor.shape) for tensor in model.outputs]
     if len(outputs) != 1 or len(outputs[0]) != 2:
         received = outputs[0] if len(outputs) == 1 else outputs
-        raise ValueError(
+        raise InvalidValueError(
             "Argument `model` must return class scores of shape (None, num_classes). "
             f"Received: a model with output shape {received}"
         )
@@ -376,7 +377,7 @@ def _check_width(num_classes, class_names, classifier):
 
 def _check_top_k(top_k, class_names):
     if top_k is not None and top_k > len(class_names):
-        raise ValueError(
+        raise InvalidValueError(
             f"Argument `top_k` must be None or an integer in [1, {len(class_names)}] "
             f"(the number of classes). Received: top_k={top_k!r}"
         )

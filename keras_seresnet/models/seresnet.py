@@ -27,9 +27,10 @@ import collections.abc
 import keras
 from keras import layers
 
-from keras_seresnet.config import ModelConfig, check_config_type
-from keras_seresnet.models import layers as fused_layers
 from keras_seresnet import pretrained
+from keras_seresnet.config import ModelConfig, check_config_type
+from keras_seresnet.errors import InvalidValueError
+from keras_seresnet.models import layers as fused_layers
 from keras_seresnet.runtime import speedups_enabled
 
 BATCH_NORMS = {"fused": fused_layers.BatchNormalization, "keras": layers.BatchNormalization}
@@ -229,7 +230,7 @@ def build_seresnet(
     pretrained.check_weights(weights, spec)
     for stage, width in enumerate(spec.widths, start=1):
         if spec.use_se and stage in spec.se_stages and width // spec.se_reduction < 1:
-            raise ValueError(
+            raise InvalidValueError(
                 f"Argument `se_reduction` leaves no SE units in stage {stage} "
                 f"({width} channels). Received: se_reduction={spec.se_reduction}"
             )
@@ -280,7 +281,7 @@ def build_seresnet(
 
     count = model.count_params()
     if spec.max_params is not None and count > spec.max_params:
-        raise ValueError(
+        raise InvalidValueError(
             f"The model has {count:,} parameters, above the budget of "
             f"{spec.max_params:,}. Shrink `widths`/`blocks`, or lift the budget deliberately "
             "with a larger `max_params` (command line: --max-params)."

@@ -40,6 +40,7 @@ _EXPORTS = {
     "CIFAR10_CLASSES": "keras_seresnet.config",
     "AugmentConfig": "keras_seresnet.config",
     "ConfigError": "keras_seresnet.config",
+    "SeresnetError": "keras_seresnet.errors",
     "DataConfig": "keras_seresnet.config",
     "ModelConfig": "keras_seresnet.config",
     "OptimizerConfig": "keras_seresnet.config",

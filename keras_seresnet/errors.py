@@ -38,7 +38,9 @@ True
 class SeresnetError(Exception):
     """Base of the package's errors: a failure it can explain (see the module docstring).
 
-    Catch it to tell what the package reports from a bug:
+    Catch it to tell what the package reports from a bug.
+
+    Example:
 
     >>> try:
     ...     raise InvalidValueError("Argument `seeds` must not repeat. Received: seeds=[0, 0]")

@@ -185,7 +185,9 @@ def predict_dir(directory, model=pretrained.DEFAULT, **kwargs):
         `iter_predict_dir` for the record's keys).
 
     Raises:
-        As `iter_predict_dir`; `TypeError` for an unknown keyword.
+        FileNotFoundError: as `iter_predict_dir`.
+        ValueError: as `iter_predict_dir`.
+        TypeError: an unknown keyword.
 
     Example:
 

@@ -27,6 +27,7 @@ import time
 
 from keras_seresnet.config import TrainConfig, field_choices
 
+
 def int_at_least(minimum):
     """An argparse type: integers >= `minimum`."""
 

@@ -122,7 +122,7 @@ def main(argv=None):
     print(f"Per step (batch 8, {steps} steps, bare fit), median of {args.repeats}:")
     baseline = None
     for spe in args.steps_per_execution:
-        seconds = median(lambda: timed_bare_fit(small, step_data, args.step_epochs, spe), args.repeats)
+        seconds = median(lambda spe=spe: timed_bare_fit(small, step_data, args.step_epochs, spe), args.repeats)
         rate = steps / seconds
         baseline = baseline or rate
         print(f"  steps_per_execution={spe}: {1000 * seconds / steps:.2f} ms per step, "

@@ -2,7 +2,6 @@
 
 import os
 import tempfile
-from typing import Optional
 
 import numpy as np
 
@@ -56,7 +55,7 @@ def classifier_for(model, config):
                             precision=precision)
 
 
-def prepare_inference(model=None, *, config: Optional[TrainConfig] = None, batch_size=256,
+def prepare_inference(model=None, *, config: TrainConfig | None = None, batch_size=256,
                       steps=10, seed=0, name="inference") -> Prepared:
     """The bare model's probabilities of a random raw-pixel batch, warmed up, ready to time.
 
@@ -96,7 +95,7 @@ def prepare_inference(model=None, *, config: Optional[TrainConfig] = None, batch
                                 "cpus": cpus()})
 
 
-def inference_throughput(model=None, *, config: Optional[TrainConfig] = None, batch_size=256,
+def inference_throughput(model=None, *, config: TrainConfig | None = None, batch_size=256,
                          steps=10, repeats=3, seed=0, name="inference", progress=None) -> Result:
     """Images per second of the bare model (`prepare_inference`).
 
@@ -111,7 +110,7 @@ def inference_throughput(model=None, *, config: Optional[TrainConfig] = None, ba
     return measure([prepared], repeats, progress)[0]
 
 
-def predict_dir_throughput(model=None, *, config: Optional[TrainConfig] = None, num_images=2048,
+def predict_dir_throughput(model=None, *, config: TrainConfig | None = None, num_images=2048,
                            batch_size=256, workers=None, repeats=3, seed=0, progress=None) -> list:
     """Images per second of decoding a JPEG folder, and of `predict_dir` on it.
 

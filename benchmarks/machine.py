@@ -11,7 +11,7 @@ is given, only where it measured faster).
 """
 
 import platform
-from typing import Iterable, Optional, Tuple
+from collections.abc import Iterable
 
 RELEVANT_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 BF16_FEATURES = ("avx512_bf16", "amx_bf16")
@@ -35,7 +35,7 @@ def cpu_model(path=CPUINFO) -> str:
     return _cpuinfo_field("model name", path) or platform.processor() or "unknown CPU"
 
 
-def detect_features(path=CPUINFO) -> Optional[frozenset]:
+def detect_features(path=CPUINFO) -> frozenset | None:
     """The relevant features among the CPU's flags; None when the flags cannot be read (not Linux)."""
     flags = _cpuinfo_field("flags", path)
     if flags is None:
@@ -58,15 +58,15 @@ def parse_features(text: str) -> frozenset:
     return frozenset(names)
 
 
-def describe(features: Optional[Iterable[str]]) -> str:
+def describe(features: Iterable[str] | None) -> str:
     """`features` as "avx2 yes, avx512f no, ..." in `RELEVANT_FEATURES` order."""
     if features is None:
         return "features unknown (no /proc/cpuinfo)"
     return ", ".join(f"{name} {'yes' if name in features else 'no'}" for name in RELEVANT_FEATURES)
 
 
-def recommended_precision(features: Optional[Iterable[str]],
-                          measured_speedup: Optional[float] = None) -> Tuple[str, str]:
+def recommended_precision(features: Iterable[str] | None,
+                          measured_speedup: float | None = None) -> tuple[str, str]:
     """The `TrainConfig.mixed_precision` to recommend for CPU training, and why.
 
     Args:

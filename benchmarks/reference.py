@@ -18,7 +18,7 @@ Every form starts from the same seeded weights; a form's training step and
 its inference share one model. Needs PyTorch.
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -74,7 +74,7 @@ def _batch(images, channels_last):
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def prepare_reference(config: Optional[TrainConfig] = None, *, forms: Sequence[str] = tuple(FORMS),
+def prepare_reference(config: TrainConfig | None = None, *, forms: Sequence[str] = tuple(FORMS),
                       steps=8, batch_size=256, threads=None, progress=None) -> list:
     """The reference's training step and inference in each of `forms`, warmed up, ready to time.
 
@@ -150,7 +150,7 @@ def _prepare_inference(model, x, steps, name, details):
     return Prepared(name, run, {"batch_size": x.shape[0], **details})
 
 
-def reference_throughput(config: Optional[TrainConfig] = None, *, forms: Sequence[str] = tuple(FORMS),
+def reference_throughput(config: TrainConfig | None = None, *, forms: Sequence[str] = tuple(FORMS),
                          steps=8, repeats=3, batch_size=256, threads=None, progress=None) -> list:
     """Images per second of the reference's training step and inference, in each of `forms`.
 

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import statistics
 import time
-from typing import Callable, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -28,11 +28,11 @@ class Result:
 
     name: str
     images_per_second: float
-    runs: List[float]
+    runs: list[float]
     details: dict
 
     @classmethod
-    def from_runs(cls, name: str, runs: List[float], details: dict) -> "Result":
+    def from_runs(cls, name: str, runs: list[float], details: dict) -> "Result":
         """The `Result` whose figure is the median of `runs`."""
         return cls(name, statistics.median(runs), list(runs), details)
 
@@ -68,7 +68,7 @@ class Prepared:
 
 
 def measure(benchmarks: Sequence[Prepared], repeats: int,
-            progress: Optional[Callable[[str], None]] = None) -> List[Result]:
+            progress: Callable[[str], None] | None = None) -> list[Result]:
     """Times every benchmark `repeats` times, in rounds, and returns their `Result`s in order.
 
     Round r times run r of each benchmark in turn, so a machine whose load
@@ -87,8 +87,8 @@ def measure(benchmarks: Sequence[Prepared], repeats: int,
     return [Result.from_runs(b.name, runs, b.details) for b, runs in zip(benchmarks, rates)]
 
 
-def time_runs(run: Callable[[], int], repeats: int, progress: Optional[Callable[[str], None]] = None,
-              label: str = "run") -> List[float]:
+def time_runs(run: Callable[[], int], repeats: int, progress: Callable[[str], None] | None = None,
+              label: str = "run") -> list[float]:
     """Calls `run()` `repeats` times; returns images per second of each call.
 
     Args:

@@ -8,7 +8,6 @@ config's dtype policy, so what is timed is what `train()` runs.
 
 import tempfile
 import time
-from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -75,7 +74,7 @@ class EpochClock(keras.callbacks.Callback):
                           f"{self.images_per_epoch / self.seconds[-1]:,.1f} img/s")
 
 
-def pipeline_throughput(config: Optional[TrainConfig] = None, *, num_images=10_000, repeats=3,
+def pipeline_throughput(config: TrainConfig | None = None, *, num_images=10_000, repeats=3,
                         jit_compile=True, progress=None) -> Result:
     """Images per second of the full augmented training pipeline.
 
@@ -112,7 +111,7 @@ def pipeline_throughput(config: Optional[TrainConfig] = None, *, num_images=10_0
         "cpus": cpus()})
 
 
-def prepare_train_step(config: Optional[TrainConfig] = None, *, steps=10, name="train-step",
+def prepare_train_step(config: TrainConfig | None = None, *, steps=10, name="train-step",
                        progress=None) -> Prepared:
     """The package's compiled training step on a cached batch, warmed up, ready to time.
 
@@ -160,7 +159,7 @@ def prepare_train_step(config: Optional[TrainConfig] = None, *, steps=10, name="
         "xla": model.jit_compile, "cpus": cpus()})
 
 
-def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, repeats=3,
+def train_step_throughput(config: TrainConfig | None = None, *, steps=10, repeats=3,
                           name="train-step", progress=None) -> Result:
     """Images per second of the package's compiled training step (`prepare_train_step`).
 
@@ -176,7 +175,7 @@ def train_step_throughput(config: Optional[TrainConfig] = None, *, steps=10, rep
     return measure([prepared], repeats, progress)[0]
 
 
-def fit_throughput(config: Optional[TrainConfig] = None, *, num_images=2560, epochs=4,
+def fit_throughput(config: TrainConfig | None = None, *, num_images=2560, epochs=4,
                    progress=None) -> Result:
     """Images per second of the whole training path, as `scripts/train.py` runs it.
 

@@ -40,7 +40,7 @@ import math
 import numbers
 import os
 import typing
-from typing import Literal, Optional, Tuple
+from typing import Literal
 
 from keras_seresnet import compat
 from keras_seresnet.errors import SeresnetError
@@ -253,13 +253,13 @@ def _check_types(config, part):
             _fail(config, field.name, "a number")
         if hint is float and not math.isfinite(value):
             _fail(config, field.name, "a finite number")
-        if hint == Tuple[int, ...] and not (
+        if hint == tuple[int, ...] and not (
                 isinstance(value, tuple) and all(is_integer(v) for v in value)):
             _fail(config, field.name, "a tuple (or list) of integers")
-        if hint == Tuple[float, ...] and not (
+        if hint == tuple[float, ...] and not (
                 isinstance(value, tuple) and all(_is_number(v) and math.isfinite(v) for v in value)):
             _fail(config, field.name, "a tuple (or list) of finite numbers")
-        if hint == Optional[str] and not (value is None or isinstance(value, str)):
+        if hint == (str | None) and not (value is None or isinstance(value, str)):
             _fail(config, field.name, "a path (str or os.PathLike) or None")
     for name, choices in field_choices(part).items():
         if getattr(config, name) not in choices:
@@ -361,12 +361,12 @@ class DataConfig(_Part):
     500
     """
 
-    data_dir: Optional[str] = _data(
+    data_dir: str | None = _data(
         None, "CIFAR-10 source: a JPEG tree train/<class>/*.jpg + test/<class>/*.jpg or the "
               "python pickles cifar-10-batches-py; None: the keras.datasets download")
-    limit_train: Optional[int] = _data(None, "use only the first N training images; None: all")
-    limit_test: Optional[int] = _data(None, "use only the first N test images; None: all")
-    val_split: Optional[int] = _data(
+    limit_train: int | None = _data(None, "use only the first N training images; None: all")
+    limit_test: int | None = _data(None, "use only the first N test images; None: all")
+    val_split: int | None = _data(
         None, "hold out N training images (stratified, from the seed) to validate on and choose "
               "the best model; None: validate on the test set, as the reference notebook does")
 
@@ -398,21 +398,21 @@ class ModelConfig(_Part):
     """
 
     num_classes: int = _model(10, "classes of the classifier head")
-    widths: Tuple[int, ...] = _model((32, 64, 128, 256), "channels per stage")
-    blocks: Tuple[int, ...] = _model((2, 2, 2, 2), "residual blocks per stage")
+    widths: tuple[int, ...] = _model((32, 64, 128, 256), "channels per stage")
+    blocks: tuple[int, ...] = _model((2, 2, 2, 2), "residual blocks per stage")
     use_se: bool = _model(True, "squeeze-and-excitation in the stages --se-stages (off: the "
                                 "ablation's Model 5)")
-    se_stages: Tuple[int, ...] = _model((3, 4), "1-based stages whose blocks carry SE")
+    se_stages: tuple[int, ...] = _model((3, 4), "1-based stages whose blocks carry SE")
     se_reduction: int = _model(16, "SE bottleneck width = channels / se_reduction")
     dropout: float = _model(0.2, "dropout rate before the classifier, in [0, 1)")
     bn_momentum: float = _model(0.9, "BatchNorm moving-average momentum, Keras convention "
                                      "(PyTorch's momentum 0.1)")
     bn_epsilon: float = _model(1e-5, "BatchNorm epsilon (PyTorch's default)")
-    mean: Tuple[float, ...] = _model((0.4914, 0.4822, 0.4465),
+    mean: tuple[float, ...] = _model((0.4914, 0.4822, 0.4465),
                                      "per-channel input mean, pixels scaled to [0, 1]")
-    std: Tuple[float, ...] = _model((0.35, 0.35, 0.35),
+    std: tuple[float, ...] = _model((0.35, 0.35, 0.35),
                                     "per-channel input std, pixels scaled to [0, 1]")
-    max_params: Optional[int] = _model(
+    max_params: int | None = _model(
         PARAMETER_BUDGET, "refuse a model with more parameters than this, BatchNorm statistics "
                           "counted (the paper's budget); None: no limit")
 
@@ -542,7 +542,7 @@ class ScheduleConfig(_Part):
     epochs: int = _schedule(RECIPE_EPOCHS, "passes over the training images")
     base_lr: float = _schedule(0.1, "peak learning rate, reached at the end of the warmup")
     min_lr: float = _schedule(0.001, "floor of the cosine decay of the learning rate")
-    warmup_epochs: Optional[int] = _schedule(
+    warmup_epochs: int | None = _schedule(
         None, f"linear warmup length (epochs); None: {RECIPE_WARMUP_EPOCHS}/{RECIPE_EPOCHS} of "
               "the run")
     schedule_unit: ScheduleUnit = _schedule(
@@ -614,7 +614,7 @@ class ScaleConfig(_Part):
     steps_per_execution: int = _scale(
         1, "training steps per call of the compiled step (less host overhead, coarser "
            "callbacks)")
-    jit: Optional[bool] = _scale(
+    jit: bool | None = _scale(
         None, "XLA compilation of the training step; None: Keras's choice (on with a GPU and "
               "no strategy)")
 

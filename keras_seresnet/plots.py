@@ -27,10 +27,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from keras_seresnet import compat, schedules
 from keras_seresnet.config import CIFAR10_CLASSES, TrainConfig, check_class_names
 from keras_seresnet.errors import InvalidValueError
 from keras_seresnet.files import atomic_path
-from keras_seresnet import compat, schedules
 
 PLOT_FILES = {
     "loss": "loss.png",  # training and test (or validation) loss per epoch

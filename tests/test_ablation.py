@@ -3,11 +3,10 @@ import json
 import os
 
 import pytest
+from test_train import TINY, TINY_FLAGS, load_script
 
 from keras_seresnet import TrainConfig
 from keras_seresnet.training.ablation import ARMS, default_ablation_dir, run_ablation
-
-from test_train import TINY, TINY_FLAGS, load_script
 
 
 @pytest.mark.slow

@@ -307,7 +307,7 @@ def test_warnings_are_one_line_and_the_hook_is_restored(capsys, no_process_setti
     hook = warnings.showwarning
 
     def command(args):
-        warnings.warn("Skipping broken image a.jpg:\n  cannot identify image file")
+        warnings.warn("Skipping broken image a.jpg:\n  cannot identify image file", stacklevel=2)
 
     assert program(command)([]) == 0
     assert capsys.readouterr().err == (

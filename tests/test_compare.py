@@ -4,7 +4,12 @@ import keras
 import pytest
 
 from keras_seresnet import build_seresnet, export_model
-from keras_seresnet.inference.compare import Comparison, compare_exports, export_format, format_table
+from keras_seresnet.inference.compare import (
+    Comparison,
+    compare_exports,
+    export_format,
+    format_table,
+)
 from tests.tiny_model import TINY_MODEL
 
 

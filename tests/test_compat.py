@@ -33,11 +33,11 @@ def test_every_renamed_name_is_importable_under_its_earlier_name(module, old, ne
 
 
 def test_the_import_paths_users_know_still_work():
-    from keras_seresnet.training.loop import epoch_seed
+    from keras_seresnet import schedules
     from keras_seresnet.training.callbacks import epoch_seed as home
+    from keras_seresnet.training.loop import epoch_seed
     from keras_seresnet.training.run_folder import read_history_csv, with_legacy_names
     from keras_seresnet.training.schedules import learning_rate_at
-    from keras_seresnet import schedules
 
     assert epoch_seed is home and learning_rate_at is schedules.learning_rate_at
     assert read_history_csv.__module__ == "keras_seresnet.training.history"
@@ -46,7 +46,7 @@ def test_the_import_paths_users_know_still_work():
     exec("from keras_seresnet.training.schedules import *", namespace)
     assert namespace["warmup_cosine_lr"] is schedules.warmup_cosine_lr
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
-        importlib.import_module("keras_seresnet.training.run_folder").no_such_name
+        _ = importlib.import_module("keras_seresnet.training.run_folder").no_such_name
 
 
 def test_the_fields_added_after_0_1_0_are_those_its_config_json_lacks():

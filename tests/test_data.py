@@ -156,7 +156,7 @@ def test_offline_download_says_where_cifar10_is_and_which_layouts_work(monkeypat
         try:
             raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
         except urllib.error.URLError as e:
-            raise Exception(f"URL fetch failure on https://example.invalid: None -- {e.reason}")
+            raise Exception(f"URL fetch failure on https://example.invalid: None -- {e.reason}") from e
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     with pytest.raises(DataError) as info:

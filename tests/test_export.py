@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_seresnet import CIFAR10_CLASSES, build_seresnet, export_model, export_savedmodel, load_model
+from keras_seresnet import (
+    CIFAR10_CLASSES,
+    build_seresnet,
+    export_model,
+    export_savedmodel,
+    load_model,
+)
 from keras_seresnet.data.images import read_image
 from keras_seresnet.inference.export import verify_savedmodel
 from keras_seresnet.inference.loading import ProbabilityModel, softmax

@@ -77,17 +77,17 @@ def test_mean_colour_image_reaches_first_convolution_as_zeros(default_model):
 
 
 def test_batchnorm_uses_pytorch_momentum_and_epsilon(default_model):
-    norms = [l for l in default_model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    norms = [layer for layer in default_model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 1 + 8 * 2 + 3
-    assert {(l.momentum, l.epsilon) for l in norms} == {(0.9, 1e-5)}
+    assert {(layer.momentum, layer.epsilon) for layer in norms} == {(0.9, 1e-5)}
 
 
 def test_stride_two_convolutions_pad_symmetrically(default_model):
-    padded = [l for l in default_model.layers if isinstance(l, keras.layers.ZeroPadding2D)]
-    assert sorted(l.name for l in padded) == [
+    padded = [layer for layer in default_model.layers if isinstance(layer, keras.layers.ZeroPadding2D)]
+    assert sorted(layer.name for layer in padded) == [
         "stage2_block1_conv1_pad", "stage3_block1_conv1_pad", "stage4_block1_conv1_pad"
     ]
-    assert all(l.padding == ((1, 1), (1, 1)) for l in padded)
+    assert all(layer.padding == ((1, 1), (1, 1)) for layer in padded)
 
 
 def test_layer_names_unique_prefixed_and_stable():
@@ -106,7 +106,7 @@ def test_layer_names_unique_prefixed_and_stable():
 
 def test_build_from_config_matches_defaults(default_model):
     model = build_from_config(TrainConfig())
-    assert [l.name for l in model.layers] == [l.name for l in default_model.layers]
+    assert [layer.name for layer in model.layers] == [layer.name for layer in default_model.layers]
     assert build_from_config(TrainConfig(use_se=False)).count_params() == 2_802_442
 
 
@@ -236,13 +236,13 @@ def test_batch_norm_option_chooses_the_layer_class_and_keeps_counts():
     tiny = dict(TINY_MODEL)
     fused = build_seresnet(**tiny)
     plain = build_seresnet(batch_norm="keras", **tiny)
-    norms = [type(l) for l in fused.layers if isinstance(l, keras.layers.BatchNormalization)]
+    norms = [type(layer) for layer in fused.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and set(norms) == {FusedBatchNormalization}
-    assert {type(l) for l in plain.layers if isinstance(l, keras.layers.BatchNormalization)} == {
+    assert {type(layer) for layer in plain.layers if isinstance(layer, keras.layers.BatchNormalization)} == {
         keras.layers.BatchNormalization}
     assert fused.count_params() == plain.count_params()
     synced = build_seresnet(synchronized=True, **tiny)
-    assert all(l.synchronized for l in synced.layers if isinstance(l, keras.layers.BatchNormalization))
+    assert all(layer.synchronized for layer in synced.layers if isinstance(layer, keras.layers.BatchNormalization))
     with pytest.raises(ValueError, match="Received: batch_norm='cudnn'"):
         build_seresnet(batch_norm="cudnn", **tiny)
     with pytest.raises(ValueError, match="Received: synchronized='yes'"):
@@ -254,7 +254,7 @@ def test_speedups_off_builds_keras_batch_norm(monkeypatch):
 
     monkeypatch.setenv(SPEEDUPS_ENV, "0")
     model = build_seresnet(**TINY_MODEL)
-    assert {type(l) for l in model.layers if isinstance(l, keras.layers.BatchNormalization)} == {
+    assert {type(layer) for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)} == {
         keras.layers.BatchNormalization}
 
 

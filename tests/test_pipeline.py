@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from keras_seresnet.data.augment import make_mixup_alpha
 from keras_seresnet.config import TrainConfig
+from keras_seresnet.data.augment import make_mixup_alpha
 from keras_seresnet.data.pipeline import (
     make_epoch_variable,
     make_eval_dataset,
@@ -163,7 +163,7 @@ def test_each_batch_is_mixed_with_the_schedules_alpha_for_its_place_in_the_run(u
     for e in range(3):
         epoch.assign(e)
         alphas = []
-        for b, (x, t, alpha) in enumerate(dataset):
+        for b, (_, _, alpha) in enumerate(dataset):
             drifting.assign(5.0 + b)  # ignored: the batch's place in the run decides
             alphas.append(float(alpha))
         expected = [float(np.float32(mixup_alpha_at(e, run, b, steps))) for b in range(steps)]

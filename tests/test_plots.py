@@ -5,8 +5,6 @@ import pytest
 from matplotlib.image import imread
 
 from keras_seresnet.config import TrainConfig
-from keras_seresnet.training.history import HistoryRow
-from keras_seresnet.training.records import RunResults
 from keras_seresnet.plots import (
     PLOT_FILES,
     history_figures,
@@ -15,6 +13,8 @@ from keras_seresnet.plots import (
     plot_history,
     plot_schedules,
 )
+from keras_seresnet.training.history import HistoryRow
+from keras_seresnet.training.records import RunResults
 
 
 def history(epochs=5, alpha=True, evaluation="val"):

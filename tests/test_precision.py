@@ -4,14 +4,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_model import _norm_pair
 
 from keras_seresnet.models.layers import BatchNormalization as FusedBatchNormalization
 from keras_seresnet.models.seresnet import build_seresnet
 from keras_seresnet.training.distribute import precision_policy
 from keras_seresnet.training.optimizers import TorchSGD
 from tests.tiny_model import TINY_MODEL
-
-from test_model import _norm_pair
 
 N, H, W, C = 16, 6, 6, 8
 POLICIES = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}

@@ -5,7 +5,6 @@ import os
 import pickle
 import re
 import shutil
-import sys
 import warnings
 import zipfile
 
@@ -519,7 +518,7 @@ def test_predict_script_folder_csv(tiny_keras_file, mixed_folder, tmp_path, caps
         rows = list(csv.reader(f))
     assert rows[0] == ["path", "label", "class_name", "confidence"]
     assert [r[0] for r in rows[1:]] == sorted(good.values())
-    for path, label, name, confidence in rows[1:]:
+    for _, label, name, confidence in rows[1:]:
         assert CIFAR10_CLASSES[int(label)] == name and 0.1 <= float(confidence) <= 1.0
 
 

@@ -10,7 +10,14 @@ import textwrap
 import numpy as np
 import pytest
 
-from keras_seresnet import ConfigError, ModelConfig, build_seresnet, load_model, predict_dir, pretrained
+from keras_seresnet import (
+    ConfigError,
+    ModelConfig,
+    build_seresnet,
+    load_model,
+    predict_dir,
+    pretrained,
+)
 from keras_seresnet.config import CIFAR10_CLASSES
 from keras_seresnet.data.images import list_images
 

@@ -11,7 +11,6 @@ import pytest
 
 from keras_seresnet import TrainConfig
 from keras_seresnet.training.checkpoint import load_checkpoint, save_checkpoint
-from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.history import (
     HISTORY_COLUMNS,
     HistoryRow,
@@ -22,6 +21,7 @@ from keras_seresnet.training.history import (
     rows_to_history,
     write_history_csv,
 )
+from keras_seresnet.training.optimizers import TorchSGD
 from keras_seresnet.training.records import RunResults
 from keras_seresnet.training.run_folder import RunFolder, RunFolderError
 

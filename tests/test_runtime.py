@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import keras
 import pytest
 import tensorflow as tf
 
@@ -66,7 +65,7 @@ def test_log_level_default_hides_errors_only_without_an_nvidia_driver(monkeypatc
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     monkeypatch.setenv(SPEEDUPS_ENV, "0")  # nothing but the environment
     for present, level in ((True, "2"), (False, "3")):
-        monkeypatch.setattr(runtime, "has_nvidia_driver", lambda: present)
+        monkeypatch.setattr(runtime, "has_nvidia_driver", lambda present=present: present)
         monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
         runtime.configure_process()
         assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == level

@@ -14,12 +14,11 @@ import pytest
 
 from keras_seresnet import TrainConfig, build_from_config
 from keras_seresnet.config import ConfigError
-from keras_seresnet.data.cifar10 import load_cifar10
 from keras_seresnet.data import pipeline
+from keras_seresnet.data.cifar10 import load_cifar10
 from keras_seresnet.inference.evaluate import evaluate_model
-from keras_seresnet.training.callbacks import WarmupCosineLearningRate
+from keras_seresnet.training.callbacks import EpochSeed, WarmupCosineLearningRate, epoch_seed
 from keras_seresnet.training.history import read_history_csv
-from keras_seresnet.training.run_folder import FAULT_ENV, RunFolderError
 from keras_seresnet.training.loop import (
     TrainingDivergedError,
     copy_matching_weights,
@@ -28,8 +27,8 @@ from keras_seresnet.training.loop import (
     train,
     validation_split,
 )
-from keras_seresnet.training.callbacks import EpochSeed, epoch_seed
 from keras_seresnet.training.loop_callbacks import CommitEpoch
+from keras_seresnet.training.run_folder import FAULT_ENV, RunFolderError
 from tests.tiny_model import TINY_MODEL, TINY_MODEL_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -61,9 +61,9 @@ from keras_seresnet.config import TrainConfig  # noqa: E402
 from keras_seresnet.data import pipeline  # noqa: E402
 from keras_seresnet.interop.torch_import import torch_prefix  # noqa: E402
 from keras_seresnet.models.seresnet import build_from_config  # noqa: E402
+from keras_seresnet.schedules import learning_rate_at, mixup_alpha_at  # noqa: E402
 from keras_seresnet.training.callbacks import MixupAlphaDecay, WarmupCosineLearningRate  # noqa: E402
 from keras_seresnet.training.loop import compile_model  # noqa: E402
-from keras_seresnet.schedules import learning_rate_at, mixup_alpha_at  # noqa: E402
 from reference.torch_seresnet import ReferenceSEResNet, train_reference  # noqa: E402
 
 pytestmark = pytest.mark.slow  # one float64 run of 56 steps, about a minute on 2 cores
@@ -218,7 +218,7 @@ def keras_state_as_torch(model, state):
             continue
         key = f"{prefix}.{_TORCH_NAMES[short]}"
 
-        def layout(array):
+        def layout(array, short=short):
             if short == "kernel":  # Keras [kh, kw, in, out] / [in, out] -> PyTorch [out, in, ...]
                 array = array.transpose(3, 2, 0, 1) if array.ndim == 4 else array.T
             return torch.from_numpy(array.copy())

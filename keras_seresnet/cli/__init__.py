@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import os
 import sys
+import types
 import typing
 import warnings
 
@@ -75,7 +76,7 @@ def flag_name(field):
 
 def _unwrap_optional(annotation):
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) is typing.Union and len(args) == 1:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
     return annotation
 

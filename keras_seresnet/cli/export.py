@@ -25,7 +25,6 @@ import os
 import sys
 
 from keras_seresnet import cli
-from keras_seresnet.pretrained import is_pretrained_name
 from keras_seresnet.inference.formats import (  # no TensorFlow: usage errors come before it starts
     EXPORT_FORMATS,
     FILE_SUFFIXES,
@@ -33,6 +32,7 @@ from keras_seresnet.inference.formats import (  # no TensorFlow: usage errors co
     KERAS_COPY,
     QUANTIZATIONS,
 )
+from keras_seresnet.pretrained import is_pretrained_name
 
 
 def build_parser():

@@ -25,6 +25,7 @@ maps, and under a `tf.distribute` strategy, which splits these same batches.
 import numpy as np
 import tensorflow as tf
 
+from keras_seresnet.config import MAX_SEED, TrainConfig, check_config_type, is_integer
 from keras_seresnet.data.augment import (
     Cutout,
     MixUp,
@@ -34,7 +35,6 @@ from keras_seresnet.data.augment import (
     TorchColorJitter,
     make_mixup_alpha,
 )
-from keras_seresnet.config import MAX_SEED, TrainConfig, check_config_type, is_integer
 from keras_seresnet.schedules import mixup_alpha_at
 
 

@@ -20,7 +20,6 @@ Example (with a trained model, its ONNX export and CIFAR-10's test images):
 import dataclasses
 import os
 import sys
-from typing import Optional
 
 import numpy as np
 
@@ -59,8 +58,8 @@ class Comparison:
     name: str
     size_bytes: int
     accuracy: float
-    max_difference: Optional[float] = None
-    top1_agreement: Optional[float] = None
+    max_difference: float | None = None
+    top1_agreement: float | None = None
 
 
 def export_format(path):

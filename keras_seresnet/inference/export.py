@@ -53,13 +53,13 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from typing import Optional
 
 import keras
 import numpy as np
 from PIL import Image
 
 import keras_seresnet
+from keras_seresnet import pretrained
 from keras_seresnet.config import check_class_names
 from keras_seresnet.errors import InvalidValueError, SeresnetError
 from keras_seresnet.files import atomic_path
@@ -83,7 +83,6 @@ from keras_seresnet.inference.loading import (
     load_model,
 )
 from keras_seresnet.inference.predict import default_class_names
-from keras_seresnet import pretrained
 
 # Largest accepted |probability difference| against the Keras model, by
 # `quantize`. Float32 files differ by float rounding only (under 1e-6 on
@@ -127,10 +126,10 @@ class ExportResult:
 
     path: str
     format: str
-    quantize: Optional[str]
+    quantize: str | None
     size_bytes: int
     max_difference: float
-    keras_path: Optional[str] = None
+    keras_path: str | None = None
 
 
 def export_model(model, path, *, format="saved_model", quantize=None, save_keras=None,

@@ -45,13 +45,13 @@ import statistics
 
 import keras
 
-from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet import files, plots
 from keras_seresnet.config import MAX_SEED, digest
+from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet.errors import InvalidValueError
 from keras_seresnet.models.seresnet import build_from_config
-from keras_seresnet.training.run_folder import save_model_atomic
 from keras_seresnet.training.loop import check_labels, resolve_config, train
+from keras_seresnet.training.run_folder import save_model_atomic
 
 _RECIPE = {"use_se": True, "mixup_cutout": True, "color_jitter": True, "grayscale": False}
 

@@ -24,8 +24,8 @@ import time
 import keras
 import numpy as np
 
-from keras_seresnet.config import MAX_SEED, TrainConfig, is_integer
 from keras_seresnet import schedules
+from keras_seresnet.config import MAX_SEED, TrainConfig, is_integer
 
 # The recipe's numbers, for the defaults below (TrainConfig is their one home).
 _RECIPE = TrainConfig()

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import math
 import os
-from typing import Optional, Tuple
 
 from keras_seresnet import compat
 from keras_seresnet.errors import InvalidValueError
@@ -78,16 +77,16 @@ class HistoryRow:
     """
 
     epoch: int
-    learning_rate: Optional[float] = None
-    mixup_alpha: Optional[float] = None
-    loss: Optional[float] = None
-    accuracy: Optional[float] = None
-    test_loss: Optional[float] = None
-    test_accuracy: Optional[float] = None
-    val_loss: Optional[float] = None
-    val_accuracy: Optional[float] = None
-    seconds: Optional[float] = None
-    extra: Tuple[Tuple[str, Optional[float]], ...] = ()
+    learning_rate: float | None = None
+    mixup_alpha: float | None = None
+    loss: float | None = None
+    accuracy: float | None = None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    seconds: float | None = None
+    extra: tuple[tuple[str, float | None], ...] = ()
 
     def to_dict(self) -> dict:
         """The row as `{column: value}`, without the evaluation pair it does not have.

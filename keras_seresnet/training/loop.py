@@ -42,24 +42,34 @@ import dataclasses
 import os
 import signal
 import tempfile
-from typing import Optional
 
 import keras
 import numpy as np
 
+from keras_seresnet import compat
+from keras_seresnet.config import (
+    EXECUTION_FIELDS,
+    ConfigError,
+    TrainConfig,
+    check_config_type,
+    digest,
+)
 from keras_seresnet.data import cifar10 as data_module
 from keras_seresnet.data import pipeline
+from keras_seresnet.errors import InvalidValueError, SeresnetError
+from keras_seresnet.inference.evaluate import evaluate_model
+from keras_seresnet.interrupts import signals_interrupt
+from keras_seresnet.models.seresnet import build_from_config
+from keras_seresnet.schedules import warn_if_hardly_decays
 from keras_seresnet.training import distribute
 from keras_seresnet.training.callbacks import EpochSummary, StopOnNaN, WarmupCosineLearningRate
 from keras_seresnet.training.checkpoint import load_checkpoint
-from keras_seresnet import compat
-from keras_seresnet.inference.evaluate import evaluate_model
-from keras_seresnet.interrupts import signals_interrupt
-from keras_seresnet.config import EXECUTION_FIELDS, ConfigError, TrainConfig, check_config_type, digest
-from keras_seresnet.errors import InvalidValueError, SeresnetError
-from keras_seresnet.models.seresnet import build_from_config
-from keras_seresnet.schedules import warn_if_hardly_decays
-from keras_seresnet.training.history import TEST_COLUMNS, accuracy_column, read_history_csv, rows_to_history
+from keras_seresnet.training.history import (
+    TEST_COLUMNS,
+    accuracy_column,
+    read_history_csv,
+    rows_to_history,
+)
 from keras_seresnet.training.layout import HISTORY, TENSORBOARD
 from keras_seresnet.training.loop_callbacks import (
     CommitEpoch,
@@ -67,8 +77,8 @@ from keras_seresnet.training.loop_callbacks import (
     StepFaults,
     TestMetricNames,
 )
-from keras_seresnet.training.records import RunResults
 from keras_seresnet.training.recipe import compile_model, recipe_callbacks
+from keras_seresnet.training.records import RunResults
 from keras_seresnet.training.run_folder import FAULT_ENV, RunFolder, RunFolderError
 
 
@@ -109,7 +119,7 @@ class TrainResult:
 
     out_dir: str
     history: dict
-    run_results: Optional[RunResults] = None
+    run_results: RunResults | None = None
 
     @property
     def results(self) -> dict:

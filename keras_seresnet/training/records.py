@@ -28,7 +28,6 @@ True
 import dataclasses
 import json
 import os
-from typing import Optional, Tuple
 
 from keras_seresnet import compat
 from keras_seresnet.errors import SeresnetError
@@ -100,7 +99,7 @@ class Commit:
     best_accuracy: float
     best_file: str
 
-    def files(self) -> Tuple[str, str]:
+    def files(self) -> tuple[str, str]:
         """`(model_file, best_file)`."""
         return self.model_file, self.best_file
 
@@ -139,8 +138,8 @@ class RunState:
 
     monitor: str
     commit: Commit
-    history: Tuple[HistoryRow, ...]
-    previous: Optional[Commit] = None
+    history: tuple[HistoryRow, ...]
+    previous: Commit | None = None
 
     def __post_init__(self):
         check_monitor(self.monitor)
@@ -247,14 +246,14 @@ class RunResults:
     best_accuracy: float
     test_accuracy: float
     test_loss: float
-    test_accuracy_tta: Optional[float]
+    test_accuracy_tta: float | None
     epochs_trained: int
     train_images: int
-    val_images: Optional[int]
+    val_images: int | None
     test_images: int
     parameters: int
     train_seconds: float
-    initial_weights: Optional[str]
+    initial_weights: str | None
 
     def __post_init__(self):
         check_monitor(self.monitor)

@@ -68,19 +68,41 @@ def measure(steps, repeats, batch_size, seed=0):
             self.seconds.append(time.perf_counter() - self._start)
 
     clock = EpochClock()
-    model.fit(ks.make_train_dataset(images, labels, config, epoch=epoch), epochs=1 + repeats,
-              callbacks=[*ks.recipe_callbacks(config, epoch), clock], shuffle=False, verbose=0)
+    model.fit(
+        ks.make_train_dataset(images, labels, config, epoch=epoch),
+        epochs=1 + repeats,
+        callbacks=[*ks.recipe_callbacks(config, epoch), clock],
+        shuffle=False,
+        verbose=0,
+    )
     runs = [len(images) / seconds for seconds in clock.seconds[1:]]
-    return {"backend": keras.backend.backend(), "images_per_second": statistics.median(runs),
-            "runs": runs, "warmup_seconds": clock.seconds[0]}
+    return {
+        "backend": keras.backend.backend(),
+        "images_per_second": statistics.median(runs),
+        "runs": runs,
+        "warmup_seconds": clock.seconds[0],
+    }
 
 
 def run_backend(backend, args):
     """One backend's `measure`, in a fresh process; its dict, or the error it printed."""
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    command = [sys.executable, __file__, "--child", "--steps", str(args.steps),
-               "--repeats", str(args.repeats), "--batch-size", str(args.batch_size)]
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=backend,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         return {"backend": backend, "error": result.stderr.strip().splitlines()[-1:]}
@@ -89,8 +111,14 @@ def run_backend(backend, args):
 
 def report(results):
     """The table's lines: images per second per backend and the ratio to TensorFlow's."""
-    reference = next((r["images_per_second"] for r in results
-                      if r.get("backend") == "tensorflow" and "error" not in r), None)
+    reference = next(
+        (
+            r["images_per_second"]
+            for r in results
+            if r.get("backend") == "tensorflow" and "error" not in r
+        ),
+        None,
+    )
     lines = [f"{'backend':<12}{'img/s':>10}{'vs tensorflow':>15}  runs (img/s), warm-up"]
     for r in results:
         if "error" in r:
@@ -98,8 +126,10 @@ def report(results):
             continue
         ratio = f"{r['images_per_second'] / reference:.2f}x" if reference else "-"
         runs = ", ".join(f"{v:,.0f}" for v in r["runs"])
-        lines.append(f"{r['backend']:<12}{r['images_per_second']:>10,.1f}{ratio:>15}  "
-                     f"{runs}; {r['warmup_seconds']:.0f} s")
+        lines.append(
+            f"{r['backend']:<12}{r['images_per_second']:>10,.1f}{ratio:>15}  "
+            f"{runs}; {r['warmup_seconds']:.0f} s"
+        )
     return lines
 
 
@@ -123,9 +153,11 @@ def main(argv=None):
         print(json.dumps(measure(args.steps, args.repeats, args.batch_size)))
         return 0
     features = machine.detect_features()
-    print(f"CPU: {machine.cpu_model()} ({machine.describe(features)}), "
-          f"{len(os.sched_getaffinity(0))} cores; float32, batch {args.batch_size}, "
-          f"{args.steps} steps per epoch, median of {args.repeats} epochs after one to warm up")
+    print(
+        f"CPU: {machine.cpu_model()} ({machine.describe(features)}), "
+        f"{len(os.sched_getaffinity(0))} cores; float32, batch {args.batch_size}, "
+        f"{args.steps} steps per epoch, median of {args.repeats} epochs after one to warm up"
+    )
     results = []
     for backend in args.backends:
         print(f"{backend} ...", flush=True)
@@ -133,9 +165,17 @@ def main(argv=None):
     print("\n".join(report(results)))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"cpu": machine.cpu_model(), "features": sorted(features or ()),
-                       "batch_size": args.batch_size, "steps": args.steps,
-                       "results": results}, f, indent=2)
+            json.dump(
+                {
+                    "cpu": machine.cpu_model(),
+                    "features": sorted(features or ()),
+                    "batch_size": args.batch_size,
+                    "steps": args.steps,
+                    "results": results,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

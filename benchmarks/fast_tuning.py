@@ -53,8 +53,10 @@ ARMS = {
     "lr-0.05": ("peak learning rate 0.05", {**_EMA, "base_lr": 0.05}),
     "batch-256": ("batch 256, peak learning rate 0.2", {**_EMA, "batch_size": 256, "base_lr": 0.2}),
     "wd-1e-3": ("weight decay 1e-3", {**_EMA, "weight_decay": 1e-3}),
-    "preset": ("the `fast` preset's fields", {k: v for k, v in PRESETS["fast"].items()
-                                               if k != "epochs"}),
+    "preset": (
+        "the `fast` preset's fields",
+        {k: v for k, v in PRESETS["fast"].items() if k != "epochs"},
+    ),
 }
 
 
@@ -67,21 +69,29 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--limit-train", type=int, default=20000)
     parser.add_argument("--val-split", type=int, default=5000)
-    parser.add_argument("--limit-test", type=int, default=1000,
-                        help="test images train() needs; not scored here")
-    parser.add_argument("--mixed-precision", default="off",
-                        choices=("off", "mixed_bfloat16", "mixed_float16"))
+    parser.add_argument(
+        "--limit-test", type=int, default=1000, help="test images train() needs; not scored here"
+    )
+    parser.add_argument(
+        "--mixed-precision", default="off", choices=("off", "mixed_bfloat16", "mixed_float16")
+    )
     return parser.parse_args(argv)
 
 
 def arm_config(args, arm, seed):
     """The `TrainConfig` of one arm at the budget of `args`."""
-    return TrainConfig.from_dict({
-        **ARMS[arm][1], "epochs": args.epochs, "seed": seed,
-        "data_dir": os.path.abspath(args.data_dir), "limit_train": args.limit_train,
-        "val_split": args.val_split, "limit_test": args.limit_test,
-        "mixed_precision": args.mixed_precision,
-    })
+    return TrainConfig.from_dict(
+        {
+            **ARMS[arm][1],
+            "epochs": args.epochs,
+            "seed": seed,
+            "data_dir": os.path.abspath(args.data_dir),
+            "limit_train": args.limit_train,
+            "val_split": args.val_split,
+            "limit_test": args.limit_test,
+            "mixed_precision": args.mixed_precision,
+        }
+    )
 
 
 def main(argv=None):
@@ -93,17 +103,31 @@ def main(argv=None):
     for arm in args.arms:
         for seed in args.seeds:
             config = arm_config(args, arm, seed)
-            result = train(config, os.path.join(args.out, f"{arm}-seed{seed}"), data=data, verbose=2)
+            result = train(
+                config, os.path.join(args.out, f"{arm}-seed{seed}"), data=data, verbose=2
+            )
             history = result.history
-            rows.append((arm, seed, history["val_accuracy"][-1], max(history["val_accuracy"]),
-                         history["accuracy"][-1], sum(history["seconds"]) / len(history["seconds"])))
-    print(f"\n{args.limit_train - args.val_split:,} training images, {args.val_split:,} validation, "
-          f"{args.epochs} epochs, {args.mixed_precision}")
+            rows.append(
+                (
+                    arm,
+                    seed,
+                    history["val_accuracy"][-1],
+                    max(history["val_accuracy"]),
+                    history["accuracy"][-1],
+                    sum(history["seconds"]) / len(history["seconds"]),
+                )
+            )
+    print(
+        f"\n{args.limit_train - args.val_split:,} training images, {args.val_split:,} validation, "
+        f"{args.epochs} epochs, {args.mixed_precision}"
+    )
     print("| arm | what | seed | val acc (final) | val acc (best) | train acc | s/epoch |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for arm, seed, final, best, train_accuracy, seconds in rows:
-        print(f"| {arm} | {ARMS[arm][0]} | {seed} | {100 * final:.2f}% | {100 * best:.2f}% | "
-              f"{100 * train_accuracy:.2f}% | {seconds:.0f} |")
+        print(
+            f"| {arm} | {ARMS[arm][0]} | {seed} | {100 * final:.2f}% | {100 * best:.2f}% | "
+            f"{100 * train_accuracy:.2f}% | {seconds:.0f} |"
+        )
     return 0
 
 

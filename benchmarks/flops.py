@@ -25,8 +25,13 @@ import keras
 from benchmarks.timing import Prepared, check_positive_int
 
 TRAIN_FLOPS_PER_FORWARD = 3
-_COUNTED = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-            keras.layers.DepthwiseConv2D, keras.layers.Dense)
+_COUNTED = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.Dense,
+)
 
 
 def _layers(model):
@@ -53,9 +58,11 @@ def multiply_adds(model: keras.Model) -> int:
             continue
         positions = layer.output.shape[1:-1]
         if any(size is None for size in positions):
-            raise ValueError(f"Argument `model` must have fully defined shapes; layer "
-                             f"{layer.name!r} has output shape {layer.output.shape}. Build it "
-                             f"with a fixed input shape.")
+            raise ValueError(
+                f"Argument `model` must have fully defined shapes; layer "
+                f"{layer.name!r} has output shape {layer.output.shape}. Build it "
+                f"with a fixed input shape."
+            )
         total += math.prod(positions) * math.prod(layer.kernel.shape)
     return total
 
@@ -95,8 +102,9 @@ def convolution_flops(size=16, channels=128):
     return TRAIN_FLOPS_PER_FORWARD * 2 * size * size * 9 * channels * channels
 
 
-def prepare_convolution(dtype="float32", *, batch_size=128, size=16, channels=128, steps=10,
-                        name=None) -> Prepared:
+def prepare_convolution(
+    dtype="float32", *, batch_size=128, size=16, channels=128, steps=10, name=None
+) -> Prepared:
     """TensorFlow's 3x3 convolution, forward and both gradients, in `dtype`, ready to time.
 
     One run computes `steps` times, for a [batch_size, size, size, channels]
@@ -121,15 +129,23 @@ def prepare_convolution(dtype="float32", *, batch_size=128, size=16, channels=12
     import tensorflow as tf
 
     if dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"Argument `dtype` must be one of 'float32', 'bfloat16', 'float16'. "
-                         f"Received: dtype={dtype!r}")
-    for argument, value in (("batch_size", batch_size), ("size", size), ("channels", channels),
-                            ("steps", steps)):
+        raise ValueError(
+            f"Argument `dtype` must be one of 'float32', 'bfloat16', 'float16'. "
+            f"Received: dtype={dtype!r}"
+        )
+    for argument, value in (
+        ("batch_size", batch_size),
+        ("size", size),
+        ("channels", channels),
+        ("steps", steps),
+    ):
         check_positive_int(argument, value)
-    inputs = tf.cast(tf.random.stateless_normal((batch_size, size, size, channels), seed=(0, 0)),
-                     dtype)
-    kernel = tf.cast(0.05 * tf.random.stateless_normal((3, 3, channels, channels), seed=(0, 1)),
-                     dtype)
+    inputs = tf.cast(
+        tf.random.stateless_normal((batch_size, size, size, channels), seed=(0, 0)), dtype
+    )
+    kernel = tf.cast(
+        0.05 * tf.random.stateless_normal((3, 3, channels, channels), seed=(0, 1)), dtype
+    )
 
     @tf.function
     def convolution():
@@ -146,6 +162,13 @@ def prepare_convolution(dtype="float32", *, batch_size=128, size=16, channels=12
         return steps * batch_size
 
     convolution().numpy()  # traces
-    return Prepared(name or f"conv-{dtype}", run, {
-        "shape": f"{batch_size}x{size}x{size}x{channels}", "dtype": dtype, "steps": steps,
-        "gflop_per_example": round(convolution_flops(size, channels) / 1e9, 4)})
+    return Prepared(
+        name or f"conv-{dtype}",
+        run,
+        {
+            "shape": f"{batch_size}x{size}x{size}x{channels}",
+            "dtype": dtype,
+            "steps": steps,
+            "gflop_per_example": round(convolution_flops(size, channels) / 1e9, 4),
+        },
+    )

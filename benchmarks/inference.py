@@ -51,12 +51,20 @@ def classifier_for(model, config):
     config = config or TrainConfig()
     policy = PRECISION_POLICIES[config.mixed_precision]
     precision = next(name for name, value in PRECISIONS.items() if value == policy)
-    return ProbabilityModel(build_from_config(config) if model is None else model,
-                            precision=precision)
+    return ProbabilityModel(
+        build_from_config(config) if model is None else model, precision=precision
+    )
 
 
-def prepare_inference(model=None, *, config: TrainConfig | None = None, batch_size=256,
-                      steps=10, seed=0, name="inference") -> Prepared:
+def prepare_inference(
+    model=None,
+    *,
+    config: TrainConfig | None = None,
+    batch_size=256,
+    steps=10,
+    seed=0,
+    name="inference",
+) -> Prepared:
     """The bare model's probabilities of a random raw-pixel batch, warmed up, ready to time.
 
     Args:
@@ -90,13 +98,29 @@ def prepare_inference(model=None, *, config: TrainConfig | None = None, batch_si
             classifier(x)
         return steps * batch_size
 
-    return Prepared(name, run, {"batch_size": batch_size, "steps": steps,
-                                "precision": (config or TrainConfig()).mixed_precision,
-                                "cpus": cpus()})
+    return Prepared(
+        name,
+        run,
+        {
+            "batch_size": batch_size,
+            "steps": steps,
+            "precision": (config or TrainConfig()).mixed_precision,
+            "cpus": cpus(),
+        },
+    )
 
 
-def inference_throughput(model=None, *, config: TrainConfig | None = None, batch_size=256,
-                         steps=10, repeats=3, seed=0, name="inference", progress=None) -> Result:
+def inference_throughput(
+    model=None,
+    *,
+    config: TrainConfig | None = None,
+    batch_size=256,
+    steps=10,
+    repeats=3,
+    seed=0,
+    name="inference",
+    progress=None,
+) -> Result:
     """Images per second of the bare model (`prepare_inference`).
 
     Args:
@@ -105,13 +129,23 @@ def inference_throughput(model=None, *, config: TrainConfig | None = None, batch
         progress: callable for progress lines, or None.
     """
     check_positive_int("repeats", repeats)
-    prepared = prepare_inference(model, config=config, batch_size=batch_size, steps=steps,
-                                 seed=seed, name=name)
+    prepared = prepare_inference(
+        model, config=config, batch_size=batch_size, steps=steps, seed=seed, name=name
+    )
     return measure([prepared], repeats, progress)[0]
 
 
-def predict_dir_throughput(model=None, *, config: TrainConfig | None = None, num_images=2048,
-                           batch_size=256, workers=None, repeats=3, seed=0, progress=None) -> list:
+def predict_dir_throughput(
+    model=None,
+    *,
+    config: TrainConfig | None = None,
+    num_images=2048,
+    batch_size=256,
+    workers=None,
+    repeats=3,
+    seed=0,
+    progress=None,
+) -> list:
     """Images per second of decoding a JPEG folder, and of `predict_dir` on it.
 
     Writes `num_images` random 32x32 JPEGs to a temporary folder, then times
@@ -137,22 +171,38 @@ def predict_dir_throughput(model=None, *, config: TrainConfig | None = None, num
     classifier = classifier_for(model, config)
     for n in {min(batch_size, num_images), num_images % batch_size or batch_size}:
         classifier(np.zeros((n, 32, 32, 3), np.float32))
-    details = {"batch_size": batch_size, "images": num_images,
-               "workers": workers or min(8, os.cpu_count() or 1), "cpus": cpus()}
+    details = {
+        "batch_size": batch_size,
+        "images": num_images,
+        "workers": workers or min(8, os.cpu_count() or 1),
+        "cpus": cpus(),
+    }
     with tempfile.TemporaryDirectory() as folder:
         write_jpeg_folder(folder, num_images, seed=seed)
 
         def decode():
             paths = list_images(folder)
-            return sum(len(read_images(paths[i:i + batch_size], workers=workers)[0])
-                       for i in range(0, len(paths), batch_size))
+            return sum(
+                len(read_images(paths[i : i + batch_size], workers=workers)[0])
+                for i in range(0, len(paths), batch_size)
+            )
 
         def predict():
-            return len(predict_dir(folder, classifier, batch_size=batch_size, workers=workers,
-                                   precision=classifier.precision, verbose=0))
+            return len(
+                predict_dir(
+                    folder,
+                    classifier,
+                    batch_size=batch_size,
+                    workers=workers,
+                    precision=classifier.precision,
+                    verbose=0,
+                )
+            )
 
         decode()  # warm the file cache
         decode_rates = time_runs(decode, repeats, progress, "decode")
         predict_rates = time_runs(predict, repeats, progress, "predict_dir")
-    return [Result.from_runs("decode", decode_rates, details),
-            Result.from_runs("predict-dir", predict_rates, details)]
+    return [
+        Result.from_runs("decode", decode_rates, details),
+        Result.from_runs("predict-dir", predict_rates, details),
+    ]

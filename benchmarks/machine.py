@@ -52,9 +52,11 @@ def parse_features(text: str) -> frozenset:
     names = {name for name in text.replace(",", " ").split() if name != "none"}
     unknown = sorted(names - set(RELEVANT_FEATURES))
     if unknown:
-        raise ValueError(f"Argument `cpu_features` must name features among "
-                         f"{', '.join(RELEVANT_FEATURES)} (or 'none'). Received: "
-                         f"cpu_features={text!r}")
+        raise ValueError(
+            f"Argument `cpu_features` must name features among "
+            f"{', '.join(RELEVANT_FEATURES)} (or 'none'). Received: "
+            f"cpu_features={text!r}"
+        )
     return frozenset(names)
 
 
@@ -65,8 +67,9 @@ def describe(features: Iterable[str] | None) -> str:
     return ", ".join(f"{name} {'yes' if name in features else 'no'}" for name in RELEVANT_FEATURES)
 
 
-def recommended_precision(features: Iterable[str] | None,
-                          measured_speedup: float | None = None) -> tuple[str, str]:
+def recommended_precision(
+    features: Iterable[str] | None, measured_speedup: float | None = None
+) -> tuple[str, str]:
     """The `TrainConfig.mixed_precision` to recommend for CPU training, and why.
 
     Args:
@@ -84,7 +87,9 @@ def recommended_precision(features: Iterable[str] | None,
         known = "unknown features" if features is None else "no avx512_bf16 or amx_bf16"
         return "off", f"{known}: bfloat16 is emulated on this CPU, float32 is faster"
     if measured_speedup is not None and measured_speedup <= 1.0:
-        return "off", (f"bfloat16 units ({', '.join(units)}), but mixed_bfloat16 measured "
-                       f"{measured_speedup:.2f}x float32 here")
+        return "off", (
+            f"bfloat16 units ({', '.join(units)}), but mixed_bfloat16 measured "
+            f"{measured_speedup:.2f}x float32 here"
+        )
     measured = "" if measured_speedup is None else f", measured {measured_speedup:.2f}x float32"
     return "mixed_bfloat16", f"bfloat16 units ({', '.join(units)}){measured}"

@@ -61,9 +61,14 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--widths", type=int, nargs=4, default=None, help="default: the recipe's")
     parser.add_argument("--seeds", type=int, default=6, help="K: seeds 0..K-1 per side")
-    parser.add_argument("--sides", nargs="+", choices=("keras", "torch"), default=("keras", "torch"))
-    parser.add_argument("--torch-python", default=sys.executable,
-                        help="interpreter with torch and torchvision for the torch side")
+    parser.add_argument(
+        "--sides", nargs="+", choices=("keras", "torch"), default=("keras", "torch")
+    )
+    parser.add_argument(
+        "--torch-python",
+        default=sys.executable,
+        help="interpreter with torch and torchvision for the torch side",
+    )
     parser.add_argument("--no-color-jitter", action="store_true")
     parser.add_argument("--no-mixup-cutout", action="store_true")
     parser.add_argument("--no-se", action="store_true")
@@ -72,10 +77,18 @@ def parse_args(argv):
 
 
 def make_config(args, seed):
-    fields = dict(epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size,
-                  color_jitter=not args.no_color_jitter, mixup_cutout=not args.no_mixup_cutout,
-                  use_se=not args.no_se, seed=seed, data_dir=os.path.abspath(args.data_dir),
-                  limit_train=args.limit_train, limit_test=args.limit_test)
+    fields = dict(
+        epochs=args.epochs,
+        warmup_epochs=args.warmup_epochs,
+        batch_size=args.batch_size,
+        color_jitter=not args.no_color_jitter,
+        mixup_cutout=not args.no_mixup_cutout,
+        use_se=not args.no_se,
+        seed=seed,
+        data_dir=os.path.abspath(args.data_dir),
+        limit_train=args.limit_train,
+        limit_test=args.limit_test,
+    )
     if args.widths:
         fields["widths"] = tuple(args.widths)
     return TrainConfig(**fields).validate()
@@ -91,9 +104,18 @@ def run_keras(config, data):
 
 def run_torch(config, data_file, torch_python):
     completed = subprocess.run(
-        [torch_python, os.path.join(HERE, "parity_torch.py"), "--data", data_file,
-         "--config", config.to_json()],
-        check=True, capture_output=True, text=True)
+        [
+            torch_python,
+            os.path.join(HERE, "parity_torch.py"),
+            "--data",
+            data_file,
+            "--config",
+            config.to_json(),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -107,12 +129,16 @@ def summarise(runs, epoch_index):
 def report(results, epochs):
     lines = []
     for label, index in (("first epoch", 0), (f"final (epoch {epochs})", epochs - 1)):
-        stats = {side: summarise(list(runs.values()), index) for side, runs in results.items() if runs}
-        parts = [f"{side} {100 * m:.2f}% (sd {100 * s:.2f}, K={k})" for side, (m, s, k) in stats.items()]
+        stats = {
+            side: summarise(list(runs.values()), index) for side, runs in results.items() if runs
+        }
+        parts = [
+            f"{side} {100 * m:.2f}% (sd {100 * s:.2f}, K={k})" for side, (m, s, k) in stats.items()
+        ]
         line = f"{label}: " + ", ".join(parts)
         if len(stats) == 2:
             (mk, sk, kk), (mt, st, kt) = stats["keras"], stats["torch"]
-            se = np.sqrt(sk ** 2 / kk + st ** 2 / kt)
+            se = np.sqrt(sk**2 / kk + st**2 / kt)
             line += f"; keras - torch = {100 * (mk - mt):+.2f} points, SE {100 * se:.2f}"
             if se > 0:
                 line += f" ({(mk - mt) / se:+.2f} SE)"
@@ -122,7 +148,9 @@ def report(results, epochs):
 
 def _what_is_measured(arguments):
     """The arguments that change a run's result (not how many seeds, which sides, where)."""
-    return {k: v for k, v in arguments.items() if k not in ("seeds", "sides", "out", "torch_python")}
+    return {
+        k: v for k, v in arguments.items() if k not in ("seeds", "sides", "out", "torch_python")
+    }
 
 
 def main(argv=None):
@@ -138,8 +166,11 @@ def main(argv=None):
 
     data = load_cifar10(args.data_dir, limit_train=args.limit_train, limit_test=args.limit_test)
     (x_train, y_train), (x_test, y_test) = data
-    print(f"{len(x_train)} training, {len(x_test)} test images; class counts "
-          f"{np.bincount(y_train, minlength=10).tolist()}", flush=True)
+    print(
+        f"{len(x_train)} training, {len(x_test)} test images; class counts "
+        f"{np.bincount(y_train, minlength=10).tolist()}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="parity-") as scratch:
         data_file = os.path.join(scratch, "data.npz")
         np.savez(data_file, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
@@ -148,11 +179,20 @@ def main(argv=None):
                 if str(seed) in results[side]:
                     continue
                 config = make_config(args, seed)
-                run = run_keras(config, data) if side == "keras" else run_torch(
-                    config, data_file, args.torch_python)
+                run = (
+                    run_keras(config, data)
+                    if side == "keras"
+                    else run_torch(config, data_file, args.torch_python)
+                )
                 results[side][str(seed)] = run
-                write_json(args.out, {"args": vars(args), "config": dataclasses.asdict(
-                    make_config(args, 0)), "results": results})
+                write_json(
+                    args.out,
+                    {
+                        "args": vars(args),
+                        "config": dataclasses.asdict(make_config(args, 0)),
+                        "results": results,
+                    },
+                )
                 accuracies = " ".join(f"{100 * a:.1f}" for a in run["test_accuracy"])
                 print(f"{side} seed {seed}: test accuracy per epoch {accuracies}", flush=True)
     for line in report(results, args.epochs):

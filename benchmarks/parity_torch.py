@@ -71,15 +71,22 @@ class Images(torch.utils.data.Dataset):
 def make_loader(x, y, config, rng, generator):
     steps = []
     if config.color_jitter:
-        steps.append(T.ColorJitter(config.brightness, config.contrast, config.saturation, config.hue))
+        steps.append(
+            T.ColorJitter(config.brightness, config.contrast, config.saturation, config.hue)
+        )
     steps += [T.RandomCrop(32, padding=config.crop_padding)]
     if config.horizontal_flip:
         steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), T.Normalize(config.mean, config.std)]
     if config.mixup_cutout and config.cutout_size:
         steps.append(Cutout(config.cutout_size, rng))
-    return torch.utils.data.DataLoader(Images(x, y, T.Compose(steps)), batch_size=config.batch_size,
-                                       shuffle=True, generator=generator, num_workers=0)
+    return torch.utils.data.DataLoader(
+        Images(x, y, T.Compose(steps)),
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=0,
+    )
 
 
 def mixed_batches(loader, config, alpha, rng):
@@ -99,8 +106,8 @@ def evaluate(model, x, y, batch_size):
     correct = 0
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            logits = model(normalise(x[start:start + batch_size]))
-            correct += int((logits.argmax(1).numpy() == y[start:start + batch_size]).sum())
+            logits = model(normalise(x[start : start + batch_size]))
+            correct += int((logits.argmax(1).numpy() == y[start : start + batch_size]).sum())
     return correct / len(x)
 
 
@@ -124,9 +131,13 @@ def main(argv=None):
     for epoch in range(config.epochs):
         batches = mixed_batches(loader, config, mixup_alpha_at(epoch, config), rng)
         epoch_losses, optimizer = train_reference(
-            model, [(learning_rate_at(epoch, config), batches)], momentum=config.momentum,
-            weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
-            optimizer=optimizer)
+            model,
+            [(learning_rate_at(epoch, config), batches)],
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            label_smoothing=config.label_smoothing,
+            optimizer=optimizer,
+        )
         losses.append(float(np.mean(epoch_losses[0])))
         if not math.isfinite(losses[-1]):
             break

@@ -74,8 +74,15 @@ def _batch(images, channels_last):
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def prepare_reference(config: TrainConfig | None = None, *, forms: Sequence[str] = tuple(FORMS),
-                      steps=8, batch_size=256, threads=None, progress=None) -> list:
+def prepare_reference(
+    config: TrainConfig | None = None,
+    *,
+    forms: Sequence[str] = tuple(FORMS),
+    steps=8,
+    batch_size=256,
+    threads=None,
+    progress=None,
+) -> list:
     """The reference's training step and inference in each of `forms`, warmed up, ready to time.
 
     Args:
@@ -95,8 +102,10 @@ def prepare_reference(config: TrainConfig | None = None, *, forms: Sequence[str]
     """
     unknown = [form for form in forms if form not in FORMS]
     if unknown or not forms:
-        raise ValueError(f"Argument `forms` must name one or more of {', '.join(FORMS)}. "
-                         f"Received: forms={list(forms)!r}")
+        raise ValueError(
+            f"Argument `forms` must name one or more of {', '.join(FORMS)}. "
+            f"Received: forms={list(forms)!r}"
+        )
     check_positive_int("steps", steps)
     check_positive_int("batch_size", batch_size)
     config = config or TrainConfig()
@@ -111,23 +120,37 @@ def prepare_reference(config: TrainConfig | None = None, *, forms: Sequence[str]
         channels_last, autocast = FORMS[form]
         train_name, infer_name = result_names(form)
         if progress:
-            progress(f"{train_name}, {infer_name}: PyTorch, channels_last={channels_last}, "
-                     f"autocast bfloat16={autocast}: warm-up")
+            progress(
+                f"{train_name}, {infer_name}: PyTorch, channels_last={channels_last}, "
+                f"autocast bfloat16={autocast}: warm-up"
+            )
         model = _model(config, channels_last, autocast)
         form_details = {"form": form, "steps": steps, **details}
         prepared += [
-            _prepare_step(model, config, _batch(images, channels_last), targets, steps,
-                          train_name, form_details),
-            _prepare_inference(model, _batch(eval_images, channels_last), steps, infer_name,
-                               form_details),
+            _prepare_step(
+                model,
+                config,
+                _batch(images, channels_last),
+                targets,
+                steps,
+                train_name,
+                form_details,
+            ),
+            _prepare_inference(
+                model, _batch(eval_images, channels_last), steps, infer_name, form_details
+            ),
         ]
     return prepared
 
 
 def _prepare_step(model, config, x, targets, steps, name, details):
-    step = make_training_step(model, lr=config.base_lr, momentum=config.momentum,
-                              weight_decay=config.weight_decay,
-                              label_smoothing=config.label_smoothing)
+    step = make_training_step(
+        model,
+        lr=config.base_lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        label_smoothing=config.label_smoothing,
+    )
 
     def run(n=steps):
         for _ in range(n):
@@ -150,8 +173,16 @@ def _prepare_inference(model, x, steps, name, details):
     return Prepared(name, run, {"batch_size": x.shape[0], **details})
 
 
-def reference_throughput(config: TrainConfig | None = None, *, forms: Sequence[str] = tuple(FORMS),
-                         steps=8, repeats=3, batch_size=256, threads=None, progress=None) -> list:
+def reference_throughput(
+    config: TrainConfig | None = None,
+    *,
+    forms: Sequence[str] = tuple(FORMS),
+    steps=8,
+    repeats=3,
+    batch_size=256,
+    threads=None,
+    progress=None,
+) -> list:
     """Images per second of the reference's training step and inference, in each of `forms`.
 
     Args:
@@ -165,6 +196,7 @@ def reference_throughput(config: TrainConfig | None = None, *, forms: Sequence[s
         ValueError: an unknown form, or a non-positive count.
     """
     check_positive_int("repeats", repeats)
-    prepared = prepare_reference(config, forms=forms, steps=steps, batch_size=batch_size,
-                                 threads=threads, progress=progress)
+    prepared = prepare_reference(
+        config, forms=forms, steps=steps, batch_size=batch_size, threads=threads, progress=progress
+    )
     return measure(prepared, repeats, progress)

@@ -39,8 +39,10 @@ class Result:
     def summary(self) -> str:
         runs = ", ".join(f"{r:,.0f}" for r in self.runs)
         settings = ", ".join(f"{k}={v}" for k, v in self.details.items())
-        return (f"{self.name}: {self.images_per_second:,.1f} img/s "
-                f"(median of {len(self.runs)} runs: {runs}; {settings})")
+        return (
+            f"{self.name}: {self.images_per_second:,.1f} img/s "
+            f"(median of {len(self.runs)} runs: {runs}; {settings})"
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -49,7 +51,9 @@ class Result:
 def check_positive_int(name, value):
     """Raises a Keras-style `ValueError` unless `value` is an int >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
+        )
 
 
 @dataclasses.dataclass
@@ -67,8 +71,9 @@ class Prepared:
     details: dict
 
 
-def measure(benchmarks: Sequence[Prepared], repeats: int,
-            progress: Callable[[str], None] | None = None) -> list[Result]:
+def measure(
+    benchmarks: Sequence[Prepared], repeats: int, progress: Callable[[str], None] | None = None
+) -> list[Result]:
     """Times every benchmark `repeats` times, in rounds, and returns their `Result`s in order.
 
     Round r times run r of each benchmark in turn, so a machine whose load
@@ -82,13 +87,20 @@ def measure(benchmarks: Sequence[Prepared], repeats: int,
     rates = [[] for _ in benchmarks]
     for round_ in range(repeats):
         for benchmark, runs in zip(benchmarks, rates):
-            runs.append(_time_once(benchmark.run, progress,
-                                   f"{benchmark.name}, round {round_ + 1}/{repeats}"))
+            runs.append(
+                _time_once(
+                    benchmark.run, progress, f"{benchmark.name}, round {round_ + 1}/{repeats}"
+                )
+            )
     return [Result.from_runs(b.name, runs, b.details) for b, runs in zip(benchmarks, rates)]
 
 
-def time_runs(run: Callable[[], int], repeats: int, progress: Callable[[str], None] | None = None,
-              label: str = "run") -> list[float]:
+def time_runs(
+    run: Callable[[], int],
+    repeats: int,
+    progress: Callable[[str], None] | None = None,
+    label: str = "run",
+) -> list[float]:
     """Calls `run()` `repeats` times; returns images per second of each call.
 
     Args:

@@ -69,13 +69,21 @@ class EpochClock(keras.callbacks.Callback):
         self.running = False
         self.seconds.append(time.perf_counter() - self.start)
         if self.progress:
-            self.progress(f"  epoch {len(self.seconds)}: {self.images_per_epoch:,} images in "
-                          f"{self.seconds[-1]:.2f} s = "
-                          f"{self.images_per_epoch / self.seconds[-1]:,.1f} img/s")
+            self.progress(
+                f"  epoch {len(self.seconds)}: {self.images_per_epoch:,} images in "
+                f"{self.seconds[-1]:.2f} s = "
+                f"{self.images_per_epoch / self.seconds[-1]:,.1f} img/s"
+            )
 
 
-def pipeline_throughput(config: TrainConfig | None = None, *, num_images=10_000, repeats=3,
-                        jit_compile=True, progress=None) -> Result:
+def pipeline_throughput(
+    config: TrainConfig | None = None,
+    *,
+    num_images=10_000,
+    repeats=3,
+    jit_compile=True,
+    progress=None,
+) -> Result:
     """Images per second of the full augmented training pipeline.
 
     Builds `make_train_dataset` on `num_images` synthetic images and times
@@ -105,14 +113,23 @@ def pipeline_throughput(config: TrainConfig | None = None, *, num_images=10_000,
         progress(f"pipeline: warm-up epoch of {num_images:,} images (tracing, XLA compilation)")
     epoch()
     rates = time_runs(epoch, repeats, progress, "epoch")
-    return Result.from_runs("pipeline", rates, {
-        "batch_size": config.batch_size, "images": num_images, "xla": jit_compile,
-        "color_jitter": config.color_jitter, "mixup_cutout": config.mixup_cutout,
-        "cpus": cpus()})
+    return Result.from_runs(
+        "pipeline",
+        rates,
+        {
+            "batch_size": config.batch_size,
+            "images": num_images,
+            "xla": jit_compile,
+            "color_jitter": config.color_jitter,
+            "mixup_cutout": config.mixup_cutout,
+            "cpus": cpus(),
+        },
+    )
 
 
-def prepare_train_step(config: TrainConfig | None = None, *, steps=10, name="train-step",
-                       progress=None) -> Prepared:
+def prepare_train_step(
+    config: TrainConfig | None = None, *, steps=10, name="train-step", progress=None
+) -> Prepared:
     """The package's compiled training step on a cached batch, warmed up, ready to time.
 
     The model of `build_from_config(config)`, compiled by `compile_model`
@@ -142,7 +159,10 @@ def prepare_train_step(config: TrainConfig | None = None, *, steps=10, name="tra
     with precision_policy(config.mixed_precision):
         model = compile_model(build_from_config(config), config)
     images, labels = synthetic_cifar(config.batch_size, config.seed, config.num_classes)
-    batch = (tf.constant(images, tf.float32), tf.constant(mixed_targets(labels, config.num_classes)))
+    batch = (
+        tf.constant(images, tf.float32),
+        tf.constant(mixed_targets(labels, config.num_classes)),
+    )
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
     clock = FitClock()
 
@@ -151,16 +171,27 @@ def prepare_train_step(config: TrainConfig | None = None, *, steps=10, name="tra
         return n * config.batch_size, clock.seconds
 
     if progress:
-        progress(f"{name}: warm-up fit of 2 steps (tracing, compilation), "
-                 f"precision {config.mixed_precision}")
+        progress(
+            f"{name}: warm-up fit of 2 steps (tracing, compilation), "
+            f"precision {config.mixed_precision}"
+        )
     fit(2)
-    return Prepared(name, lambda: fit(steps), {
-        "batch_size": config.batch_size, "steps": steps, "precision": config.mixed_precision,
-        "xla": model.jit_compile, "cpus": cpus()})
+    return Prepared(
+        name,
+        lambda: fit(steps),
+        {
+            "batch_size": config.batch_size,
+            "steps": steps,
+            "precision": config.mixed_precision,
+            "xla": model.jit_compile,
+            "cpus": cpus(),
+        },
+    )
 
 
-def train_step_throughput(config: TrainConfig | None = None, *, steps=10, repeats=3,
-                          name="train-step", progress=None) -> Result:
+def train_step_throughput(
+    config: TrainConfig | None = None, *, steps=10, repeats=3, name="train-step", progress=None
+) -> Result:
     """Images per second of the package's compiled training step (`prepare_train_step`).
 
     Args:
@@ -175,8 +206,9 @@ def train_step_throughput(config: TrainConfig | None = None, *, steps=10, repeat
     return measure([prepared], repeats, progress)[0]
 
 
-def fit_throughput(config: TrainConfig | None = None, *, num_images=2560, epochs=4,
-                   progress=None) -> Result:
+def fit_throughput(
+    config: TrainConfig | None = None, *, num_images=2560, epochs=4, progress=None
+) -> Result:
     """Images per second of the whole training path, as `scripts/train.py` runs it.
 
     Calls `keras_seresnet.train` on `num_images` synthetic training images
@@ -207,9 +239,22 @@ def fit_throughput(config: TrainConfig | None = None, *, num_images=2560, epochs
     test_images, test_labels = synthetic_cifar(128, config.seed + 1, config.num_classes)
     clock = EpochClock(num_images, progress)
     with tempfile.TemporaryDirectory() as folder:
-        train(config, folder, data=((train_images, train_labels), (test_images, test_labels)),
-              callbacks=[clock], verbose=0)
+        train(
+            config,
+            folder,
+            data=((train_images, train_labels), (test_images, test_labels)),
+            callbacks=[clock],
+            verbose=0,
+        )
     rates = [num_images / seconds for seconds in clock.seconds[1:]]
-    return Result.from_runs("fit", rates, {
-        "batch_size": config.batch_size, "images": num_images, "timed_epochs": len(rates),
-        "precision": config.mixed_precision, "cpus": cpus()})
+    return Result.from_runs(
+        "fit",
+        rates,
+        {
+            "batch_size": config.batch_size,
+            "images": num_images,
+            "timed_epochs": len(rates),
+            "precision": config.mixed_precision,
+            "cpus": cpus(),
+        },
+    )

@@ -16,8 +16,10 @@ import keras_seresnet as ks
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", help="CIFAR-10 as a JPEG tree or the python batches; "
-                                           "default: the keras.datasets download")
+    parser.add_argument(
+        "--data-dir",
+        help="CIFAR-10 as a JPEG tree or the python batches; default: the keras.datasets download",
+    )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--limit-train", type=int, help="use the first N training images")
     parser.add_argument("--limit-test", type=int, help="use the first N test images")
@@ -25,7 +27,8 @@ def main(argv=None):
 
     config = ks.TrainConfig.fast(epochs=args.epochs)
     (x_train, y_train), (x_test, y_test) = ks.load_cifar10(
-        args.data_dir, limit_train=args.limit_train, limit_test=args.limit_test)
+        args.data_dir, limit_train=args.limit_train, limit_test=args.limit_test
+    )
 
     model = ks.compile_model(ks.build_from_config(config), config)
     epoch = ks.make_epoch_variable()  # which epoch's batches the dataset makes
@@ -36,8 +39,10 @@ def main(argv=None):
         callbacks=ks.recipe_callbacks(config, epoch),  # sets the epoch, lr, alpha; EMA swap
         shuffle=False,  # the dataset shuffles, by (seed, epoch)
     )
-    print(f"test accuracy after {config.epochs} epochs: "
-          f"{100 * history.history['val_accuracy'][-1]:.2f}%")
+    print(
+        f"test accuracy after {config.epochs} epochs: "
+        f"{100 * history.history['val_accuracy'][-1]:.2f}%"
+    )
     return model
 
 

@@ -38,14 +38,49 @@ import warnings
 
 # The fields of `TrainConfig` in version 0.1.0 (its `config.json`:
 # tests/data/config-0.1.0.json). Frozen: a field added later is any other.
-CONFIG_FIELDS_OF_0_1_0 = frozenset((
-    "base_lr", "batch_size", "blocks", "bn_epsilon", "bn_momentum", "brightness", "color_jitter",
-    "contrast", "crop_padding", "cutout_size", "data_dir", "dropout", "epochs", "grayscale",
-    "grayscale_rate", "horizontal_flip", "hue", "jit", "label_smoothing", "limit_test",
-    "limit_train", "mean", "min_lr", "mixed_precision", "mixup_alpha", "mixup_alpha_min",
-    "mixup_cutout", "momentum", "num_classes", "saturation", "se_reduction", "se_stages", "seed",
-    "std", "strategy", "use_se", "warmup_epochs", "weight_decay", "widths",
-))
+CONFIG_FIELDS_OF_0_1_0 = frozenset(
+    (
+        "base_lr",
+        "batch_size",
+        "blocks",
+        "bn_epsilon",
+        "bn_momentum",
+        "brightness",
+        "color_jitter",
+        "contrast",
+        "crop_padding",
+        "cutout_size",
+        "data_dir",
+        "dropout",
+        "epochs",
+        "grayscale",
+        "grayscale_rate",
+        "horizontal_flip",
+        "hue",
+        "jit",
+        "label_smoothing",
+        "limit_test",
+        "limit_train",
+        "mean",
+        "min_lr",
+        "mixed_precision",
+        "mixup_alpha",
+        "mixup_alpha_min",
+        "mixup_cutout",
+        "momentum",
+        "num_classes",
+        "saturation",
+        "se_reduction",
+        "se_stages",
+        "seed",
+        "std",
+        "strategy",
+        "use_se",
+        "warmup_epochs",
+        "weight_decay",
+        "widths",
+    )
+)
 
 
 def config_dict_of_0_1_0(values, defaults):
@@ -67,8 +102,11 @@ def config_dict_of_0_1_0(values, defaults):
     >>> config_dict_of_0_1_0({"epochs": 3, "val_split": None}, {"epochs": 250, "val_split": None})
     {'epochs': 3}
     """
-    return {name: value for name, value in values.items()
-            if name in CONFIG_FIELDS_OF_0_1_0 or value != defaults[name]}
+    return {
+        name: value
+        for name, value in values.items()
+        if name in CONFIG_FIELDS_OF_0_1_0 or value != defaults[name]
+    }
 
 
 # --- history.csv and the history rows of state.json ---
@@ -146,8 +184,12 @@ def upgrade_state_dict(state, monitor):
     0.5
     """
     if "best_accuracy" not in state and "best_val_accuracy" in state:
-        state = dict(state, best_accuracy=state["best_val_accuracy"], previous=None,
-                     history=[rename_legacy_row(row) for row in state.get("history", [])])
+        state = dict(
+            state,
+            best_accuracy=state["best_val_accuracy"],
+            previous=None,
+            history=[rename_legacy_row(row) for row in state.get("history", [])],
+        )
         del state["best_val_accuracy"]
     return state if "monitor" in state else dict(state, monitor=monitor)
 
@@ -215,10 +257,23 @@ def load_keras_checkpoint(model, path):
 
 # --- import paths ---
 
-_SCHEDULES = ("UNITS", "check_alpha_decay", "check_warmup_cosine", "decayed_mixup_alpha",
-              "default_warmup_epochs", "learning_rate_at", "mixup_alpha_at", "warmup_cosine_lr")
-_HISTORY = ("HISTORY_COLUMNS", "VALIDATION_COLUMNS", "read_history_csv", "rows_to_history",
-            "write_history_csv")
+_SCHEDULES = (
+    "UNITS",
+    "check_alpha_decay",
+    "check_warmup_cosine",
+    "decayed_mixup_alpha",
+    "default_warmup_epochs",
+    "learning_rate_at",
+    "mixup_alpha_at",
+    "warmup_cosine_lr",
+)
+_HISTORY = (
+    "HISTORY_COLUMNS",
+    "VALIDATION_COLUMNS",
+    "read_history_csv",
+    "rows_to_history",
+    "write_history_csv",
+)
 _LEGACY = ("LEGACY_NAMES", "rename_legacy_row", "with_legacy_names")
 
 # Public names that moved, by the module users imported them from:

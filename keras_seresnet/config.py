@@ -61,10 +61,16 @@ ScheduleUnit = Literal["epoch", "step"]
 # name of Keras's mixed-precision policy, inference's (the `precision` of
 # `ProbabilityModel`, flag --precision) is the compute dtype. Each maps its
 # names to the Keras dtype policy a model runs under.
-PRECISION_POLICIES = {"off": "float32", "mixed_float16": "mixed_float16",
-                      "mixed_bfloat16": "mixed_bfloat16"}
-INFERENCE_PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16",
-                                "float16": "mixed_float16"}
+PRECISION_POLICIES = {
+    "off": "float32",
+    "mixed_float16": "mixed_float16",
+    "mixed_bfloat16": "mixed_bfloat16",
+}
+INFERENCE_PRECISION_POLICIES = {
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "float16": "mixed_float16",
+}
 
 # Fields that say how a run executes or what it records, not what it
 # computes: a run may be resumed with other values (on more devices, with
@@ -149,7 +155,9 @@ def schedule_problem(*, epochs, base_lr, min_lr, warmup_epochs):
         return "base_lr", "positive"
     if not _is_number(min_lr) or not 0 <= min_lr <= base_lr:
         return "min_lr", f"in [0, base_lr={base_lr}]"
-    if warmup_epochs is not None and not (is_integer(warmup_epochs) and 0 <= warmup_epochs < epochs):
+    if warmup_epochs is not None and not (
+        is_integer(warmup_epochs) and 0 <= warmup_epochs < epochs
+    ):
         return "warmup_epochs", f"an integer in [0, epochs={epochs}) or None"
     return None
 
@@ -254,10 +262,12 @@ def _check_types(config, part):
         if hint is float and not math.isfinite(value):
             _fail(config, field.name, "a finite number")
         if hint == tuple[int, ...] and not (
-                isinstance(value, tuple) and all(is_integer(v) for v in value)):
+            isinstance(value, tuple) and all(is_integer(v) for v in value)
+        ):
             _fail(config, field.name, "a tuple (or list) of integers")
         if hint == tuple[float, ...] and not (
-                isinstance(value, tuple) and all(_is_number(v) and math.isfinite(v) for v in value)):
+            isinstance(value, tuple) and all(_is_number(v) and math.isfinite(v) for v in value)
+        ):
             _fail(config, field.name, "a tuple (or list) of finite numbers")
         if hint == (str | None) and not (value is None or isinstance(value, str)):
             _fail(config, field.name, "a path (str or os.PathLike) or None")
@@ -290,8 +300,7 @@ class _Part:
     def to_dict(self) -> dict:
         """A JSON-ready dict of every field (tuples become lists)."""
         return {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(self).items()
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
 
     @classmethod
@@ -305,14 +314,14 @@ class _Part:
         if not isinstance(values, dict):
             raise ConfigError(
                 "Argument `values` must be a dict of config fields. "
-                f"Received: values of type {type(values).__name__}", ()
+                f"Received: values of type {type(values).__name__}",
+                (),
             )
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise ConfigError(
-                f"Unknown config field(s): {', '.join(unknown)}. "
-                f"Known fields: {', '.join(names)}",
+                f"Unknown config field(s): {', '.join(unknown)}. Known fields: {', '.join(names)}",
                 unknown,
             )
         return cls(**values).validate()
@@ -362,13 +371,17 @@ class DataConfig(_Part):
     """
 
     data_dir: str | None = _data(
-        None, "CIFAR-10 source: a JPEG tree train/<class>/*.jpg + test/<class>/*.jpg or the "
-              "python pickles cifar-10-batches-py; None: the keras.datasets download")
+        None,
+        "CIFAR-10 source: a JPEG tree train/<class>/*.jpg + test/<class>/*.jpg or the "
+        "python pickles cifar-10-batches-py; None: the keras.datasets download",
+    )
     limit_train: int | None = _data(None, "use only the first N training images; None: all")
     limit_test: int | None = _data(None, "use only the first N test images; None: all")
     val_split: int | None = _data(
-        None, "hold out N training images (stratified, from the seed) to validate on and choose "
-              "the best model; None: validate on the test set, as the reference notebook does")
+        None,
+        "hold out N training images (stratified, from the seed) to validate on and choose "
+        "the best model; None: validate on the test set, as the reference notebook does",
+    )
 
     def validate(self):
         """Checks the data fields; returns `self`. Raises `ConfigError`."""
@@ -377,10 +390,17 @@ class DataConfig(_Part):
             value = getattr(self, name)
             if value is not None and (not is_integer(value) or value < 1):
                 _fail(self, name, "a positive integer or None")
-        if self.val_split is not None and self.limit_train is not None \
-                and self.val_split >= self.limit_train:
-            _fail(self, "val_split", f"smaller than limit_train={self.limit_train} "
-                                     "(some images must remain for training)")
+        if (
+            self.val_split is not None
+            and self.limit_train is not None
+            and self.val_split >= self.limit_train
+        ):
+            _fail(
+                self,
+                "val_split",
+                f"smaller than limit_train={self.limit_train} "
+                "(some images must remain for training)",
+            )
         return self
 
 
@@ -400,21 +420,27 @@ class ModelConfig(_Part):
     num_classes: int = _model(10, "classes of the classifier head")
     widths: tuple[int, ...] = _model((32, 64, 128, 256), "channels per stage")
     blocks: tuple[int, ...] = _model((2, 2, 2, 2), "residual blocks per stage")
-    use_se: bool = _model(True, "squeeze-and-excitation in the stages --se-stages (off: the "
-                                "ablation's Model 5)")
+    use_se: bool = _model(
+        True, "squeeze-and-excitation in the stages --se-stages (off: the ablation's Model 5)"
+    )
     se_stages: tuple[int, ...] = _model((3, 4), "1-based stages whose blocks carry SE")
     se_reduction: int = _model(16, "SE bottleneck width = channels / se_reduction")
     dropout: float = _model(0.2, "dropout rate before the classifier, in [0, 1)")
-    bn_momentum: float = _model(0.9, "BatchNorm moving-average momentum, Keras convention "
-                                     "(PyTorch's momentum 0.1)")
+    bn_momentum: float = _model(
+        0.9, "BatchNorm moving-average momentum, Keras convention (PyTorch's momentum 0.1)"
+    )
     bn_epsilon: float = _model(1e-5, "BatchNorm epsilon (PyTorch's default)")
-    mean: tuple[float, ...] = _model((0.4914, 0.4822, 0.4465),
-                                     "per-channel input mean, pixels scaled to [0, 1]")
-    std: tuple[float, ...] = _model((0.35, 0.35, 0.35),
-                                    "per-channel input std, pixels scaled to [0, 1]")
+    mean: tuple[float, ...] = _model(
+        (0.4914, 0.4822, 0.4465), "per-channel input mean, pixels scaled to [0, 1]"
+    )
+    std: tuple[float, ...] = _model(
+        (0.35, 0.35, 0.35), "per-channel input std, pixels scaled to [0, 1]"
+    )
     max_params: int | None = _model(
-        PARAMETER_BUDGET, "refuse a model with more parameters than this, BatchNorm statistics "
-                          "counted (the paper's budget); None: no limit")
+        PARAMETER_BUDGET,
+        "refuse a model with more parameters than this, BatchNorm statistics "
+        "counted (the paper's budget); None: no limit",
+    )
 
     def validate(self):
         """Checks the model fields; returns `self`. Raises `ConfigError`."""
@@ -458,12 +484,16 @@ class AugmentConfig(_Part):
     0.1
     """
 
-    color_jitter: bool = _augment(True, "torchvision-style colour jitter (off: the ablation's Model 3)")
+    color_jitter: bool = _augment(
+        True, "torchvision-style colour jitter (off: the ablation's Model 3)"
+    )
     brightness: float = _augment(0.2, "brightness factor drawn from [1-b, 1+b]")
-    contrast: float = _augment(0.2, "contrast factor drawn from [1-c, 1+c], blending with the "
-                                    "mean grey")
-    saturation: float = _augment(0.2, "saturation factor drawn from [1-s, 1+s], blending with "
-                                      "the greyscale image")
+    contrast: float = _augment(
+        0.2, "contrast factor drawn from [1-c, 1+c], blending with the mean grey"
+    )
+    saturation: float = _augment(
+        0.2, "saturation factor drawn from [1-s, 1+s], blending with the greyscale image"
+    )
     hue: float = _augment(0.05, "hue shift drawn from [-h, h], in fractions of the hue circle")
     crop_padding: int = _augment(4, "zero padding before the random 32x32 crop (pixels per side)")
     horizontal_flip: bool = _augment(True, "random horizontal flip with probability 0.5")
@@ -477,8 +507,9 @@ class AugmentConfig(_Part):
     def validate(self):
         """Checks the augmentation fields; returns `self`. Raises `ConfigError`."""
         _check_types(self, AugmentConfig)
-        _check_fractions(self, "brightness", "contrast", "saturation", "grayscale_rate",
-                         closed=True)
+        _check_fractions(
+            self, "brightness", "contrast", "saturation", "grayscale_rate", closed=True
+        )
         if not 0.0 <= self.hue <= 0.5:
             _fail(self, "hue", "in [0, 0.5]")
         if not is_integer(self.crop_padding) or self.crop_padding < 0:
@@ -511,10 +542,13 @@ class OptimizerConfig(_Part):
     label_smoothing: float = _optimizer(0.08, "label smoothing of the (mixed) one-hot targets")
     nesterov: bool = _optimizer(False, "Nesterov momentum (PyTorch's SGD(nesterov=True))")
     use_ema: bool = _optimizer(
-        False, "keep an exponential moving average of the weights (Keras's optimizer "
-               "use_ema): each epoch's evaluation, best.keras and final.keras use it")
+        False,
+        "keep an exponential moving average of the weights (Keras's optimizer "
+        "use_ema): each epoch's evaluation, best.keras and final.keras use it",
+    )
     ema_momentum: float = _optimizer(
-        0.99, "per step, the average keeps this share of itself (use_ema only), in [0, 1)")
+        0.99, "per step, the average keeps this share of itself (use_ema only), in [0, 1)"
+    )
 
     def validate(self):
         """Checks the optimiser fields; returns `self`. Raises `ConfigError`."""
@@ -543,11 +577,14 @@ class ScheduleConfig(_Part):
     base_lr: float = _schedule(0.1, "peak learning rate, reached at the end of the warmup")
     min_lr: float = _schedule(0.001, "floor of the cosine decay of the learning rate")
     warmup_epochs: int | None = _schedule(
-        None, f"linear warmup length (epochs); None: {RECIPE_WARMUP_EPOCHS}/{RECIPE_EPOCHS} of "
-              "the run")
+        None,
+        f"linear warmup length (epochs); None: {RECIPE_WARMUP_EPOCHS}/{RECIPE_EPOCHS} of the run",
+    )
     schedule_unit: ScheduleUnit = _schedule(
-        "epoch", "epoch: the recipe, learning rate and mixup alpha set once per epoch; step: "
-                 "the same curves evaluated per step, ending at the floor")
+        "epoch",
+        "epoch: the recipe, learning rate and mixup alpha set once per epoch; step: "
+        "the same curves evaluated per step, ending at the floor",
+    )
 
     @property
     def resolved_warmup_epochs(self) -> int:
@@ -559,8 +596,12 @@ class ScheduleConfig(_Part):
     def validate(self):
         """Checks the schedule fields; returns `self`. Raises `ConfigError`."""
         _check_types(self, ScheduleConfig)
-        problem = schedule_problem(epochs=self.epochs, base_lr=self.base_lr, min_lr=self.min_lr,
-                                   warmup_epochs=self.warmup_epochs)
+        problem = schedule_problem(
+            epochs=self.epochs,
+            base_lr=self.base_lr,
+            min_lr=self.min_lr,
+            warmup_epochs=self.warmup_epochs,
+        )
         if problem:
             _fail(self, *problem)
         return self
@@ -580,8 +621,9 @@ class RunConfig(_Part):
     """
 
     seed: int = _run(0, "the one seed of the weights, the data order and the augmentation")
-    tensorboard: bool = _run(False, "write TensorBoard logs (per epoch) into the run folder's "
-                                    "tensorboard/")
+    tensorboard: bool = _run(
+        False, "write TensorBoard logs (per epoch) into the run folder's tensorboard/"
+    )
 
     def validate(self):
         """Checks the seed (an integer in [0, `MAX_SEED`]); returns `self`. Raises `ConfigError`."""
@@ -607,16 +649,20 @@ class ScaleConfig(_Part):
     """
 
     strategy: Strategy = _scale(
-        "default", "default: one device; mirrored: all local GPUs; multiworker: the cluster "
-                   "in TF_CONFIG")
+        "default",
+        "default: one device; mirrored: all local GPUs; multiworker: the cluster in TF_CONFIG",
+    )
     mixed_precision: Precision = _scale(
-        "off", "Keras dtype policy of the layers; weights, logits and loss stay float32")
+        "off", "Keras dtype policy of the layers; weights, logits and loss stay float32"
+    )
     steps_per_execution: int = _scale(
-        1, "training steps per call of the compiled step (less host overhead, coarser "
-           "callbacks)")
+        1, "training steps per call of the compiled step (less host overhead, coarser callbacks)"
+    )
     jit: bool | None = _scale(
-        None, "XLA compilation of the training step; None: Keras's choice (on with a GPU and "
-              "no strategy)")
+        None,
+        "XLA compilation of the training step; None: Keras's choice (on with a GPU and "
+        "no strategy)",
+    )
 
     def validate(self):
         """Checks the scale fields; returns `self`. Raises `ConfigError`."""
@@ -628,8 +674,15 @@ class ScaleConfig(_Part):
 
 
 # The parts in the order of `TrainConfig`'s fields and of the command-line groups.
-PARTS = (DataConfig, ModelConfig, OptimizerConfig, ScheduleConfig, AugmentConfig, RunConfig,
-         ScaleConfig)
+PARTS = (
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    ScheduleConfig,
+    AugmentConfig,
+    RunConfig,
+    ScaleConfig,
+)
 
 
 # Named departures from the recipe, as field values (`TrainConfig.preset`,
@@ -652,8 +705,9 @@ PRESETS = {
 # A dataclass collects the fields of its last base first: the bases are
 # `PARTS` reversed, so the fields come in `PARTS` order.
 @dataclasses.dataclass(kw_only=True)
-class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, OptimizerConfig,
-                  ModelConfig, DataConfig):
+class TrainConfig(
+    ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, OptimizerConfig, ModelConfig, DataConfig
+):
     """Every hyperparameter of a training run; defaults are the recipe (`docs/recipe.md`).
 
     The fields are those of the parts (`PARTS`), flat. Tuples stay tuples
@@ -687,7 +741,8 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
         if name not in PRESETS:
             raise ConfigError(
                 f"Argument `name` must be one of {', '.join(map(repr, PRESETS))}. "
-                f"Received: name={name!r}", ()
+                f"Received: name={name!r}",
+                (),
             )
         return cls.from_dict({**PRESETS[name], **fields})
 
@@ -712,12 +767,12 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
             if not isinstance(part, PARTS):
                 raise ConfigError(
                     "Arguments of `from_parts` must be configuration parts "
-                    f"({', '.join(p.__name__ for p in PARTS)}). Received: {part!r}", ()
+                    f"({', '.join(p.__name__ for p in PARTS)}). Received: {part!r}",
+                    (),
                 )
             values.update(part.to_dict())
         values.update(fields)
         return cls.from_dict(values)
-
 
     @property
     def data_config(self) -> DataConfig:
@@ -790,8 +845,11 @@ class TrainConfig(ScaleConfig, RunConfig, AugmentConfig, ScheduleConfig, Optimiz
 
 # The fields version 0.1.0 did not have (`compat.CONFIG_FIELDS_OF_0_1_0`):
 # `compatible_dict()` leaves each out while it holds its default.
-FIELDS_ADDED_AFTER_0_1_0 = tuple(field.name for field in dataclasses.fields(TrainConfig)
-                                 if field.name not in compat.CONFIG_FIELDS_OF_0_1_0)
+FIELDS_ADDED_AFTER_0_1_0 = tuple(
+    field.name
+    for field in dataclasses.fields(TrainConfig)
+    if field.name not in compat.CONFIG_FIELDS_OF_0_1_0
+)
 
 
 def check_config_type(config, config_class=None):

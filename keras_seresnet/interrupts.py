@@ -103,12 +103,15 @@ class _Interrupts:
         self.received = signal.SIGINT  # the last signal handled
         self.raised = None  # weak reference to the error raised and not known to be dropped
         self.owed = None  # a signal whose error was dropped, to be sent again
-        self.reporting = 0  # > 0 while the main thread runs the hook or the weak reference's callback
+        self.reporting = (
+            0  # > 0 while the main thread runs the hook or the weak reference's callback
+        )
         self.closed = False
         self.main = threading.main_thread().ident
         self.wanted = threading.Event()
-        self.helper = threading.Thread(target=self._send_again, name="keras-seresnet-interrupts",
-                                       daemon=True)
+        self.helper = threading.Thread(
+            target=self._send_again, name="keras-seresnet-interrupts", daemon=True
+        )
         self.helper.start()
 
     def handle(self, signum, frame):

@@ -165,7 +165,13 @@ def accuracy_figure(history):
     if finite:
         best, best_epoch = max(finite)  # the first epoch of the best accuracy
         best_epoch = -best_epoch
-        ax.plot([best_epoch], [best], "o", color="tab:red", label=f"best {best:.2f}% (epoch {best_epoch})")
+        ax.plot(
+            [best_epoch],
+            [best],
+            "o",
+            color="tab:red",
+            label=f"best {best:.2f}% (epoch {best_epoch})",
+        )
         ax.annotate(
             f"final {accuracy[-1]:.2f}%",
             (epochs[-1], accuracy[-1]),
@@ -187,18 +193,32 @@ def _schedule_curves(config, steps_per_epoch):
     total = config.epochs * per_epoch
     # At most about _CURVE_POINTS points per curve, the last step included.
     stride = -(-total // _CURVE_POINTS)
-    lr_args = dict(epochs=config.epochs, base_lr=config.base_lr, min_lr=config.min_lr,
-                   warmup_epochs=config.warmup_epochs)
-    alpha_args = dict(epochs=config.epochs, alpha=config.mixup_alpha, alpha_min=config.mixup_alpha_min)
+    lr_args = dict(
+        epochs=config.epochs,
+        base_lr=config.base_lr,
+        min_lr=config.min_lr,
+        warmup_epochs=config.warmup_epochs,
+    )
+    alpha_args = dict(
+        epochs=config.epochs, alpha=config.mixup_alpha, alpha_min=config.mixup_alpha_min
+    )
     curves = {}
     for unit, steps in (("epoch", 1), ("step", per_epoch)):
-        points = range(config.epochs) if unit == "epoch" else sorted({*range(0, total, stride), total - 1})
+        points = (
+            range(config.epochs)
+            if unit == "epoch"
+            else sorted({*range(0, total, stride), total - 1})
+        )
         located = [divmod(s, steps) for s in points]
         x = [1 + s / steps for s in points]
-        lr = [schedules.warmup_cosine_lr(e, b, steps_per_epoch=steps, unit=unit, **lr_args)
-              for e, b in located]
-        alpha = [schedules.decayed_mixup_alpha(e, b, steps_per_epoch=steps, unit=unit, **alpha_args)
-                 for e, b in located]
+        lr = [
+            schedules.warmup_cosine_lr(e, b, steps_per_epoch=steps, unit=unit, **lr_args)
+            for e, b in located
+        ]
+        alpha = [
+            schedules.decayed_mixup_alpha(e, b, steps_per_epoch=steps, unit=unit, **alpha_args)
+            for e, b in located
+        ]
         # Each value holds until the next point; the last one until the run's end.
         curves[unit] = (x + [1 + config.epochs], lr + lr[-1:], alpha + alpha[-1:])
     return curves
@@ -240,14 +260,24 @@ def schedules_figure(history, *, config=None, steps_per_epoch=None):
     if config is not None:
         own = config.schedule_unit
         for unit, (x, lr, alpha_curve) in _schedule_curves(config, steps_per_epoch).items():
-            style = dict(linewidth=1.8 if unit == own else 1.0, linestyle="-" if unit == own else "--",
-                         drawstyle="steps-post", label=f"{unit} unit" + (" (this run)" if unit == own else ""))
+            style = dict(
+                linewidth=1.8 if unit == own else 1.0,
+                linestyle="-" if unit == own else "--",
+                drawstyle="steps-post",
+                label=f"{unit} unit" + (" (this run)" if unit == own else ""),
+            )
             lr_ax.plot(x, lr, color="tab:blue" if unit == own else "tab:gray", **style)
             if mixup:
-                alpha_ax.plot(x, alpha_curve, color="tab:orange" if unit == own else "tab:gray", **style)
+                alpha_ax.plot(
+                    x, alpha_curve, color="tab:orange" if unit == own else "tab:gray", **style
+                )
     # With the curves drawn, the logged values are points on them.
-    logged = dict(linestyle="-" if config is None else "none", marker="o", markersize=4,
-                  label="logged (first step of each epoch)")
+    logged = dict(
+        linestyle="-" if config is None else "none",
+        marker="o",
+        markersize=4,
+        label="logged (first step of each epoch)",
+    )
     lr_ax.plot(epochs, _column(history, "learning_rate"), color="tab:blue", **logged)
     lr_ax.set_title("Learning rate (warmup + cosine)")
     lr_ax.set_ylabel("learning rate")
@@ -283,7 +313,10 @@ def plot_history(history, folder, *, config=None, steps_per_epoch=None):
         `{name: path}` of the files written.
     """
     figures = history_figures(history, config=config, steps_per_epoch=steps_per_epoch)
-    return {name: _save(figure, os.path.join(folder, PLOT_FILES[name])) for name, figure in figures.items()}
+    return {
+        name: _save(figure, os.path.join(folder, PLOT_FILES[name]))
+        for name, figure in figures.items()
+    }
 
 
 def plot_run(history, folder, *, config_file, train_images=None):
@@ -406,7 +439,12 @@ def plot_confusion_matrix(matrix, class_names=CIFAR10_CLASSES, path=None, *, tit
         axes.set_yticks(ticks, names)
         for i, j in np.ndindex(matrix.shape):
             axes.text(
-                j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
+                j,
+                i,
+                f"{int(matrix[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=7,
                 color="white" if share[i, j] > 0.5 else "black",
             )
     else:

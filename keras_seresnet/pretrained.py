@@ -80,7 +80,7 @@ PRETRAINED = {
         filename="cifar10.weights.h5",
         sha256="a76f5f12e23a9e5f1930d6e63a1910ecdf0b07094bf60bf954fe1dc304104332",
         description="the recipe's SE-ResNet after `keras-seresnet-train --preset fast` "
-                    "(30 epochs on CIFAR-10's 50,000 training images); docs/weights.md",
+        "(30 epochs on CIFAR-10's 50,000 training images); docs/weights.md",
         test_accuracy=0.0,
         test_accuracy_tta=0.0,
     ),
@@ -134,7 +134,8 @@ def check_weights(weights, spec):
                 )
         return
     if not isinstance(weights, (str, os.PathLike)) or not os.fspath(weights).endswith(
-            WEIGHTS_SUFFIX):
+        WEIGHTS_SUFFIX
+    ):
         names = ", ".join(repr(name) for name in PRETRAINED)
         raise ValueError(
             f"Argument `weights` must be None, a pretrained name ({names or 'none shipped'}) "
@@ -177,4 +178,6 @@ def load_weights(model, weights):
         except ValueError as e:
             # Keras's message goes on to print the variable's values: keep its first sentences.
             reason = " ".join(str(e).split()).split(" Target variable:")[0]
-            raise InvalidValueError(f"The weights file {path} does not fit this model: {reason}") from None
+            raise InvalidValueError(
+                f"The weights file {path} does not fit this model: {reason}"
+            ) from None

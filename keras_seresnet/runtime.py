@@ -51,8 +51,10 @@ def speedups_enabled():
 
 def has_nvidia_driver():
     """True when the machine shows any sign of an NVIDIA driver (device files or libcuda)."""
-    return (any(os.path.exists(path) for path in _NVIDIA_DRIVER_PATHS)
-            or ctypes.util.find_library("cuda") is not None)
+    return (
+        any(os.path.exists(path) for path in _NVIDIA_DRIVER_PATHS)
+        or ctypes.util.find_library("cuda") is not None
+    )
 
 
 def configure_process():
@@ -156,4 +158,3 @@ def import_tensorflow():
         with native_log_level():
             import tensorflow  # noqa: F401
     return sys.modules["tensorflow"]
-

@@ -55,8 +55,9 @@ def _check(problem, values):
 
 def _check_unit(unit):
     if unit not in UNITS:
-        raise ValueError(f"Argument `unit` must be one of {', '.join(map(repr, UNITS))}. "
-                         f"Received: unit={unit!r}")
+        raise ValueError(
+            f"Argument `unit` must be one of {', '.join(map(repr, UNITS))}. Received: unit={unit!r}"
+        )
 
 
 def check_warmup_cosine(*, epochs, base_lr, min_lr, warmup_epochs, unit):
@@ -82,8 +83,9 @@ def _position(epoch, step, steps_per_epoch, epochs, unit):
     return epoch * steps_per_epoch + step, epochs * steps_per_epoch
 
 
-def warmup_cosine_lr(epoch, step=0, *, steps_per_epoch=1, epochs, base_lr, min_lr,
-                     warmup_epochs=None, unit="epoch"):
+def warmup_cosine_lr(
+    epoch, step=0, *, steps_per_epoch=1, epochs, base_lr, min_lr, warmup_epochs=None, unit="epoch"
+):
     """The learning rate at zero-based `epoch` (and `step` within it, in step units).
 
     Args:
@@ -114,8 +116,9 @@ def warmup_cosine_lr(epoch, step=0, *, steps_per_epoch=1, epochs, base_lr, min_l
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def decayed_mixup_alpha(epoch, step=0, *, steps_per_epoch=1, epochs, alpha, alpha_min,
-                        unit="epoch"):
+def decayed_mixup_alpha(
+    epoch, step=0, *, steps_per_epoch=1, epochs, alpha, alpha_min, unit="epoch"
+):
     """The mixup alpha at zero-based `epoch` (and `step` within it, in step units).
 
     `max(alpha_min, alpha * (1 - f))` with `f` the fraction of training done
@@ -142,16 +145,28 @@ def decayed_mixup_alpha(epoch, step=0, *, steps_per_epoch=1, epochs, alpha, alph
 def learning_rate_at(epoch, config, step=0, steps_per_epoch=1):
     """`warmup_cosine_lr` with a `TrainConfig`'s schedule fields (its `schedule_unit`)."""
     return warmup_cosine_lr(
-        epoch, step, steps_per_epoch=steps_per_epoch, epochs=config.epochs,
-        base_lr=config.base_lr, min_lr=config.min_lr, warmup_epochs=config.warmup_epochs,
-        unit=config.schedule_unit)
+        epoch,
+        step,
+        steps_per_epoch=steps_per_epoch,
+        epochs=config.epochs,
+        base_lr=config.base_lr,
+        min_lr=config.min_lr,
+        warmup_epochs=config.warmup_epochs,
+        unit=config.schedule_unit,
+    )
 
 
 def mixup_alpha_at(epoch, config, step=0, steps_per_epoch=1):
     """`decayed_mixup_alpha` with a `TrainConfig`'s alpha fields (its `schedule_unit`)."""
     return decayed_mixup_alpha(
-        epoch, step, steps_per_epoch=steps_per_epoch, epochs=config.epochs,
-        alpha=config.mixup_alpha, alpha_min=config.mixup_alpha_min, unit=config.schedule_unit)
+        epoch,
+        step,
+        steps_per_epoch=steps_per_epoch,
+        epochs=config.epochs,
+        alpha=config.mixup_alpha,
+        alpha_min=config.mixup_alpha_min,
+        unit=config.schedule_unit,
+    )
 
 
 def hardly_decays(config):
@@ -184,4 +199,6 @@ def warn_if_hardly_decays(config, stacklevel=1):
             f'schedule_unit="epoch" (the recipe\'s) each epoch trains at one value, the last '
             f"at {last:.4g} (peak {config.base_lr:g}). Pass --schedule-unit step "
             f'(schedule_unit="step") to decay it at every step, down to min_lr at the last one.',
-            UserWarning, stacklevel=stacklevel + 1)
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )

@@ -26,7 +26,8 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "reference.torch_seresnet needs PyTorch: pip install 'keras-seresnet[torch]' "
-        "(or pip install torch)") from error
+        "(or pip install torch)"
+    ) from error
 
 # The reference normalises outside its model, with the recipe's numbers.
 MEAN = np.array(TrainConfig.mean)
@@ -127,8 +128,9 @@ def make_training_step(model, *, lr=0.1, momentum=0.9, weight_decay=5e-4, label_
     mixed one-hot labels [N, 10] (CE on them equals the notebook's
     lambda * CE(y_a) + (1 - lambda) * CE(y_b)).
     """
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                                weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
     def step(images, targets):
@@ -142,8 +144,9 @@ def make_training_step(model, *, lr=0.1, momentum=0.9, weight_decay=5e-4, label_
     return step
 
 
-def train_reference(model, epochs, *, momentum=0.9, weight_decay=5e-4, label_smoothing=0.08,
-                    optimizer=None):
+def train_reference(
+    model, epochs, *, momentum=0.9, weight_decay=5e-4, label_smoothing=0.08, optimizer=None
+):
     """The notebook's training loop, written from the recipe: returns the loss of every step.
 
     For each epoch, in order: every parameter group's learning rate is set to
@@ -172,8 +175,9 @@ def train_reference(model, epochs, *, momentum=0.9, weight_decay=5e-4, label_smo
         of epoch e, computed before that step's update.
     """
     if optimizer is None:
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=momentum,
-                                    weight_decay=weight_decay)
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=0.0, momentum=momentum, weight_decay=weight_decay
+        )
     model.train()
     losses = []
     for learning_rate, batches in epochs:

@@ -1,4 +1,5 @@
 """The `keras-seresnet-export` command without installing the package (keras_seresnet/cli/export.py)."""
+
 import sys
 
 from keras_seresnet.cli.export import main

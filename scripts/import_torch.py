@@ -1,4 +1,5 @@
 """The `keras-seresnet-import-torch` command without installing the package (keras_seresnet/cli/import_torch.py)."""
+
 import sys
 
 from keras_seresnet.cli.import_torch import main

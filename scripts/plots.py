@@ -1,4 +1,5 @@
 """The `keras-seresnet-plots` command without installing the package (keras_seresnet/cli/plots.py)."""
+
 import sys
 
 from keras_seresnet.cli.plots import main

@@ -1,4 +1,5 @@
 """The `keras-seresnet-predict` command without installing the package (keras_seresnet/cli/predict.py)."""
+
 import sys
 
 from keras_seresnet.cli.predict import main

@@ -1,4 +1,5 @@
 """The `keras-seresnet-train` command without installing the package (keras_seresnet/cli/train.py)."""
+
 import sys
 
 from keras_seresnet.cli.train import main

@@ -54,8 +54,10 @@ def tiny_image_tree(tmp_path_factory):
 def real_cifar10():
     """The real CIFAR-10 JPEG tree (`KERAS_SERESNET_CIFAR10`, or `../cifar10` beside the
     repository); the test skips when it is absent."""
-    candidates = [os.environ.get("KERAS_SERESNET_CIFAR10"),
-                  Path(__file__).resolve().parents[1].parent / "cifar10"]
+    candidates = [
+        os.environ.get("KERAS_SERESNET_CIFAR10"),
+        Path(__file__).resolve().parents[1].parent / "cifar10",
+    ]
     folder = next((Path(c) for c in candidates if c and (Path(c) / "train").is_dir()), None)
     if folder is None:
         pytest.skip("CIFAR-10 JPEG tree not found (set KERAS_SERESNET_CIFAR10)")

@@ -30,7 +30,8 @@ runtime.configure_process()  # as the scripts do, before TensorFlow starts
 import tensorflow as tf  # noqa: E402
 
 tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -63,19 +64,36 @@ def pipeline_checks(strategy):
 
     def distributed_batches(alpha):
         # A constant alpha schedule (start = floor), so the pipeline's alpha is known.
-        config = TrainConfig(batch_size=8, num_classes=400, color_jitter=False, crop_padding=0,
-                             horizontal_flip=False, cutout_size=0, mixup_alpha=alpha,
-                             mixup_alpha_min=alpha)
-        dataset = pipeline.make_train_dataset(images, labels, config, epoch=epoch, jit_compile=False)
+        config = TrainConfig(
+            batch_size=8,
+            num_classes=400,
+            color_jitter=False,
+            crop_padding=0,
+            horizontal_flip=False,
+            cutout_size=0,
+            mixup_alpha=alpha,
+            mixup_alpha_min=alpha,
+        )
+        dataset = pipeline.make_train_dataset(
+            images, labels, config, epoch=epoch, jit_compile=False
+        )
         # What Keras's fit does with a tf.data dataset under a strategy.
         distributed = strategy.experimental_distribute_dataset(scale.data_sharded(dataset))
-        return dataset, [[np.concatenate([t.numpy() for t in strategy.experimental_local_results(part)])
-                          for part in batch] for batch in distributed]
+        return dataset, [
+            [
+                np.concatenate([t.numpy() for t in strategy.experimental_local_results(part)])
+                for part in batch
+            ]
+            for batch in distributed
+        ]
 
     epoch.assign(1)
     dataset, batches = distributed_batches(0.4)
-    same = all(np.array_equal(a, b.numpy()) for batch, one in zip(batches, dataset)
-               for a, b in zip(batch, one))
+    same = all(
+        np.array_equal(a, b.numpy())
+        for batch, one in zip(batches, dataset)
+        for a, b in zip(batch, one)
+    )
     spreads = []
     for value in (20.0, 0.02):
         second = [np.sort(t, axis=1)[:, -2].max() for _, t in distributed_batches(value)[1]]
@@ -90,8 +108,15 @@ def main():
     # masks differ from one device's (see keras_seresnet/scale.py). Colour
     # jitter and crop off: the host makes the same batches either way (checked
     # above), and their XLA compilation would double the time.
-    config = TrainConfig(**TINY_MODEL, batch_size=N, dropout=0.0,
-                         epochs=2, warmup_epochs=0, color_jitter=False, crop_padding=0)
+    config = TrainConfig(
+        **TINY_MODEL,
+        batch_size=N,
+        dropout=0.0,
+        epochs=2,
+        warmup_epochs=0,
+        color_jitter=False,
+        crop_padding=0,
+    )
     data = ((IMAGES, LABELS), (IMAGES[:8], LABELS[:8]))
     keras.utils.set_random_seed(1)
     with tempfile.TemporaryDirectory() as folder:
@@ -100,22 +125,45 @@ def main():
         runs = {}
         for name in ("default", "mirrored"):
             probe = WeightsPerEpoch()
-            result = train(dataclasses.replace(config, strategy=name), os.path.join(folder, name),
-                           data=data, initial_weights=initial, callbacks=[probe], verbose=0)
+            result = train(
+                dataclasses.replace(config, strategy=name),
+                os.path.join(folder, name),
+                data=data,
+                initial_weights=initial,
+                callbacks=[probe],
+                verbose=0,
+            )
             runs[name] = (probe.weights, result.history["loss"])
         try:
-            train(dataclasses.replace(config, strategy="mirrored", jit=True), os.path.join(folder, "jit"),
-                  data=data, verbose=0)
+            train(
+                dataclasses.replace(config, strategy="mirrored", jit=True),
+                os.path.join(folder, "jit"),
+                data=data,
+                verbose=0,
+            )
             jit_error = None
         except ValueError as e:
             jit_error = str(e)
     steps = []
     for one, two in zip(runs["default"][0], runs["mirrored"][0]):
-        steps.append({"max_abs": max(float(np.abs(a - b).max()) for a, b in zip(one, two)),
-                      "largest_weight": max(float(np.abs(a).max()) for a in one)})
-    json.dump({"replicas": strategy.num_replicas_in_sync, "jit_error": jit_error, "same_batches": bool(same),
-               "spread_wide": wide, "spread_narrow": narrow, "steps": steps,
-               "losses": {name: run[1] for name, run in runs.items()}}, sys.stdout)
+        steps.append(
+            {
+                "max_abs": max(float(np.abs(a - b).max()) for a, b in zip(one, two)),
+                "largest_weight": max(float(np.abs(a).max()) for a in one),
+            }
+        )
+    json.dump(
+        {
+            "replicas": strategy.num_replicas_in_sync,
+            "jit_error": jit_error,
+            "same_batches": bool(same),
+            "spread_wide": wide,
+            "spread_narrow": narrow,
+            "steps": steps,
+            "losses": {name: run[1] for name, run in runs.items()},
+        },
+        sys.stdout,
+    )
 
 
 if __name__ == "__main__":

@@ -113,8 +113,9 @@ def test_jitter_matches_torchvision_for_hand_set_factors_in_every_order():
         "order": tf.constant(orders, tf.int32),
     }
     out = TorchColorJitter().augment_images(tf.constant(255 * images, tf.float32), transformations)
-    expected = np.stack([torchvision_jitter(images[i], *factors[:, i], hue[i], orders[i])
-                         for i in range(n)])
+    expected = np.stack(
+        [torchvision_jitter(images[i], *factors[:, i], hue[i], orders[i]) for i in range(n)]
+    )
     np.testing.assert_allclose(out.numpy() / 255.0, expected, atol=2e-5)
 
 
@@ -152,7 +153,7 @@ def test_crop_is_an_integer_shift_within_4_pixels_with_zero_fill():
     padded = np.pad(source, [(4, 4), (4, 4), (0, 0)])
     for i in range(0, 600, 37):
         dy, dx = offsets.numpy()[i]
-        np.testing.assert_array_equal(out[i], padded[dy:dy + 32, dx:dx + 32])
+        np.testing.assert_array_equal(out[i], padded[dy : dy + 32, dx : dx + 32])
     # The centre pixel always comes from inside the image: its shift is read off it.
     np.testing.assert_array_equal(out[:, 16, 16, :2] / 8 - 16, shifts)
 
@@ -207,14 +208,21 @@ def test_mixup_one_lambda_per_batch_rows_sum_to_one():
     np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-6)
     expected = weight * np.arange(8) + (1 - weight) * permutation
     np.testing.assert_allclose(mixed[:, 0, 0, 0], expected, rtol=1e-5)
-    np.testing.assert_allclose(targets[np.arange(8), np.arange(8)],
-                               np.where(permutation == np.arange(8), 1.0, weight), rtol=1e-5)
+    np.testing.assert_allclose(
+        targets[np.arange(8), np.arange(8)],
+        np.where(permutation == np.arange(8), 1.0, weight),
+        rtol=1e-5,
+    )
 
 
 def mean_lambda_spread(layer, draws=2000):
-    draw = tf.function(lambda seeds: tf.map_fn(
-        lambda seed: layer.sample_transformations(4, seed)["lambda"], seeds,
-        fn_output_signature=tf.float32))
+    draw = tf.function(
+        lambda seeds: tf.map_fn(
+            lambda seed: layer.sample_transformations(4, seed)["lambda"],
+            seeds,
+            fn_output_signature=tf.float32,
+        )
+    )
     lambdas = draw(tf.random.experimental.stateless_split(SEED, draws)).numpy()
     assert ((lambdas >= 0) & (lambdas <= 1)).all()
     return (lambdas * (1 - lambdas)).mean()
@@ -230,10 +238,18 @@ def test_mixup_lambda_follows_beta_alpha(alpha):
 # --- keras-cv layer protocol ---------------------------------------------------
 
 
-@pytest.mark.parametrize("layer", [
-    TorchColorJitter(0.1, 0.2, 0.3, 0.04, seed=3), RandomGrayscale(0.2, seed=1),
-    PaddedRandomCrop(2, seed=4), RandomHorizontalFlip(0.25), Cutout(8, (1.0, 2.0, 3.0)),
-    MixUp(0.3, seed=5)], ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [
+        TorchColorJitter(0.1, 0.2, 0.3, 0.04, seed=3),
+        RandomGrayscale(0.2, seed=1),
+        PaddedRandomCrop(2, seed=4),
+        RandomHorizontalFlip(0.25),
+        Cutout(8, (1.0, 2.0, 3.0)),
+        MixUp(0.3, seed=5),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
 def test_layers_are_registered_serialisable_and_callable(layer):
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
@@ -266,8 +282,15 @@ def test_layers_use_only_keras_cv_public_hooks():
         assert private not in source
 
 
-@pytest.mark.parametrize("make", [lambda: TorchColorJitter(seed=5), lambda: PaddedRandomCrop(4, seed=5),
-                                  lambda: Cutout(8, seed=5)], ids=["jitter", "crop", "cutout"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TorchColorJitter(seed=5),
+        lambda: PaddedRandomCrop(4, seed=5),
+        lambda: Cutout(8, seed=5),
+    ],
+    ids=["jitter", "crop", "cutout"],
+)
 def test_a_seeded_layer_called_directly_is_reproducible_and_draws_anew_each_call(make):
     images = tf.constant(np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)), tf.float32)
     first, second = make(), make()
@@ -284,6 +307,10 @@ def test_mixup_needs_labels_and_mixes_with_a_given_alpha():
     with pytest.raises(ValueError, match="Argument `alpha` must be > 0"):
         MixUp(0.0)
     # A per-batch alpha overrides the layer's: a huge alpha gives lambda near 0.5.
-    lambdas = [float(layer.sample_transformations(4, tf.constant([i, 2], tf.int64), alpha=1000.0)["lambda"])
-               for i in range(20)]
+    lambdas = [
+        float(
+            layer.sample_transformations(4, tf.constant([i, 2], tf.int64), alpha=1000.0)["lambda"]
+        )
+        for i in range(20)
+    ]
     assert max(abs(lam - 0.5) for lam in lambdas) < 0.05

@@ -69,8 +69,13 @@ _TRAIN_RUN = textwrap.dedent("""
 
 
 def _run(code, *args, backend, fault=None):
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
-               TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=backend,
+        PYTHONPATH=ROOT,
+        JAX_PLATFORMS="cpu",
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
     env.pop(FAULT_ENV, None)
     if fault is not None:
         env[FAULT_ENV] = fault
@@ -79,9 +84,17 @@ def _run(code, *args, backend, fault=None):
         # compiled in a fraction of the time (measured on a 2-core AVX2 EPYC:
         # building this model, one compiled initializer per weight shape, 20 s
         # by default against 2.6 s).
-        env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+        env["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+        ).strip()
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if fault is not None:  # the fault point kills the process
         assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
         return None
@@ -94,8 +107,11 @@ def test_two_training_steps_under_jax_equal_tensorflow(tmp_path):
     keras.utils.set_random_seed(0)
     build_from_config(CONFIG).save_weights(tmp_path / "initial.weights.h5")
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "batch.npz", x=rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32"),
-             y=np.eye(10, dtype="float32")[rng.integers(0, 10, 16)])
+    np.savez(
+        tmp_path / "batch.npz",
+        x=rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32"),
+        y=np.eye(10, dtype="float32")[rng.integers(0, 10, 16)],
+    )
     reports, weights = {}, {}
     for backend in ("tensorflow", "jax"):
         reports[backend] = _run(_TRAIN, tmp_path, backend=backend)
@@ -108,29 +124,45 @@ def test_two_training_steps_under_jax_equal_tensorflow(tmp_path):
     # TensorFlow's fused BatchNorm and JAX's reductions sum the gradients of
     # 16 x 32 x 32 terms in other orders.
     np.testing.assert_allclose(reports["jax"]["losses"], reports["tensorflow"]["losses"], rtol=1e-5)
-    assert reports["jax"]["losses"][1] != reports["jax"]["losses"][0]  # the first step changed the weights
+    assert (
+        reports["jax"]["losses"][1] != reports["jax"]["losses"][0]
+    )  # the first step changed the weights
     for a, b in zip(weights["jax"], weights["tensorflow"]):
         np.testing.assert_allclose(a, b, rtol=0, atol=5e-4)
 
 
 def test_a_tf_distribute_strategy_is_refused_under_jax_in_one_line():
     message = _run(_REFUSAL, backend="jax")
-    assert message == ("Config field `strategy` must be 'default' under Keras's jax backend: "
-                       "'mirrored' is a tf.distribute strategy, which needs "
-                       "KERAS_BACKEND=tensorflow. Received: strategy='mirrored'")
+    assert message == (
+        "Config field `strategy` must be 'default' under Keras's jax backend: "
+        "'mirrored' is a tf.distribute strategy, which needs "
+        "KERAS_BACKEND=tensorflow. Received: strategy='mirrored'"
+    )
 
 
 def test_train_under_jax_resumes_a_killed_run_to_the_uninterrupted_result(tmp_path):
     config = TrainConfig(**TINY_MODEL, batch_size=8, epochs=2, warmup_epochs=0).to_json()
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "data.npz", x=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
-             y=np.arange(16) % 10)
-    reference = _run(_TRAIN_RUN, tmp_path / "reference", config, tmp_path / "data.npz", backend="jax")
+    np.savez(
+        tmp_path / "data.npz",
+        x=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
+        y=np.arange(16) % 10,
+    )
+    reference = _run(
+        _TRAIN_RUN, tmp_path / "reference", config, tmp_path / "data.npz", backend="jax"
+    )
     assert reference["backend"] == "jax" and len(reference["history"]["loss"]) == 2
-    _run(_TRAIN_RUN, tmp_path / "run", config, tmp_path / "data.npz", backend="jax",
-         fault="after-step:1:1")  # killed in the second epoch
+    _run(
+        _TRAIN_RUN,
+        tmp_path / "run",
+        config,
+        tmp_path / "data.npz",
+        backend="jax",
+        fault="after-step:1:1",
+    )  # killed in the second epoch
     assert len(read_history_csv(tmp_path / "run" / "history.csv")["epoch"]) == 1
     resumed = _run(_TRAIN_RUN, tmp_path / "run", config, tmp_path / "data.npz", backend="jax")
     for column in ("loss", "accuracy", "test_loss", "test_accuracy"):
-        np.testing.assert_allclose(resumed["history"][column], reference["history"][column],
-                                   rtol=1e-5, err_msg=column)
+        np.testing.assert_allclose(
+            resumed["history"][column], reference["history"][column], rtol=1e-5, err_msg=column
+        )

@@ -24,7 +24,8 @@ def test_inference_measurements_count_every_image(tmp_path):
     model = build_seresnet(**TINY_MODEL)
     lines = []
     decode, end_to_end = predict_dir_throughput(
-        model, num_images=9, batch_size=4, workers=2, repeats=1, progress=lines.append)
+        model, num_images=9, batch_size=4, workers=2, repeats=1, progress=lines.append
+    )
     bare = inference_throughput(model, batch_size=4, steps=2, repeats=2)
     assert (decode.name, end_to_end.name, bare.name) == ("decode", "predict-dir", "inference")
     assert "9 images" in lines[0] and "9 images" in lines[1]
@@ -55,11 +56,41 @@ def test_benchmark_script_inference_subcommands(tmp_path, capsys):
     build_seresnet(**TINY_MODEL).save(path)
     out = tmp_path / "results.json"
     script = load_script()
-    assert script.main(["--repeats", "1", "--json", str(out), "predict-dir", "--jpegs", "5",
-                        "--inference-batch-size", "2", "--model", path]) == 0
+    assert (
+        script.main(
+            [
+                "--repeats",
+                "1",
+                "--json",
+                str(out),
+                "predict-dir",
+                "--jpegs",
+                "5",
+                "--inference-batch-size",
+                "2",
+                "--model",
+                path,
+            ]
+        )
+        == 0
+    )
     assert [r["name"] for r in json.loads(out.read_text())] == ["decode", "predict-dir"]
-    assert script.main(["--repeats", "1", "--json", str(out), "inference",
-                        "--inference-batch-size", "3", "--model", path]) == 0
+    assert (
+        script.main(
+            [
+                "--repeats",
+                "1",
+                "--json",
+                str(out),
+                "inference",
+                "--inference-batch-size",
+                "3",
+                "--model",
+                path,
+            ]
+        )
+        == 0
+    )
     (result,) = json.loads(out.read_text())
     assert result["name"] == "inference" and result["details"]["batch_size"] == 3
     assert "inference: " in capsys.readouterr().out

@@ -59,7 +59,9 @@ def test_every_epoch_of_the_recipe_sets_and_logs_spec_values():
         assert float(model.optimizer.learning_rate) == pytest.approx(reference_lr(e), rel=1e-6)
         assert float(alpha.numpy()) == pytest.approx(reference_alpha(e), rel=1e-6)
     assert logs["mixup_alpha"] == 0.1  # the floor is reached
-    assert logs["learning_rate"] == pytest.approx(0.001 + 0.5 * 0.099 * (1 + math.cos(math.pi * 234 / 235)))
+    assert logs["learning_rate"] == pytest.approx(
+        0.001 + 0.5 * 0.099 * (1 + math.cos(math.pi * 234 / 235))
+    )
 
 
 @pytest.mark.parametrize("epochs,warmup", [(10, None), (3, None), (20, 4), (1, None)])
@@ -67,7 +69,9 @@ def test_short_runs_scale_the_schedule_unless_warmup_is_given(epochs, warmup):
     lr_cb = WarmupCosineLearningRate(epochs=epochs, warmup_epochs=warmup)
     alpha_cb = MixupAlphaDecay(tf.Variable(0.0), epochs=epochs)
     lrs = [lr_cb.value_at(e) for e in range(epochs)]
-    assert lrs == pytest.approx([reference_lr(e, epochs, warmup=warmup) for e in range(epochs)], rel=1e-12)
+    assert lrs == pytest.approx(
+        [reference_lr(e, epochs, warmup=warmup) for e in range(epochs)], rel=1e-12
+    )
     alphas = [alpha_cb.value_at(e) for e in range(epochs)]
     assert alphas == pytest.approx([reference_alpha(e, epochs) for e in range(epochs)], rel=1e-12)
     if warmup:
@@ -96,7 +100,9 @@ def test_fit_history_has_both_columns_and_the_variable_follows():
 def test_alpha_assignment_reaches_an_already_built_dataset():
     alpha = tf.Variable(0.4, trainable=False)
     # A traced map function that reads the variable, as the pipeline's mixup does.
-    dataset = tf.data.Dataset.range(1).map(lambda i: alpha.read_value() + 0.0 * tf.cast(i, tf.float32))
+    dataset = tf.data.Dataset.range(1).map(
+        lambda i: alpha.read_value() + 0.0 * tf.cast(i, tf.float32)
+    )
     callback = MixupAlphaDecay(alpha, epochs=10)
     callback.on_epoch_begin(5)
     assert float(next(iter(dataset))) == pytest.approx(0.2)
@@ -114,7 +120,12 @@ def test_callbacks_are_registered_and_round_trip_through_get_config():
     serialized = keras.saving.serialize_keras_object(alpha_cb)
     assert serialized["registered_name"] == "keras_seresnet>MixupAlphaDecay"
     alpha_clone = keras.saving.deserialize_keras_object(serialized)
-    assert alpha_clone.get_config() == {"epochs": 30, "alpha": 0.3, "alpha_min": 0.05, "unit": "epoch"}
+    assert alpha_clone.get_config() == {
+        "epochs": 30,
+        "alpha": 0.3,
+        "alpha_min": 0.05,
+        "unit": "epoch",
+    }
     assert alpha_clone.alpha_variable is None  # runtime state, attached before fit
     step_cb = WarmupCosineLearningRate(epochs=3, unit="step")
     step_clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(step_cb))
@@ -130,18 +141,25 @@ def test_callbacks_are_registered_and_round_trip_through_get_config():
 def test_bad_arguments_and_misuse_fail_with_named_values():
     with pytest.raises(ValueError, match=r"warmup_epochs.*warmup_epochs=10"):
         WarmupCosineLearningRate(epochs=10, warmup_epochs=10)
-    with pytest.raises(ValueError, match=r"^Argument `alpha_min` must be in \(0, alpha=0.1\]. Received: alpha_min=0.2$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Argument `alpha_min` must be in \(0, alpha=0.1\]. Received: alpha_min=0.2$",
+    ):
         MixupAlphaDecay(tf.Variable(0.0), alpha=0.1, alpha_min=0.2)
     with pytest.raises(ValueError, match=r"epoch=5, epochs=5"):
         WarmupCosineLearningRate(epochs=5).value_at(5)
-    with pytest.raises(ValueError, match=r"^Argument `seed` must be an integer in \[0, 4294967295\]. "
-                                         r"Received: seed=-1$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Argument `seed` must be an integer in \[0, 4294967295\]. "
+        r"Received: seed=-1$",
+    ):
         EpochSeed(-1)
 
 
 def test_mixup_alpha_decay_without_a_variable_only_logs():
-    history = tiny_model().fit(tiny_dataset(), epochs=2, verbose=0, shuffle=False,
-                               callbacks=[MixupAlphaDecay(epochs=2)])
+    history = tiny_model().fit(
+        tiny_dataset(), epochs=2, verbose=0, shuffle=False, callbacks=[MixupAlphaDecay(epochs=2)]
+    )
     assert history.history["mixup_alpha"] == [0.4, 0.2]
 
 
@@ -183,24 +201,46 @@ def test_epoch_summary_prints_one_line_with_lr_alpha_and_logs_seconds():
     assert format_epoch_summary(0, 250, {"learning_rate": 0.1 / 15}) == "epoch 1/250: lr 0.0066667"
     # A validation split is named as such; logs already named test_* print as they are.
     validation = {"val_loss": 1.0, "val_accuracy": 0.5}
-    assert format_epoch_summary(1, 2, validation, validation_label="val") == "epoch 2/2: val_loss 1.0000 val_acc 0.5000"
+    assert (
+        format_epoch_summary(1, 2, validation, validation_label="val")
+        == "epoch 2/2: val_loss 1.0000 val_acc 0.5000"
+    )
     assert format_epoch_summary(1, 2, {"test_loss": 1.0, "test_accuracy": 0.5}) == (
-        "epoch 2/2: test_loss 1.0000 test_acc 0.5000")
+        "epoch 2/2: test_loss 1.0000 test_acc 0.5000"
+    )
 
 
 def test_arguments_are_checked_by_the_callbacks_with_keras_style_messages():
     cases = [
-        (lambda: WarmupCosineLearningRate(base_lr=-1), "Argument `base_lr` must be positive. Received: base_lr=-1"),
-        (lambda: WarmupCosineLearningRate(base_lr=0.1, min_lr=0.2),
-         "Argument `min_lr` must be in [0, base_lr=0.1]. Received: min_lr=0.2"),
-        (lambda: WarmupCosineLearningRate(epochs=0), "Argument `epochs` must be a positive integer. Received: epochs=0"),
-        (lambda: WarmupCosineLearningRate(unit="batch"),
-         "Argument `unit` must be one of 'epoch', 'step'. Received: unit='batch'"),
+        (
+            lambda: WarmupCosineLearningRate(base_lr=-1),
+            "Argument `base_lr` must be positive. Received: base_lr=-1",
+        ),
+        (
+            lambda: WarmupCosineLearningRate(base_lr=0.1, min_lr=0.2),
+            "Argument `min_lr` must be in [0, base_lr=0.1]. Received: min_lr=0.2",
+        ),
+        (
+            lambda: WarmupCosineLearningRate(epochs=0),
+            "Argument `epochs` must be a positive integer. Received: epochs=0",
+        ),
+        (
+            lambda: WarmupCosineLearningRate(unit="batch"),
+            "Argument `unit` must be one of 'epoch', 'step'. Received: unit='batch'",
+        ),
         (lambda: MixupAlphaDecay(alpha=0), "Argument `alpha` must be positive. Received: alpha=0"),
-        (lambda: MixupAlphaDecay(epochs=2.5), "Argument `epochs` must be a positive integer. Received: epochs=2.5"),
-        (lambda: EpochSummary(0), "Argument `epochs` must be a positive integer. Received: epochs=0"),
-        (lambda: EpochSummary(3, validation_label="dev"),
-         "Argument `validation_label` must be one of 'test', 'val'. Received: validation_label='dev'"),
+        (
+            lambda: MixupAlphaDecay(epochs=2.5),
+            "Argument `epochs` must be a positive integer. Received: epochs=2.5",
+        ),
+        (
+            lambda: EpochSummary(0),
+            "Argument `epochs` must be a positive integer. Received: epochs=0",
+        ),
+        (
+            lambda: EpochSummary(3, validation_label="dev"),
+            "Argument `validation_label` must be one of 'test', 'val'. Received: validation_label='dev'",
+        ),
     ]
     for build, message in cases:
         with pytest.raises(ValueError) as error:
@@ -213,11 +253,18 @@ def test_defaults_are_the_train_configs():
 
     recipe = TrainConfig()
     assert WarmupCosineLearningRate().get_config() == {
-        "epochs": recipe.epochs, "base_lr": recipe.base_lr, "min_lr": recipe.min_lr,
-        "warmup_epochs": recipe.warmup_epochs, "unit": recipe.schedule_unit}
+        "epochs": recipe.epochs,
+        "base_lr": recipe.base_lr,
+        "min_lr": recipe.min_lr,
+        "warmup_epochs": recipe.warmup_epochs,
+        "unit": recipe.schedule_unit,
+    }
     assert MixupAlphaDecay().get_config() == {
-        "epochs": recipe.epochs, "alpha": recipe.mixup_alpha, "alpha_min": recipe.mixup_alpha_min,
-        "unit": recipe.schedule_unit}
+        "epochs": recipe.epochs,
+        "alpha": recipe.mixup_alpha,
+        "alpha_min": recipe.mixup_alpha_min,
+        "unit": recipe.schedule_unit,
+    }
     config = TrainConfig(epochs=7, base_lr=0.2, schedule_unit="step", mixup_alpha=0.5)
     assert WarmupCosineLearningRate.from_train_config(config).get_config()["unit"] == "step"
     assert MixupAlphaDecay.from_train_config(config, None).get_config()["alpha"] == 0.5
@@ -227,24 +274,34 @@ def reference_step_lr(s, total, warmup, base=0.1, floor=0.001):
     # The step unit: warmup over `warmup` steps, cosine to the floor at step total - 1.
     if s < warmup:
         return base * (s + 1) / warmup
-    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * (s - warmup) / (total - 1 - warmup)))
+    return floor + 0.5 * (base - floor) * (
+        1 + math.cos(math.pi * (s - warmup) / (total - 1 - warmup))
+    )
 
 
 def test_step_unit_sets_the_learning_rate_before_every_batch():
     model = tiny_model()
     seen = []
     recorder = keras.callbacks.LambdaCallback(
-        on_train_batch_begin=lambda batch, logs: seen.append(float(model.optimizer.learning_rate)))
+        on_train_batch_begin=lambda batch, logs: seen.append(float(model.optimizer.learning_rate))
+    )
     alpha = tf.Variable(0.4, trainable=False)
     history = model.fit(
         tiny_dataset(n=15, batch=5),  # 3 steps per epoch, 12 in all
-        epochs=4, verbose=0, shuffle=False,
-        callbacks=[WarmupCosineLearningRate(epochs=4, warmup_epochs=1, unit="step"),
-                   MixupAlphaDecay(alpha, epochs=4, unit="step"), recorder],
+        epochs=4,
+        verbose=0,
+        shuffle=False,
+        callbacks=[
+            WarmupCosineLearningRate(epochs=4, warmup_epochs=1, unit="step"),
+            MixupAlphaDecay(alpha, epochs=4, unit="step"),
+            recorder,
+        ],
     )
     expected = [reference_step_lr(s, 12, 3) for s in range(12)]
     assert seen == pytest.approx(expected, rel=1e-6)  # float32 in the optimizer
-    assert seen[2] == pytest.approx(0.1) and seen[-1] == pytest.approx(0.001)  # the floor at the last step
+    assert seen[2] == pytest.approx(0.1) and seen[-1] == pytest.approx(
+        0.001
+    )  # the floor at the last step
     # The history keeps the value of each epoch's first step.
     assert history.history["learning_rate"] == pytest.approx(expected[::3], rel=1e-12)
     assert history.history["mixup_alpha"] == pytest.approx([0.4, 0.3, 0.2, 0.1], rel=1e-12)
@@ -254,7 +311,13 @@ def test_step_unit_needs_a_dataset_of_known_length():
     model = tiny_model()
     unknown = tiny_dataset().filter(lambda x, y: True)
     with pytest.raises(ValueError, match=r"unit='step'\) needs the number of steps per epoch"):
-        model.fit(unknown, epochs=1, verbose=0, shuffle=False, callbacks=[WarmupCosineLearningRate(epochs=1, unit="step")])
+        model.fit(
+            unknown,
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+            callbacks=[WarmupCosineLearningRate(epochs=1, unit="step")],
+        )
 
 
 JAX_SCRIPT = """
@@ -283,13 +346,22 @@ def test_callbacks_and_schedules_run_under_the_jax_backend():
 
     pytest.importorskip("jax")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # 3 steps per epoch, one warmup epoch of 3 steps: the first steps of the epochs.
     expected = [reference_step_lr(0, 6, 3), reference_step_lr(3, 6, 3)]
-    assert done.stdout.split() == ["jax", f"[{expected[0]!r},", f"{expected[1]!r}]", "[0.4,", "0.2]", "0.2",
-                                   "epoch", "2/2"]
+    assert done.stdout.split() == [
+        "jax",
+        f"[{expected[0]!r},",
+        f"{expected[1]!r}]",
+        "[0.4,",
+        "0.2]",
+        "0.2",
+        "epoch",
+        "2/2",
+    ]
 
 
 def test_numpy_integer_epochs_are_accepted_and_saved_as_int():

@@ -9,12 +9,14 @@ from keras_seresnet.training.optimizers import TorchSGD
 def small_model(loss_scale=False, units=3, seed=0):
     """Dense, BatchNormalization and Dropout: trainable, statistics and seed-state variables."""
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((4,)),
-        keras.layers.Dense(units),
-        keras.layers.BatchNormalization(),
-        keras.layers.Dropout(0.5, seed=seed),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(units),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dropout(0.5, seed=seed),
+        ]
+    )
     optimizer = TorchSGD(learning_rate=0.1, momentum=0.9)
     if loss_scale:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -25,8 +27,13 @@ def small_model(loss_scale=False, units=3, seed=0):
 
 def trained(model, seed=0):
     rng = np.random.default_rng(seed)
-    model.fit(rng.normal(size=(8, 4)).astype("float32"), rng.normal(size=(8, 3)).astype("float32"),
-              batch_size=4, epochs=2, verbose=0)
+    model.fit(
+        rng.normal(size=(8, 4)).astype("float32"),
+        rng.normal(size=(8, 3)).astype("float32"),
+        batch_size=4,
+        epochs=2,
+        verbose=0,
+    )
     return model
 
 
@@ -46,8 +53,9 @@ def test_a_checkpoint_restores_every_variable_of_the_model_and_optimizer(tmp_pat
     assert target.optimizer.iterations.numpy() == 4
     # Training on from the checkpoint is training on from the source.
     x = np.ones((4, 4), "float32")
-    np.testing.assert_array_equal(trained(target, seed=2).predict(x, verbose=0),
-                                  trained(source, seed=2).predict(x, verbose=0))
+    np.testing.assert_array_equal(
+        trained(target, seed=2).predict(x, verbose=0), trained(source, seed=2).predict(x, verbose=0)
+    )
 
 
 def test_a_checkpoint_of_another_optimizer_or_model_is_refused_and_nothing_assigned(tmp_path):
@@ -55,11 +63,17 @@ def test_a_checkpoint_of_another_optimizer_or_model_is_refused_and_nothing_assig
     save_checkpoint(small_model(units=5), tmp_path / "wider.npz")
     target = small_model()
     before = state(target)
-    with pytest.raises(ValueError, match=r"scaled.npz does not fit .* optimizer variables, the "
-                                         r"optimizer has"):
+    with pytest.raises(
+        ValueError,
+        match=r"scaled.npz does not fit .* optimizer variables, the "
+        r"optimizer has",
+    ):
         load_checkpoint(target, tmp_path / "scaled.npz")
-    with pytest.raises(ValueError, match=r"wider.npz does not fit .* model variables, the model "
-                                         r"has \d+ of other shapes\.$"):
+    with pytest.raises(
+        ValueError,
+        match=r"wider.npz does not fit .* model variables, the model "
+        r"has \d+ of other shapes\.$",
+    ):
         load_checkpoint(target, tmp_path / "wider.npz")
     for now, then in zip(state(target), before, strict=True):
         np.testing.assert_array_equal(now, then)
@@ -74,8 +88,10 @@ def test_a_keras_file_of_an_earlier_version_still_loads(tmp_path):
     for restored, saved in zip(target.weights, source.weights, strict=True):
         np.testing.assert_array_equal(restored.numpy(), saved.numpy())
     trained(small_model(loss_scale=True)).save(tmp_path / "scaled.keras")
-    for path, model in [(tmp_path / "scaled.keras", small_model()),
-                        (tmp_path / "epoch-0001.keras", small_model(loss_scale=True))]:
+    for path, model in [
+        (tmp_path / "scaled.keras", small_model()),
+        (tmp_path / "epoch-0001.keras", small_model(loss_scale=True)),
+    ]:
         with pytest.raises(ValueError) as info:
             load_checkpoint(model, path)
         message = str(info.value)
@@ -88,5 +104,7 @@ def test_bad_arguments_are_keras_style_errors(tmp_path):
         save_checkpoint(small_model(), tmp_path / "epoch.keras")
     unbuilt = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     unbuilt.compile(optimizer=TorchSGD(learning_rate=0.1), loss="mse")
-    with pytest.raises(ValueError, match=r"Argument `model` must be compiled with a built optimizer"):
+    with pytest.raises(
+        ValueError, match=r"Argument `model` must be compiled with a built optimizer"
+    ):
         save_checkpoint(unbuilt, tmp_path / "epoch.npz")

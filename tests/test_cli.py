@@ -40,7 +40,15 @@ def parser(**kwargs):
 
 def test_every_field_has_a_flag_help_and_a_section_group():
     p, groups = parser()
-    assert list(groups) == ["data", "model", "optimiser", "schedule", "augmentation", "run", "scale"]
+    assert list(groups) == [
+        "data",
+        "model",
+        "optimiser",
+        "schedule",
+        "augmentation",
+        "run",
+        "scale",
+    ]
     actions = {a.dest: a for a in p._actions}
     for field in dataclasses.fields(TrainConfig):
         assert field.name in actions, field.name
@@ -64,7 +72,12 @@ def test_issue_flags_and_ablation_switches():
     _, config = parse_config(parser()[0], argv)
     assert (config.data_dir, config.epochs, config.batch_size) == ("/data", 3, 8)
     assert (config.limit_train, config.limit_test, config.seed) == (64, 16, 7)
-    assert (config.use_se, config.mixup_cutout, config.color_jitter, config.grayscale) == (False, False, False, True)
+    assert (config.use_se, config.mixup_cutout, config.color_jitter, config.grayscale) == (
+        False,
+        False,
+        False,
+        True,
+    )
     assert config.widths == (8, 16, 16, 16) and config.warmup_epochs == 1
     assert flag_name("use_se") == "--se" and flag_name("limit_train") == "--limit-train"
 
@@ -73,9 +86,15 @@ def test_issue_flags_and_ablation_switches():
     "argv,expected",
     [
         ("--epochs abc", "argument --epochs: invalid int value: 'abc'"),
-        ("--epochs 0", "argument --epochs: Config field `epochs` must be a positive integer. Received: epochs=0"),
+        (
+            "--epochs 0",
+            "argument --epochs: Config field `epochs` must be a positive integer. Received: epochs=0",
+        ),
         ("--base-lr -1", "argument --base-lr: Config field `base_lr` must be positive"),
-        ("--widths 8 16", "Config fields `widths` and `blocks` must be non-empty and of equal length"),
+        (
+            "--widths 8 16",
+            "Config fields `widths` and `blocks` must be non-empty and of equal length",
+        ),
         ("--hue 0.7", "argument --hue: Config field `hue` must be in [0, 0.5]"),
         ("--no-such-flag", "unrecognized arguments: --no-such-flag"),
     ],
@@ -94,8 +113,14 @@ def test_scale_flags_offer_their_choices():
     actions = {a.dest: a for a in p._actions}
     assert actions["strategy"].choices == ("default", "mirrored", "multiworker")
     assert actions["mixed_precision"].choices == ("off", "mixed_float16", "mixed_bfloat16")
-    _, config = parse_config(p, "--strategy mirrored --mixed-precision mixed_bfloat16 --jit".split())
-    assert (config.strategy, config.mixed_precision, config.jit) == ("mirrored", "mixed_bfloat16", True)
+    _, config = parse_config(
+        p, "--strategy mirrored --mixed-precision mixed_bfloat16 --jit".split()
+    )
+    assert (config.strategy, config.mixed_precision, config.jit) == (
+        "mirrored",
+        "mixed_bfloat16",
+        True,
+    )
     assert parse_config(p, ["--no-jit"])[1].jit is False and parse_config(p, [])[1].jit is None
 
 
@@ -123,7 +148,15 @@ def test_flags_and_help_do_not_need_the_source(monkeypatch):
     monkeypatch.setattr(inspect, "getsource", no_source)
     monkeypatch.setattr(inspect, "getsourcelines", no_source)
     p, groups = parser()
-    assert list(groups) == ["data", "model", "optimiser", "schedule", "augmentation", "run", "scale"]
+    assert list(groups) == [
+        "data",
+        "model",
+        "optimiser",
+        "schedule",
+        "augmentation",
+        "run",
+        "scale",
+    ]
     for action in p._actions[1:]:  # after --help
         field = next(f for f in dataclasses.fields(TrainConfig) if f.name == action.dest)
         assert action.help == field.metadata["help"]
@@ -154,9 +187,14 @@ def program(command, **kwargs):
 
 @pytest.mark.parametrize(
     "error",
-    [InvalidValueError("bad value"), FileNotFoundError("No such model: m.keras"),
-     FileExistsError("Export folder out exists"), ConfigError("Config field `x`", ("x",)),
-     CommandError("training diverged"), OSError("disk full\nsecond line")],
+    [
+        InvalidValueError("bad value"),
+        FileNotFoundError("No such model: m.keras"),
+        FileExistsError("Export folder out exists"),
+        ConfigError("Config field `x`", ("x",)),
+        CommandError("training diverged"),
+        OSError("disk full\nsecond line"),
+    ],
 )
 def test_documented_failures_are_one_line_and_status_1(capsys, no_process_settings, error):
     def command(args):
@@ -170,7 +208,10 @@ def test_documented_failures_are_one_line_and_status_1(capsys, no_process_settin
 
 def test_process_settings_come_after_parsing_and_before_the_command(capsys, no_process_settings):
     seen = []
-    assert program(lambda args: seen.append((args.value, list(no_process_settings))))(["--value", "3"]) == 0
+    assert (
+        program(lambda args: seen.append((args.value, list(no_process_settings))))(["--value", "3"])
+        == 0
+    )
     assert seen == [(3, ["configured"])]
     with pytest.raises(SystemExit) as info:
         program(lambda args: 0)(["--value", "x"])
@@ -192,7 +233,10 @@ def test_with_config_passes_the_validated_config(no_process_settings):
     p = ArgumentParser(prog="train.py")
     add_config_arguments(p)
     got = []
-    assert run_main(p, lambda args, config: got.append(config), ["--epochs", "3"], with_config=True) == 0
+    assert (
+        run_main(p, lambda args, config: got.append(config), ["--epochs", "3"], with_config=True)
+        == 0
+    )
     assert got == [TrainConfig(epochs=3)]
 
 
@@ -213,18 +257,31 @@ def test_a_bug_keeps_its_traceback(no_process_settings, error):
         program(command)([])
 
 
-def test_a_user_mistake_found_while_running_is_one_line(capsys, no_process_settings, tmp_path,
-                                                        tiny_image_tree):
+def test_a_user_mistake_found_while_running_is_one_line(
+    capsys, no_process_settings, tmp_path, tiny_image_tree
+):
     from keras_seresnet.cli import train
 
     # 20 training images in the tree, so no hold-out of 50 fits: found once the data is loaded.
-    argv = ["--data-dir", str(tiny_image_tree), "--val-split", "50", "--epochs", "1",
-            "--schedule-unit", "step", *TINY_MODEL_FLAGS, "--out", str(tmp_path / "run")]
+    argv = [
+        "--data-dir",
+        str(tiny_image_tree),
+        "--val-split",
+        "50",
+        "--epochs",
+        "1",
+        "--schedule-unit",
+        "step",
+        *TINY_MODEL_FLAGS,
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert train.main(argv) == EXIT_FAILURE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.endswith(
         ": error: Argument `val_split` must be an integer in [1, 20) (the training images "
-        "loaded). Received: val_split=50\n"), err
+        "loaded). Received: val_split=50\n"
+    ), err
     assert not (tmp_path / "run").exists()
 
 
@@ -245,8 +302,13 @@ def test_a_value_error_from_deep_inside_a_run_keeps_its_traceback(no_process_set
     config = TrainConfig(**TINY_MODEL, epochs=1, batch_size=4, warmup_epochs=0)
 
     def command(args):
-        train(config, tmp_path / "run", data=((images, labels), (images, labels)),
-              callbacks=[Broken()], verbose=0)
+        train(
+            config,
+            tmp_path / "run",
+            data=((images, labels), (images, labels)),
+            callbacks=[Broken()],
+            verbose=0,
+        )
 
     with pytest.raises(ValueError, match="a bug deep inside") as info:
         program(command)([])
@@ -260,8 +322,11 @@ def test_the_cli_reads_no_source_and_uses_no_private_argparse_api():
     folder = os.path.dirname(cli_package.__file__)
     sources = [os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".py")]
     root = os.path.dirname(os.path.dirname(folder))
-    sources += [os.path.join(root, "scripts", name) for name in os.listdir(os.path.join(root, "scripts"))
-                if name.endswith(".py") and name != "benchmark.py"]
+    sources += [
+        os.path.join(root, "scripts", name)
+        for name in os.listdir(os.path.join(root, "scripts"))
+        if name.endswith(".py") and name != "benchmark.py"
+    ]
     for path in sources:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -277,7 +342,8 @@ def test_a_training_interrupt_says_how_to_resume(capsys, no_process_settings):
     assert program(command)([]) == 130
     assert capsys.readouterr().err.strip() == (
         "prog: interrupted. Run the same command again to resume from the last finished epoch "
-        "(saved_models/run).")
+        "(saved_models/run)."
+    )
 
 
 def test_a_diverged_run_is_one_line(capsys, no_process_settings):
@@ -299,8 +365,10 @@ def test_a_system_error_names_its_path_not_its_errno(capsys, no_process_settings
         raise OSError(errno.EXDEV, "Invalid cross-device link", "a.csv", None, "b.csv")
 
     assert program(command)([]) == program(move)([]) == EXIT_FAILURE
-    assert capsys.readouterr().err == ("prog: error: out/model.keras: Permission denied\n"
-                                       "prog: error: a.csv -> b.csv: Invalid cross-device link\n")
+    assert capsys.readouterr().err == (
+        "prog: error: out/model.keras: Permission denied\n"
+        "prog: error: a.csv -> b.csv: Invalid cross-device link\n"
+    )
 
 
 def test_warnings_are_one_line_and_the_hook_is_restored(capsys, no_process_settings):
@@ -311,7 +379,8 @@ def test_warnings_are_one_line_and_the_hook_is_restored(capsys, no_process_setti
 
     assert program(command)([]) == 0
     assert capsys.readouterr().err == (
-        "prog: warning: Skipping broken image a.jpg: cannot identify image file\n")
+        "prog: warning: Skipping broken image a.jpg: cannot identify image file\n"
+    )
     assert warnings.showwarning is hook
 
 
@@ -323,38 +392,63 @@ def output_parser():
     return p
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--out", "{tmp}/afile"], "argument --out: '{tmp}/afile' is a file, not a folder"),
-    (["--out", "{tmp}/afile/run"],
-     "argument --out: cannot create '{tmp}/afile/run': '{tmp}/afile' is a file, not a folder"),
-    (["--output", "{tmp}/adir"], "argument --output: '{tmp}/adir' is a folder, not a file"),
-    (["--output", "{tmp}/afile/p.csv"],
-     "argument --output: cannot create '{tmp}/afile/p.csv': '{tmp}/afile' is a file, not a folder"),
-    (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1. Received: 0"),
-    (["--batch-size", "a"], "argument --batch-size: must be an integer >= 1. Received: 'a'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--out", "{tmp}/afile"], "argument --out: '{tmp}/afile' is a file, not a folder"),
+        (
+            ["--out", "{tmp}/afile/run"],
+            "argument --out: cannot create '{tmp}/afile/run': '{tmp}/afile' is a file, not a folder",
+        ),
+        (["--output", "{tmp}/adir"], "argument --output: '{tmp}/adir' is a folder, not a file"),
+        (
+            ["--output", "{tmp}/afile/p.csv"],
+            "argument --output: cannot create '{tmp}/afile/p.csv': '{tmp}/afile' is a file, not a folder",
+        ),
+        (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1. Received: 0"),
+        (["--batch-size", "a"], "argument --batch-size: must be an integer >= 1. Received: 'a'"),
+    ],
+)
 def test_unusable_outputs_and_counts_are_usage_errors(capsys, tmp_path, argv, message):
     (tmp_path / "afile").write_text("")
     (tmp_path / "adir").mkdir()
     with pytest.raises(SystemExit) as info:
         output_parser().parse_args([arg.format(tmp=tmp_path) for arg in argv])
     assert info.value.code == EXIT_USAGE
-    assert capsys.readouterr().err == f"prog: error: {message.format(tmp=tmp_path)} (see prog --help)\n"
+    assert (
+        capsys.readouterr().err
+        == f"prog: error: {message.format(tmp=tmp_path)} (see prog --help)\n"
+    )
     assert sorted(os.listdir(tmp_path)) == ["adir", "afile"]
 
 
-def test_usable_outputs_pass_and_an_unwritable_folder_is_a_usage_error(capsys, tmp_path, monkeypatch):
-    args = output_parser().parse_args(["--out", str(tmp_path / "new" / "run"),
-                                       "--output", str(tmp_path / "p.csv"), "--batch-size", "8"])
-    assert (args.out, args.output, args.batch_size) == (str(tmp_path / "new" / "run"),
-                                                        str(tmp_path / "p.csv"), 8)
+def test_usable_outputs_pass_and_an_unwritable_folder_is_a_usage_error(
+    capsys, tmp_path, monkeypatch
+):
+    args = output_parser().parse_args(
+        [
+            "--out",
+            str(tmp_path / "new" / "run"),
+            "--output",
+            str(tmp_path / "p.csv"),
+            "--batch-size",
+            "8",
+        ]
+    )
+    assert (args.out, args.output, args.batch_size) == (
+        str(tmp_path / "new" / "run"),
+        str(tmp_path / "p.csv"),
+        8,
+    )
     assert os.listdir(tmp_path) == []  # nothing created
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # as on a read-only mount
     with pytest.raises(SystemExit):
         output_parser().parse_args(["--output", str(tmp_path / "p.csv")])
-    assert capsys.readouterr().err == (f"prog: error: argument --output: cannot write "
-                                       f"'{tmp_path}/p.csv': '{tmp_path}' is not writable "
-                                       "(see prog --help)\n")
+    assert capsys.readouterr().err == (
+        f"prog: error: argument --output: cannot write "
+        f"'{tmp_path}/p.csv': '{tmp_path}' is not writable "
+        "(see prog --help)\n"
+    )
 
 
 def test_switches_default_on_have_both_forms():
@@ -363,15 +457,22 @@ def test_switches_default_on_have_both_forms():
     defaults = predict.build_parser().parse_args(["m.keras", "."])
     assert (defaults.recursive, defaults.follow_symlinks, defaults.safe_mode) == (True, True, True)
     off = predict.build_parser().parse_args(
-        ["m.keras", ".", "--no-recursive", "--no-follow-symlinks", "--no-safe-mode"])
+        ["m.keras", ".", "--no-recursive", "--no-follow-symlinks", "--no-safe-mode"]
+    )
     assert (off.recursive, off.follow_symlinks, off.safe_mode) == (False, False, False)
     assert not export.build_parser().parse_args(["m.keras", "out", "--no-keras-file"]).save_keras
     assert "--recursive, --no-recursive" in predict.build_parser().format_help()
 
 
-@pytest.mark.parametrize("quiet, terminal, verbose", [
-    (False, True, 1), (True, True, 2), (False, False, 2), (True, False, 2),
-])
+@pytest.mark.parametrize(
+    "quiet, terminal, verbose",
+    [
+        (False, True, 1),
+        (True, True, 2),
+        (False, False, 2),
+        (True, False, 2),
+    ],
+)
 def test_the_progress_bar_is_for_a_terminal_only(monkeypatch, quiet, terminal, verbose):
     class Stdout(io.StringIO):
         def isatty(self):

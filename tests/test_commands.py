@@ -30,8 +30,9 @@ COMMANDS = {
 
 
 def run(*argv, cwd=ROOT, env=ENV):
-    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def script(name, *argv):
@@ -55,7 +56,9 @@ def test_pyproject_lists_every_command_and_each_is_a_main_function():
     tomllib = pytest.importorskip("tomllib", reason="the TOML reader of Python 3.11+")
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         scripts = tomllib.load(f)["project"]["scripts"]
-    assert scripts == {command: f"keras_seresnet.cli.{module}:main" for command, module in COMMANDS.items()}
+    assert scripts == {
+        command: f"keras_seresnet.cli.{module}:main" for command, module in COMMANDS.items()
+    }
     import importlib
     import importlib.util
 
@@ -63,7 +66,8 @@ def test_pyproject_lists_every_command_and_each_is_a_main_function():
         module = importlib.import_module(f"keras_seresnet.cli.{module_name}")
         assert callable(module.main)
         spec = importlib.util.spec_from_file_location(
-            f"wrapper_{module_name}", os.path.join(ROOT, "scripts", f"{module_name}.py"))
+            f"wrapper_{module_name}", os.path.join(ROOT, "scripts", f"{module_name}.py")
+        )
         wrapper = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(wrapper)
         assert wrapper.main is module.main  # the wrapper adds nothing
@@ -77,9 +81,11 @@ def test_every_wrapper_answers_help(name):
 
 
 def test_help_does_not_start_tensorflow():
-    code = ("import sys\nfrom keras_seresnet.cli import train\n"
-            "try:\n    train.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
-            "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    code = (
+        "import sys\nfrom keras_seresnet.cli import train\n"
+        "try:\n    train.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    )
     result = run("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]"
@@ -93,10 +99,15 @@ def test_python_m_runs_the_command():
 
 def test_flags_and_help_work_from_compiled_files_only(tmp_path):
     # As in an install that ships only .pyc files: nothing can read the source.
-    shutil.copytree(os.path.join(ROOT, "keras_seresnet"), tmp_path / "keras_seresnet",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "compileall", "-b", "-q", str(tmp_path / "keras_seresnet")],
-                   check=True)
+    shutil.copytree(
+        os.path.join(ROOT, "keras_seresnet"),
+        tmp_path / "keras_seresnet",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-b", "-q", str(tmp_path / "keras_seresnet")],
+        check=True,
+    )
     for folder, _, files in os.walk(tmp_path / "keras_seresnet"):
         for name in files:
             if name.endswith(".py"):
@@ -106,9 +117,11 @@ def test_flags_and_help_work_from_compiled_files_only(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "hold out N training images" in result.stdout  # a help text from field metadata
     assert "schedule:\n  --epochs EPOCHS" in result.stdout  # a group from field metadata
-    code = ("import keras_seresnet.cli as cli\nfrom keras_seresnet.cli.train import build_parser\n"
-            "assert cli.__file__.endswith('.pyc'), cli.__file__\n"
-            "print(cli.parse_config(build_parser(), ['--epochs', '3', '--no-se'])[1].schedule_config)")
+    code = (
+        "import keras_seresnet.cli as cli\nfrom keras_seresnet.cli.train import build_parser\n"
+        "assert cli.__file__.endswith('.pyc'), cli.__file__\n"
+        "print(cli.parse_config(build_parser(), ['--epochs', '3', '--no-se'])[1].schedule_config)"
+    )
     result = run("-c", code, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "ScheduleConfig(epochs=3," in result.stdout
@@ -150,9 +163,11 @@ def test_evaluate_missing_model(tmp_path):
 
 def test_predict_swapped_arguments(fake_model, image_folder):
     line = one_error_line(script("predict", image_folder, fake_model), 2)
-    assert line == (f"predict.py: error: arguments MODEL and INPUT look swapped (received "
-                    f"'{image_folder}' then '{fake_model}'); the order is MODEL INPUT "
-                    "(see predict.py --help)")
+    assert line == (
+        f"predict.py: error: arguments MODEL and INPUT look swapped (received "
+        f"'{image_folder}' then '{fake_model}'); the order is MODEL INPUT "
+        "(see predict.py --help)"
+    )
 
 
 def test_export_swapped_arguments(tmp_path, fake_model):
@@ -166,31 +181,67 @@ def test_export_existing_folder(tmp_path, fake_model):
     assert "exists; pass --overwrite" in line
 
 
-@pytest.mark.parametrize("name, argv, message", [
-    ("train", ["--out", "{tmp}/afile"], "argument --out: '{tmp}/afile' is a file, not a folder"),
-    ("predict", ["{model}", "{tmp}", "--output", "{tmp}/adir"],
-     "argument --output: '{tmp}/adir' is a folder, not a file"),
-    ("predict", ["{model}", "{tmp}", "--batch-size", "0"],
-     "argument --batch-size: must be an integer >= 1. Received: 0"),
-    ("evaluate", ["{model}", "--data-dir", "{tmp}/nowhere"],
-     "argument --data-dir: no such file or folder: '{tmp}/nowhere'"),
-    ("evaluate", ["{model}", "--limit-test", "0"],
-     "argument --limit-test: Config field `limit_test` must be a positive integer or None. "
-     "Received: limit_test=0"),
-    ("evaluate", ["{model}", "--label-smoothing", "2"],
-     "argument --label-smoothing: Config field `label_smoothing` must be in [0, 1). "
-     "Received: label_smoothing=2.0"),
-    ("evaluate", ["{model}", "--output-dir", "{tmp}/afile"],
-     "argument --output-dir: '{tmp}/afile' is a file, not a folder"),
-    ("export", ["{tmp}/adir", "{tmp}/serving/2"], "argument MODEL: '{tmp}/adir' is a folder"),
-    ("export", ["{model}", "{tmp}/afile"], "argument OUTPUT: '{tmp}/afile' is a file, not a folder"),
-    ("plots", ["{tmp}", "--out", "{tmp}/afile"], "argument --out: '{tmp}/afile' is a file, not a folder"),
-])
-def test_unusable_arguments_are_usage_errors_before_any_work(tmp_path, fake_model, name, argv,
-                                                             message):
+@pytest.mark.parametrize(
+    "name, argv, message",
+    [
+        (
+            "train",
+            ["--out", "{tmp}/afile"],
+            "argument --out: '{tmp}/afile' is a file, not a folder",
+        ),
+        (
+            "predict",
+            ["{model}", "{tmp}", "--output", "{tmp}/adir"],
+            "argument --output: '{tmp}/adir' is a folder, not a file",
+        ),
+        (
+            "predict",
+            ["{model}", "{tmp}", "--batch-size", "0"],
+            "argument --batch-size: must be an integer >= 1. Received: 0",
+        ),
+        (
+            "evaluate",
+            ["{model}", "--data-dir", "{tmp}/nowhere"],
+            "argument --data-dir: no such file or folder: '{tmp}/nowhere'",
+        ),
+        (
+            "evaluate",
+            ["{model}", "--limit-test", "0"],
+            "argument --limit-test: Config field `limit_test` must be a positive integer or None. "
+            "Received: limit_test=0",
+        ),
+        (
+            "evaluate",
+            ["{model}", "--label-smoothing", "2"],
+            "argument --label-smoothing: Config field `label_smoothing` must be in [0, 1). "
+            "Received: label_smoothing=2.0",
+        ),
+        (
+            "evaluate",
+            ["{model}", "--output-dir", "{tmp}/afile"],
+            "argument --output-dir: '{tmp}/afile' is a file, not a folder",
+        ),
+        ("export", ["{tmp}/adir", "{tmp}/serving/2"], "argument MODEL: '{tmp}/adir' is a folder"),
+        (
+            "export",
+            ["{model}", "{tmp}/afile"],
+            "argument OUTPUT: '{tmp}/afile' is a file, not a folder",
+        ),
+        (
+            "plots",
+            ["{tmp}", "--out", "{tmp}/afile"],
+            "argument --out: '{tmp}/afile' is a file, not a folder",
+        ),
+    ],
+)
+def test_unusable_arguments_are_usage_errors_before_any_work(
+    tmp_path, fake_model, name, argv, message
+):
     (tmp_path / "afile").write_text("")
     (tmp_path / "adir").mkdir()
-    line = one_error_line(script(name, *(a.format(tmp=tmp_path, model=fake_model) for a in argv)), 2)
+    line = one_error_line(
+        script(name, *(a.format(tmp=tmp_path, model=fake_model) for a in argv)), 2
+    )
     assert line.startswith(f"{name}.py: error: {message.format(tmp=tmp_path)}"), line
     assert sorted(os.listdir(tmp_path)) == ["adir", "afile", "model.keras"]
 
@@ -210,12 +261,24 @@ def test_plots_missing_history(tmp_path):
 def test_plots_draws_a_history_without_starting_tensorflow(tmp_path):
     from keras_seresnet.training.history import write_history_csv
 
-    rows = [{"epoch": e, "learning_rate": 0.1, "loss": 2.0 - e, "accuracy": 0.2 * e,
-             "test_loss": 2.1 - e, "test_accuracy": 0.2 * e, "seconds": 1.0} for e in range(2)]
+    rows = [
+        {
+            "epoch": e,
+            "learning_rate": 0.1,
+            "loss": 2.0 - e,
+            "accuracy": 0.2 * e,
+            "test_loss": 2.1 - e,
+            "test_accuracy": 0.2 * e,
+            "seconds": 1.0,
+        }
+        for e in range(2)
+    ]
     write_history_csv(tmp_path / "history.csv", rows)
-    code = ("import sys\nfrom keras_seresnet.cli import plots\n"
-            f"assert plots.main([{str(tmp_path)!r}]) == 0\n"
-            "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    code = (
+        "import sys\nfrom keras_seresnet.cli import plots\n"
+        f"assert plots.main([{str(tmp_path)!r}]) == 0\n"
+        "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    )
     result = run("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]"
@@ -244,13 +307,21 @@ def tiny_keras_file(tmp_path_factory):
 def test_predict_bad_pickle(tmp_path, tiny_keras_file):
     bad = tmp_path / "unlabelled.pkl"
     bad.write_bytes(pickle.dumps({b"labels": np.zeros(3)}))
-    line = one_error_line(script("predict", tiny_keras_file, bad, "--output", tmp_path / "out.csv"), 1)
-    assert line.startswith(f"predict.py: error: INPUT {bad} is not an image folder or an image file")
+    line = one_error_line(
+        script("predict", tiny_keras_file, bad, "--output", tmp_path / "out.csv"), 1
+    )
+    assert line.startswith(
+        f"predict.py: error: INPUT {bad} is not an image folder or an image file"
+    )
     assert line.endswith(f"pickle: {bad}: no key b'data' (keys: b'labels')")
     assert not (tmp_path / "out.csv").exists()
     notes = tmp_path / "notes.txt"
     notes.write_text("not a pickle\n")
-    line = one_error_line(script("predict", tiny_keras_file, notes, "--output", tmp_path / "out.csv"), 1)
-    assert line.startswith(f"predict.py: error: INPUT {notes} is not an image folder or an image "
-                           "file (.jpg .jpeg .png .bmp .gif .webp), so it was read as the unlabelled "
-                           f"pickle: {notes}: not a readable pickle")
+    line = one_error_line(
+        script("predict", tiny_keras_file, notes, "--output", tmp_path / "out.csv"), 1
+    )
+    assert line.startswith(
+        f"predict.py: error: INPUT {notes} is not an image folder or an image "
+        "file (.jpg .jpeg .png .bmp .gif .webp), so it was read as the unlabelled "
+        f"pickle: {notes}: not a readable pickle"
+    )

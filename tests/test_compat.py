@@ -13,19 +13,27 @@ from keras_seresnet.training.records import RunResults, RunState
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("module, name, home", [
-    (module, name, home) for module, names in compat.MOVED_NAMES.items()
-    for name, home in names.items()
-])
+@pytest.mark.parametrize(
+    "module, name, home",
+    [
+        (module, name, home)
+        for module, names in compat.MOVED_NAMES.items()
+        for name, home in names.items()
+    ],
+)
 def test_every_moved_name_is_importable_from_its_earlier_module(module, name, home):
     moved = getattr(importlib.import_module(module), name)
     assert moved is getattr(importlib.import_module(home), name)
 
 
-@pytest.mark.parametrize("module, old, new", [
-    (module, old, new) for module, names in compat.RENAMED_NAMES.items()
-    for old, new in names.items()
-])
+@pytest.mark.parametrize(
+    "module, old, new",
+    [
+        (module, old, new)
+        for module, names in compat.RENAMED_NAMES.items()
+        for old, new in names.items()
+    ],
+)
 def test_every_renamed_name_is_importable_under_its_earlier_name(module, old, new):
     renamed = importlib.import_module(module)
     assert getattr(renamed, old) is getattr(renamed, new)
@@ -68,17 +76,33 @@ def test_a_state_json_of_0_1_0_reads_as_todays():
     assert compat.upgrade_state_dict(state.to_dict(), "val_accuracy") == state.to_dict()
 
 
-@pytest.mark.parametrize("monitor, best_key, val_images", [
-    ("test_accuracy", "best_test_accuracy", None),  # 0.1.0, and later runs without a split
-    ("val_accuracy", "best_val_accuracy", 10),  # a run with a validation split before `monitor`
-])
+@pytest.mark.parametrize(
+    "monitor, best_key, val_images",
+    [
+        ("test_accuracy", "best_test_accuracy", None),  # 0.1.0, and later runs without a split
+        ("val_accuracy", "best_val_accuracy", 10),  # a run with a validation split before `monitor`
+    ],
+)
 def test_a_results_json_without_monitor_reads_as_todays(monitor, best_key, val_images):
-    old = {"test_accuracy": 0.5, "test_loss": 0.9, "epochs_trained": 2, "best_epoch": 1,
-           best_key: 0.6, "train_images": 10, "test_images": 10, "parameters": 15,
-           "train_seconds": 3.0, "initial_weights": None}
+    old = {
+        "test_accuracy": 0.5,
+        "test_loss": 0.9,
+        "epochs_trained": 2,
+        "best_epoch": 1,
+        best_key: 0.6,
+        "train_images": 10,
+        "test_images": 10,
+        "parameters": 15,
+        "train_seconds": 3.0,
+        "initial_weights": None,
+    }
     if val_images:
         old["val_images"] = val_images
     results = RunResults.from_dict(compat.upgrade_results_dict(old))
-    assert (results.monitor, results.best_accuracy, results.val_images) == (monitor, 0.6, val_images)
+    assert (results.monitor, results.best_accuracy, results.val_images) == (
+        monitor,
+        0.6,
+        val_images,
+    )
     assert results.test_accuracy_tta is None  # not measured before
     assert {key: results.to_dict()[key] for key in old} == old  # every old key, same value

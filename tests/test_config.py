@@ -63,9 +63,19 @@ def test_unknown_field_is_named():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("epochs", 0), ("batch_size", -1), ("dropout", 1.5), ("hue", 0.7), ("warmup_epochs", 300),
-     ("min_lr", 1.0), ("limit_train", 0), ("cutout_size", 40), ("strategy", "tpu"),
-     ("mixed_precision", "float16"), ("jit", "yes")],
+    [
+        ("epochs", 0),
+        ("batch_size", -1),
+        ("dropout", 1.5),
+        ("hue", 0.7),
+        ("warmup_epochs", 300),
+        ("min_lr", 1.0),
+        ("limit_train", 0),
+        ("cutout_size", 40),
+        ("strategy", "tpu"),
+        ("mixed_precision", "float16"),
+        ("jit", "yes"),
+    ],
 )
 def test_invalid_values_name_field_and_value(field, value):
     with pytest.raises(ValueError, match=rf"`{field}`.*{field}={value!r}"):
@@ -88,14 +98,29 @@ def test_scale_defaults_are_one_device_float32_and_keras_jit_choice():
 def test_resume_dict_leaves_out_only_the_execution_fields():
     # The fields added after 0.1.0 are set away from their defaults, which
     # keeps them in (see the tests below for the defaults).
-    c = TrainConfig(strategy="mirrored", jit=True, mixed_precision="mixed_bfloat16",
-                    val_split=100, schedule_unit="step", steps_per_execution=4,
-                    nesterov=True, use_ema=True, ema_momentum=0.9, max_params=10**7,
-                    tensorboard=True)
-    assert set(c.to_dict()) - set(c.resume_dict()) == {"strategy", "jit", "steps_per_execution",
-                                                       "tensorboard"}
+    c = TrainConfig(
+        strategy="mirrored",
+        jit=True,
+        mixed_precision="mixed_bfloat16",
+        val_split=100,
+        schedule_unit="step",
+        steps_per_execution=4,
+        nesterov=True,
+        use_ema=True,
+        ema_momentum=0.9,
+        max_params=10**7,
+        tensorboard=True,
+    )
+    assert set(c.to_dict()) - set(c.resume_dict()) == {
+        "strategy",
+        "jit",
+        "steps_per_execution",
+        "tensorboard",
+    }
     assert c.resume_dict()["mixed_precision"] == "mixed_bfloat16"
-    assert TrainConfig().resume_dict() == TrainConfig(strategy="multiworker", jit=False).resume_dict()
+    assert (
+        TrainConfig().resume_dict() == TrainConfig(strategy="multiworker", jit=False).resume_dict()
+    )
 
 
 # --- the parts ---
@@ -113,9 +138,15 @@ def test_train_config_is_the_parts_fields_flat_each_written_once():
 
 
 def test_every_field_has_help_and_group_metadata():
-    groups = {DataConfig: "data", ModelConfig: "model", OptimizerConfig: "optimiser",
-              ScheduleConfig: "schedule", AugmentConfig: "augmentation", RunConfig: "run",
-              ScaleConfig: "scale"}
+    groups = {
+        DataConfig: "data",
+        ModelConfig: "model",
+        OptimizerConfig: "optimiser",
+        ScheduleConfig: "schedule",
+        AugmentConfig: "augmentation",
+        RunConfig: "run",
+        ScaleConfig: "scale",
+    }
     assert set(groups) == set(PARTS)
     for part, group in groups.items():
         for field in dataclasses.fields(part):
@@ -124,8 +155,16 @@ def test_every_field_has_help_and_group_metadata():
 
 
 def test_properties_return_the_parts_with_the_configs_values():
-    config = TrainConfig(epochs=10, base_lr=0.05, widths=(8, 16), blocks=(1, 1), se_stages=(2,),
-                         seed=3, jit=True, limit_train=64)
+    config = TrainConfig(
+        epochs=10,
+        base_lr=0.05,
+        widths=(8, 16),
+        blocks=(1, 1),
+        se_stages=(2,),
+        seed=3,
+        jit=True,
+        limit_train=64,
+    )
     assert config.schedule_config == ScheduleConfig(epochs=10, base_lr=0.05)
     assert config.model_config == ModelConfig(widths=(8, 16), blocks=(1, 1), se_stages=(2,))
     assert config.run_config == RunConfig(seed=3)
@@ -134,8 +173,9 @@ def test_properties_return_the_parts_with_the_configs_values():
     assert config.optimizer_config == OptimizerConfig()
     assert config.augment_config == AugmentConfig()
     assert config.schedule_config.resolved_warmup_epochs == config.resolved_warmup_epochs == 1
-    rebuilt = TrainConfig.from_parts(config.data_config, config.model_config,
-                                     config.schedule_config, config.scale_config, seed=3)
+    rebuilt = TrainConfig.from_parts(
+        config.data_config, config.model_config, config.schedule_config, config.scale_config, seed=3
+    )
     assert rebuilt == config
 
 
@@ -146,25 +186,29 @@ def test_from_parts_refuses_what_is_not_a_part():
 
 @pytest.mark.parametrize(
     "part, field, value, rule",
-    [(DataConfig, "limit_test", 0, "a positive integer or None"),
-     (ModelConfig, "se_reduction", 0, "a positive integer"),
-     (ModelConfig, "use_se", "no", "True or False"),
-     (AugmentConfig, "hue", 0.7, "in [0, 0.5]"),
-     (AugmentConfig, "grayscale", 1, "True or False"),
-     (OptimizerConfig, "weight_decay", -1.0, "non-negative"),
-     (ScheduleConfig, "base_lr", -1, "positive"),
-     (ScheduleConfig, "schedule_unit", "batch", "one of 'epoch', 'step'"),
-     (RunConfig, "seed", 1.5, "an integer"),
-     (ScaleConfig, "steps_per_execution", 0, "a positive integer"),
-     (ModelConfig, "dropout", "0.2", "a number"),
-     (OptimizerConfig, "momentum", True, "a number"),
-     (ScheduleConfig, "epochs", 2.0, "an integer")],
+    [
+        (DataConfig, "limit_test", 0, "a positive integer or None"),
+        (ModelConfig, "se_reduction", 0, "a positive integer"),
+        (ModelConfig, "use_se", "no", "True or False"),
+        (AugmentConfig, "hue", 0.7, "in [0, 0.5]"),
+        (AugmentConfig, "grayscale", 1, "True or False"),
+        (OptimizerConfig, "weight_decay", -1.0, "non-negative"),
+        (ScheduleConfig, "base_lr", -1, "positive"),
+        (ScheduleConfig, "schedule_unit", "batch", "one of 'epoch', 'step'"),
+        (RunConfig, "seed", 1.5, "an integer"),
+        (ScaleConfig, "steps_per_execution", 0, "a positive integer"),
+        (ModelConfig, "dropout", "0.2", "a number"),
+        (OptimizerConfig, "momentum", True, "a number"),
+        (ScheduleConfig, "epochs", 2.0, "an integer"),
+    ],
 )
 def test_each_part_validates_its_own_fields(part, field, value, rule):
     for config_class in (part, TrainConfig):
         with pytest.raises(ConfigError) as info:
             config_class(**{field: value}).validate()
-        assert str(info.value) == f"Config field `{field}` must be {rule}. Received: {field}={value!r}"
+        assert (
+            str(info.value) == f"Config field `{field}` must be {rule}. Received: {field}={value!r}"
+        )
         assert info.value.fields == (field,)
         assert isinstance(info.value, ValueError)
 
@@ -173,7 +217,9 @@ def test_each_part_validates_its_own_fields(part, field, value, rule):
 def test_a_seed_outside_numpys_range_names_the_seed(seed):
     with pytest.raises(ConfigError) as info:
         TrainConfig(seed=seed).validate()
-    assert str(info.value) == f"Config field `seed` must be in [0, 4294967295]. Received: seed={seed}"
+    assert (
+        str(info.value) == f"Config field `seed` must be in [0, 4294967295]. Received: seed={seed}"
+    )
     assert info.value.fields == ("seed",)
     with pytest.raises(ValueError):
         np.random.seed(seed)  # what the run would have failed with, later and naming no flag
@@ -185,14 +231,25 @@ def test_the_seeds_at_the_ends_of_the_range_are_valid_numpy_seeds():
         np.random.seed(seed)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--seed", "-1"], "argument --seed: Config field `seed` must be in [0, 4294967295]. "
-                       "Received: seed=-1"),
-    (["--mixup-alpha", "-1"], "argument --mixup-alpha: Config field `mixup_alpha` must be "
-                              "positive. Received: mixup_alpha=-1.0"),
-    (["--mixup-alpha", "0.05"], "argument --mixup-alpha-min: Config field `mixup_alpha_min` must "
-                                "be in (0, mixup_alpha=0.05]. Received: mixup_alpha_min=0.1"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--seed", "-1"],
+            "argument --seed: Config field `seed` must be in [0, 4294967295]. Received: seed=-1",
+        ),
+        (
+            ["--mixup-alpha", "-1"],
+            "argument --mixup-alpha: Config field `mixup_alpha` must be "
+            "positive. Received: mixup_alpha=-1.0",
+        ),
+        (
+            ["--mixup-alpha", "0.05"],
+            "argument --mixup-alpha-min: Config field `mixup_alpha_min` must "
+            "be in (0, mixup_alpha=0.05]. Received: mixup_alpha_min=0.1",
+        ),
+    ],
+)
 def test_a_bad_value_is_reported_under_its_own_flag(flags, message):
     with pytest.raises(ConfigError) as info:
         config_from_args(build_parser().parse_args(flags))
@@ -218,7 +275,9 @@ def test_a_part_round_trips_through_json_and_refuses_other_parts_fields():
 
 
 def test_rules_relating_two_fields():
-    with pytest.raises(ConfigError, match=r"`warmup_epochs` must be an integer in \[0, epochs=10\)"):
+    with pytest.raises(
+        ConfigError, match=r"`warmup_epochs` must be an integer in \[0, epochs=10\)"
+    ):
         ScheduleConfig(epochs=10, warmup_epochs=10).validate()
     with pytest.raises(ConfigError, match=r"`val_split` must be smaller than limit_train=100"):
         TrainConfig(limit_train=100, val_split=100).validate()
@@ -261,7 +320,11 @@ def test_a_config_json_of_version_0_1_0_loads():
     assert not set(FIELDS_ADDED_AFTER_0_1_0) & set(old)  # the file predates them
     config = TrainConfig.from_json(OLD_CONFIG)
     assert config == TrainConfig()
-    assert (config.val_split, config.schedule_unit, config.steps_per_execution) == (None, "epoch", 1)
+    assert (config.val_split, config.schedule_unit, config.steps_per_execution) == (
+        None,
+        "epoch",
+        1,
+    )
     # What a resumed run compares is exactly what 0.1.0 compared.
     assert config.resume_dict() == {k: v for k, v in old.items() if k not in EXECUTION_FIELDS}
 
@@ -277,8 +340,18 @@ def _digest(config):
         ({}, "3afeef2c"),
         ({"warmup_epochs": 15}, "ef97c934"),
         ({"epochs": 10, "limit_train": 512, "seed": 3, "warmup_epochs": 1}, "f9cb818c"),
-        ({"epochs": 10, "limit_train": 512, "seed": 3, "warmup_epochs": 1, "strategy": "mirrored",
-          "jit": True, "steps_per_execution": 8}, "f9cb818c"),
+        (
+            {
+                "epochs": 10,
+                "limit_train": 512,
+                "seed": 3,
+                "warmup_epochs": 1,
+                "strategy": "mirrored",
+                "jit": True,
+                "steps_per_execution": 8,
+            },
+            "f9cb818c",
+        ),
     ],
 )
 def test_the_resume_hash_of_a_config_without_new_fields_is_that_of_0_1_0(changes, digest):
@@ -296,13 +369,22 @@ def test_the_default_run_folder_keeps_its_0_1_0_name():
     from keras_seresnet.training.loop import default_out_dir
 
     # 0.1.0's default_out_dir(TrainConfig()): the hash of the resolved config (warmup 15).
-    assert default_out_dir(TrainConfig()) == os.path.join("saved_models", "seresnet-e250-seed0-ef97c934")
+    assert default_out_dir(TrainConfig()) == os.path.join(
+        "saved_models", "seresnet-e250-seed0-ef97c934"
+    )
 
 
 def test_numpy_numbers_paths_and_lists_are_accepted_as_plain_values(tmp_path):
-    config = TrainConfig(epochs=np.int64(10), base_lr=np.float32(0.5), limit_train=np.int32(100),
-                         seed=np.uint32(3), widths=[np.int64(8), 16], blocks=[1, 1],
-                         se_stages=[2], data_dir=tmp_path).validate()
+    config = TrainConfig(
+        epochs=np.int64(10),
+        base_lr=np.float32(0.5),
+        limit_train=np.int32(100),
+        seed=np.uint32(3),
+        widths=[np.int64(8), 16],
+        blocks=[1, 1],
+        se_stages=[2],
+        data_dir=tmp_path,
+    ).validate()
     assert (config.epochs, config.limit_train, config.seed) == (10, 100, 3)
     assert type(config.epochs) is int and type(config.base_lr) is float and config.base_lr == 0.5
     assert config.widths == (8, 16) and type(config.widths[0]) is int
@@ -312,26 +394,34 @@ def test_numpy_numbers_paths_and_lists_are_accepted_as_plain_values(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value, rule",
-    [("widths", 32, "a tuple (or list) of integers"),
-     ("se_stages", ("3",), "a tuple (or list) of integers"),
-     ("mean", 0.5, "a tuple (or list) of finite numbers"),
-     ("std", ("a", "b", "c"), "a tuple (or list) of finite numbers"),
-     ("std", (0.35, 0.35, float("nan")), "a tuple (or list) of finite numbers"),
-     ("base_lr", float("inf"), "a finite number"),
-     ("weight_decay", float("nan"), "a finite number"),
-     ("data_dir", 5, "a path (str or os.PathLike) or None")],
+    [
+        ("widths", 32, "a tuple (or list) of integers"),
+        ("se_stages", ("3",), "a tuple (or list) of integers"),
+        ("mean", 0.5, "a tuple (or list) of finite numbers"),
+        ("std", ("a", "b", "c"), "a tuple (or list) of finite numbers"),
+        ("std", (0.35, 0.35, float("nan")), "a tuple (or list) of finite numbers"),
+        ("base_lr", float("inf"), "a finite number"),
+        ("weight_decay", float("nan"), "a finite number"),
+        ("data_dir", 5, "a path (str or os.PathLike) or None"),
+    ],
 )
 def test_wrongly_typed_and_non_finite_fields_raise_config_error(field, value, rule):
-    with pytest.raises(ConfigError, match=rf"^Config field `{field}` must be {re.escape(rule)}\. "
-                                          rf"Received: {field}=") as info:
+    with pytest.raises(
+        ConfigError,
+        match=rf"^Config field `{field}` must be {re.escape(rule)}\. "
+        rf"Received: {field}=",
+    ) as info:
         TrainConfig(**{field: value}).validate()
     assert info.value.fields == (field,)
 
 
 @pytest.mark.parametrize("values", [None, [("epochs", 3)]])
 def test_from_dict_refuses_what_is_not_a_dict(values):
-    with pytest.raises(ConfigError, match=r"^Argument `values` must be a dict of config fields. "
-                                          r"Received: values of type (NoneType|list)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^Argument `values` must be a dict of config fields. "
+        r"Received: values of type (NoneType|list)$",
+    ):
         TrainConfig.from_dict(values)
 
 
@@ -349,8 +439,11 @@ def test_the_recipe_preset_is_the_defaults_and_fast_changes_only_its_fields():
 
 def test_preset_fields_override_and_an_unknown_name_is_refused():
     assert TrainConfig.fast(epochs=4, seed=2).resolved_warmup_epochs == 1
-    with pytest.raises(ConfigError, match=r"`name` must be one of 'recipe', 'fast'. "
-                                          r"Received: name='quick'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"`name` must be one of 'recipe', 'fast'. "
+        r"Received: name='quick'",
+    ):
         TrainConfig.preset("quick")
 
 

@@ -54,8 +54,12 @@ def py2_pickle(obj):
 
 def write_batch(path, images, labels, dumps=None):
     rows = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
-    batch = {b"batch_label": b"fixture", b"labels": [int(v) for v in labels],
-             b"data": rows, b"filenames": [b"x.png"] * len(images)}
+    batch = {
+        b"batch_label": b"fixture",
+        b"labels": [int(v) for v in labels],
+        b"data": rows,
+        b"filenames": [b"x.png"] * len(images),
+    }
     path.write_bytes((dumps or (lambda o: pickle.dumps(o, protocol=2)))(batch))
 
 
@@ -74,13 +78,20 @@ def write_batches(folder, per_batch=4, dumps=None):
 # --- cifar-10-batches-py ----------------------------------------------------
 
 
-@pytest.mark.parametrize("dumps", [py2_pickle, lambda o: pickle.dumps(o, protocol=2),
-                                   lambda o: pickle.dumps(o, protocol=4),
-                                   lambda o: pickle.dumps(o, protocol=5)],
-                         ids=["python2", "protocol2", "protocol4", "protocol5"])
+@pytest.mark.parametrize(
+    "dumps",
+    [
+        py2_pickle,
+        lambda o: pickle.dumps(o, protocol=2),
+        lambda o: pickle.dumps(o, protocol=4),
+        lambda o: pickle.dumps(o, protocol=5),
+    ],
+    ids=["python2", "protocol2", "protocol4", "protocol5"],
+)
 def test_batches_folder_loads_exactly(tmp_path, dumps):
-    (x_train, y_train), (x_test, y_test) = write_batches(tmp_path / "cifar-10-batches-py",
-                                                         dumps=dumps)
+    (x_train, y_train), (x_test, y_test) = write_batches(
+        tmp_path / "cifar-10-batches-py", dumps=dumps
+    )
     (a, b), (c, d) = load_cifar10(tmp_path / "cifar-10-batches-py")
     np.testing.assert_array_equal(a, x_train)  # CHW rows became HWC images
     np.testing.assert_array_equal(c, x_test)
@@ -156,7 +167,9 @@ def test_offline_download_says_where_cifar10_is_and_which_layouts_work(monkeypat
         try:
             raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
         except urllib.error.URLError as e:
-            raise Exception(f"URL fetch failure on https://example.invalid: None -- {e.reason}") from e
+            raise Exception(
+                f"URL fetch failure on https://example.invalid: None -- {e.reason}"
+            ) from e
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     with pytest.raises(DataError) as info:
@@ -193,9 +206,13 @@ def test_tree_interleaves_classes_in_label_order_and_caches(tmp_path, monkeypatc
     (x, y), (xt, yt) = load_cifar10(tmp_path)
     # Canonical order: airplane 0, cat 0, airplane 1, cat 1, cat 2.
     assert y.tolist() == [0, 3, 0, 3, 3] and yt.tolist() == [9]
-    expected = [written["train"]["airplane"][0], written["train"]["cat"][0],
-                written["train"]["airplane"][1], written["train"]["cat"][1],
-                written["train"]["cat"][2]]
+    expected = [
+        written["train"]["airplane"][0],
+        written["train"]["cat"][0],
+        written["train"]["airplane"][1],
+        written["train"]["cat"][1],
+        written["train"]["cat"][2],
+    ]
     np.testing.assert_array_equal(x, np.stack(expected))
     np.testing.assert_array_equal(xt[0], written["test"]["truck"][0])
     cache = tmp_path / data.CACHE_FOLDER
@@ -343,8 +360,11 @@ def limit_warnings(caught):
     return [w for w in caught if str(w.message).startswith("limit_")]
 
 
-@pytest.mark.parametrize("make_source", [keras_datasets_source, batches_source, tree_source],
-                         ids=["keras_datasets", "batches", "tree"])
+@pytest.mark.parametrize(
+    "make_source",
+    [keras_datasets_source, batches_source, tree_source],
+    ids=["keras_datasets", "batches", "tree"],
+)
 def test_limit_above_the_split_size_warns_and_keeps_all(tmp_path, monkeypatch, make_source):
     data_dir, where, n_train, n_test = make_source(tmp_path, monkeypatch)
     with warnings.catch_warnings(record=True) as caught:
@@ -385,7 +405,9 @@ def test_unlabelled_pickle(tmp_path):
     np.testing.assert_array_equal(load_unlabelled_pickle(path), images)
 
     path.write_bytes(pickle.dumps({b"data": images.reshape(3, -1)}))
-    with pytest.raises(DataError, match=r"unlabelled.pkl: b'data' must have shape \(N, 32, 32, 3\)"):
+    with pytest.raises(
+        DataError, match=r"unlabelled.pkl: b'data' must have shape \(N, 32, 32, 3\)"
+    ):
         load_unlabelled_pickle(path)
     path.write_bytes(pickle.dumps({b"images": images}))
     with pytest.raises(DataError, match=r"unlabelled.pkl: no key b'data'"):
@@ -462,12 +484,16 @@ def test_real_jpeg_tree_prefix(real_cifar10):
 
 
 def test_numpy_integer_limits_are_accepted(tiny_image_tree):
-    (x_train, y_train), (x_test, _) = load_cifar10(tiny_image_tree, limit_train=np.int64(3),
-                                                   limit_test=np.int32(2))
+    (x_train, y_train), (x_test, _) = load_cifar10(
+        tiny_image_tree, limit_train=np.int64(3), limit_test=np.int32(2)
+    )
     assert x_train.shape == (3, 32, 32, 3) and len(y_train) == 3 and len(x_test) == 2
 
 
 def test_a_data_dir_that_is_not_a_path_is_a_type_error():
-    with pytest.raises(TypeError, match=r"^Argument `data_dir` must be None or a folder path "
-                                        r"\(str or os.PathLike\). Received: data_dir of type int$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Argument `data_dir` must be None or a folder path "
+        r"\(str or os.PathLike\). Received: data_dir of type int$",
+    ):
         load_cifar10(5)

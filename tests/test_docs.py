@@ -83,8 +83,7 @@ def test_relative_links_finds_links_and_images_but_not_code_or_urls():
 
 def test_the_api_page_documents_every_public_name():
     lines = {line.strip() for line in _read(API_PAGE).splitlines()}
-    missing = [name for name in keras_seresnet.__all__
-               if f"::: keras_seresnet.{name}" not in lines]
+    missing = [name for name in keras_seresnet.__all__ if f"::: keras_seresnet.{name}" not in lines]
     assert not missing, (
         f"docs/api.md has no '::: keras_seresnet.<name>' line for {missing}; "
         "add one per public name (keras_seresnet.__all__)"
@@ -100,8 +99,9 @@ def test_every_nav_page_exists():
 
 def test_every_top_level_docs_page_is_in_the_nav():
     pages = set(_mkdocs_nav())
-    orphans = sorted(name for name in os.listdir(DOCS)
-                     if name.endswith(".md") and name not in pages)
+    orphans = sorted(
+        name for name in os.listdir(DOCS) if name.endswith(".md") and name not in pages
+    )
     assert not orphans, (
         f"docs/ pages missing from mkdocs.yml's nav: {orphans} "
         "(the comments in the nav say where weights.md and fast-schedule.md go)"
@@ -111,8 +111,11 @@ def test_every_top_level_docs_page_is_in_the_nav():
 @pytest.mark.parametrize("path", _markdown_files(), ids=lambda p: os.path.relpath(p, ROOT))
 def test_relative_links_point_at_existing_files(path):
     folder = os.path.dirname(path)
-    broken = [target for target in relative_links(_read(path))
-              if not os.path.exists(os.path.join(folder, target.split("#")[0]))]
+    broken = [
+        target
+        for target in relative_links(_read(path))
+        if not os.path.exists(os.path.join(folder, target.split("#")[0]))
+    ]
     assert not broken, f"{os.path.relpath(path, ROOT)} links to missing files: {broken}"
 
 
@@ -128,8 +131,8 @@ def test_readme_keeps_the_test_command_that_ci_runs():
     # next; it must find exactly the one test command there.
     lines = _read(README).splitlines()
     assert TEST_MARKER in lines, "README.md lost the test-command marker that .ci/run looks for"
-    after = lines[lines.index(TEST_MARKER) + 1:]
+    after = lines[lines.index(TEST_MARKER) + 1 :]
     assert after[0] == "```bash", "the test command's fence must follow the marker directly"
-    command = after[1:after.index("```", 1)]
+    command = after[1 : after.index("```", 1)]
     assert len(command) == 1, f"the fence after the marker must hold one line: {command}"
     assert command[0].startswith("python3 -m venv .venv && ") and "python -m pytest" in command[0]

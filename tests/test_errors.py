@@ -7,18 +7,22 @@ import pytest
 from keras_seresnet.errors import InvalidValueError, SeresnetError
 
 
-@pytest.mark.parametrize("module, name, builtin", [
-    ("keras_seresnet.errors", "InvalidValueError", ValueError),
-    ("keras_seresnet.config", "ConfigError", ValueError),
-    ("keras_seresnet.data.cifar10", "DataError", ValueError),
-    ("keras_seresnet.data.images", "ImageError", ValueError),
-    ("keras_seresnet.training.records", "RunFolderError", ValueError),
-    ("keras_seresnet.training.loop", "TrainingDivergedError", RuntimeError),
-    ("keras_seresnet.inference.export", "ExportCheckError", ValueError),
-    ("keras_seresnet.cli", "CommandError", Exception),
-])
+@pytest.mark.parametrize(
+    "module, name, builtin",
+    [
+        ("keras_seresnet.errors", "InvalidValueError", ValueError),
+        ("keras_seresnet.config", "ConfigError", ValueError),
+        ("keras_seresnet.data.cifar10", "DataError", ValueError),
+        ("keras_seresnet.data.images", "ImageError", ValueError),
+        ("keras_seresnet.training.records", "RunFolderError", ValueError),
+        ("keras_seresnet.training.loop", "TrainingDivergedError", RuntimeError),
+        ("keras_seresnet.inference.export", "ExportCheckError", ValueError),
+        ("keras_seresnet.cli", "CommandError", Exception),
+    ],
+)
 def test_every_error_of_the_package_is_a_seresnet_error_and_keeps_its_builtin_base(
-        module, name, builtin):
+    module, name, builtin
+):
     error = getattr(importlib.import_module(module), name)
     assert issubclass(error, SeresnetError) and issubclass(error, builtin)
 
@@ -27,9 +31,13 @@ def test_the_errors_module_starts_nothing():
     import subprocess
     import sys
 
-    code = ("import sys\nimport keras_seresnet.errors, keras_seresnet.config, keras_seresnet.cli\n"
-            "print(sorted({'tensorflow', 'keras', 'PIL'} & set(sys.modules)))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys\nimport keras_seresnet.errors, keras_seresnet.config, keras_seresnet.cli\n"
+        "print(sorted({'tensorflow', 'keras', 'PIL'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 

@@ -37,8 +37,9 @@ def test_scores_match_keras_losses_and_hand_counts():
     np.testing.assert_allclose(result["loss"], -np.mean(np.log([0.7, 0.8, 0.3, 0.2])), rtol=1e-6)
     onehot = keras.ops.one_hot(y, 3)
     smoothed = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.08)
-    np.testing.assert_allclose(result["loss_smoothed"], float(smoothed(onehot, np.log(p))),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        result["loss_smoothed"], float(smoothed(onehot, np.log(p))), rtol=1e-5
+    )
     assert result["confusion_matrix"] == [[1, 0, 1], [1, 1, 0], [0, 0, 0]]
     assert result["per_class_accuracy"] == {"a": 0.5, "b": 0.5, "c": None}
 
@@ -113,28 +114,37 @@ def test_evaluate_model_rejects_bad_inputs(tiny_model):
 
 
 def test_class_names_must_not_be_a_single_string(tiny_model):
-    message = re.escape("Argument `class_names` must be a sequence of names, one per class, "
-                        "not a single string. Received: class_names='abc'")
+    message = re.escape(
+        "Argument `class_names` must be a sequence of names, one per class, "
+        "not a single string. Received: class_names='abc'"
+    )
     with pytest.raises(ValueError, match=message):
         scores(np.full((2, 3), 1 / 3, np.float32), np.array([0, 1]), class_names="abc")
     x = np.zeros((2, 32, 32, 3), np.uint8)
     with pytest.raises(ValueError, match=message):
         evaluate_model(tiny_model, x, np.array([0, 1]), class_names="abc", verbose=0)
     # Ten characters for the ten classes: read name by name, it would be accepted.
-    with pytest.raises(ValueError,
-                       match=r"not a single string\. Received: class_names=b'abcdefghij'"):
+    with pytest.raises(
+        ValueError, match=r"not a single string\. Received: class_names=b'abcdefghij'"
+    ):
         evaluate_model(tiny_model, x, np.array([0, 1]), class_names=b"abcdefghij", verbose=0)
 
 
 def test_evaluate_model_checks_the_model_takes_images_first():
-    mnist = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(10)])
-    wrong_input = (r"^Argument `model` must take images of shape \(None, 32, 32, 3\) .*"
-                   r"Received: a model with input shape \(None, 28, 28, 1\)$")
+    mnist = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    wrong_input = (
+        r"^Argument `model` must take images of shape \(None, 32, 32, 3\) .*"
+        r"Received: a model with input shape \(None, 28, 28, 1\)$"
+    )
     x = np.zeros((2, 32, 32, 3), np.uint8)
     # Before the class count (10 outputs, 3 names) and the label range are compared with it.
-    for labels, names in ((np.array([0, 1]), None), (np.array([0, 1]), NAMES),
-                          (np.array([0, 11]), None)):
+    for labels, names in (
+        (np.array([0, 1]), None),
+        (np.array([0, 1]), NAMES),
+        (np.array([0, 11]), None),
+    ):
         with pytest.raises(ValueError, match=wrong_input):
             evaluate_model(mnist, x, labels, class_names=names, verbose=0)
     unbuilt = keras.Sequential([keras.layers.Dense(10)], name="dense_only")
@@ -159,7 +169,8 @@ def image_tree(root, classes=3):
             folder = root / split / CIFAR10_CLASSES[i % classes]
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                folder / f"{i}.png")
+                folder / f"{i}.png"
+            )
     return root
 
 
@@ -168,10 +179,21 @@ def test_evaluate_script_on_an_image_tree(tiny_model, tmp_path, capsys):
     model_path = str(tmp_path / "tiny.keras")
     tiny_model.save(model_path)
     output = tmp_path / "report"
-    assert load_script("evaluate").main(
-        [model_path, "--data-dir", str(tmp_path / "data"), "--limit-test", "4", "--tta",
-         "--output-dir", str(output)]
-    ) == 0
+    assert (
+        load_script("evaluate").main(
+            [
+                model_path,
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--limit-test",
+                "4",
+                "--tta",
+                "--output-dir",
+                str(output),
+            ]
+        )
+        == 0
+    )
     results = json.loads((output / "evaluation.json").read_text())
     assert results["num_images"] == 4 and 0.0 <= results["tta"]["accuracy"] <= 1.0
     assert sum(map(sum, results["confusion_matrix"])) == 4
@@ -186,10 +208,19 @@ def test_evaluate_script_works_end_to_end_for_any_class_count(tmp_path, capsys, 
     model_path = str(tmp_path / "model.keras")
     build_seresnet(**TINY_MODEL, num_classes=num_classes).save(model_path)
     output = tmp_path / "report"
-    assert load_script("evaluate").main(
-        [model_path, "--data-dir", str(image_tree(tmp_path / "data")), "--tta",
-         "--output-dir", str(output)]
-    ) == 0, capsys.readouterr().err
+    assert (
+        load_script("evaluate").main(
+            [
+                model_path,
+                "--data-dir",
+                str(image_tree(tmp_path / "data")),
+                "--tta",
+                "--output-dir",
+                str(output),
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     names = [str(i) for i in range(num_classes)]
     results = json.loads((output / "evaluation.json").read_text())
     assert list(results["per_class_accuracy"]) == names
@@ -201,18 +232,30 @@ def test_evaluate_script_works_end_to_end_for_any_class_count(tmp_path, capsys, 
 
 
 def test_evaluate_script_refuses_a_model_with_fewer_classes_than_the_labels_in_one_line(
-        tmp_path, capsys):
+    tmp_path, capsys
+):
     keras.utils.set_random_seed(0)
     model_path = str(tmp_path / "model.keras")
     build_seresnet(**TINY_MODEL, num_classes=2).save(model_path)
     output = tmp_path / "report"
-    assert load_script("evaluate").main(
-        [model_path, "--data-dir", str(image_tree(tmp_path / "data")), "--output-dir", str(output)]
-    ) == 1
+    assert (
+        load_script("evaluate").main(
+            [
+                model_path,
+                "--data-dir",
+                str(image_tree(tmp_path / "data")),
+                "--output-dir",
+                str(output),
+            ]
+        )
+        == 1
+    )
     printed = capsys.readouterr()
     [line] = printed.err.splitlines()
-    assert line.endswith(": error: Argument `labels` must lie in [0, 2) (the model's classes). "
-                         "Received values from 0 to 2")
+    assert line.endswith(
+        ": error: Argument `labels` must lie in [0, 2) (the model's classes). "
+        "Received values from 0 to 2"
+    )
     assert not output.exists()
 
 
@@ -238,26 +281,39 @@ def test_labels_of_shape_n_1_evaluate_as_labels_of_shape_n(tiny_model):
 
 @pytest.mark.parametrize(
     "labels",
-    [np.array([0.0, 1.5]), np.array([0.0, 1.0]), np.eye(10, dtype=np.int64)[[0, 1]],
-     np.array(["0", "1"])],
+    [
+        np.array([0.0, 1.5]),
+        np.array([0.0, 1.0]),
+        np.eye(10, dtype=np.int64)[[0, 1]],
+        np.array(["0", "1"]),
+    ],
 )
 def test_float_one_hot_and_string_labels_are_refused(tiny_model, labels):
     x = np.zeros((2, 32, 32, 3), np.uint8)
-    with pytest.raises(ValueError, match=r"^Argument `labels` must be integer class indices \[N\] "
-                                         r"\(or \[N, 1\]\); for one-hot labels pass "
-                                         r"`labels.argmax\(axis=1\)`. Received: labels with shape"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Argument `labels` must be integer class indices \[N\] "
+        r"\(or \[N, 1\]\); for one-hot labels pass "
+        r"`labels.argmax\(axis=1\)`. Received: labels with shape",
+    ):
         evaluate_model(tiny_model, x, labels, verbose=0)
 
 
 @pytest.mark.parametrize("label_smoothing", [None, "0.1"])
 def test_a_label_smoothing_that_is_not_a_number_is_refused(tiny_model, label_smoothing):
     x = np.zeros((2, 32, 32, 3), np.uint8)
-    with pytest.raises(ValueError, match=r"^Argument `label_smoothing` must be a number in \[0, 1\). "
-                                         rf"Received: label_smoothing={label_smoothing!r}$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Argument `label_smoothing` must be a number in \[0, 1\). "
+        rf"Received: label_smoothing={label_smoothing!r}$",
+    ):
         evaluate_model(tiny_model, x, np.array([0, 1]), label_smoothing=label_smoothing)
 
 
 def test_images_and_model_given_in_each_others_places_are_refused(tiny_model):
-    with pytest.raises(ValueError, match=r"^Argument `images` must be an array \[N, 32, 32, 3\] "
-                                         r"with N >= 1. Received shape \(\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Argument `images` must be an array \[N, 32, 32, 3\] "
+        r"with N >= 1. Received shape \(\)$",
+    ):
         evaluate_model(np.zeros((2, 32, 32, 3), np.uint8), tiny_model, np.array([0, 1]))

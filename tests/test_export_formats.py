@@ -66,7 +66,8 @@ def run_fresh(script, path, tmp_path):
     np.save(tmp_path / "x.npy", x)
     result = subprocess.run(
         [sys.executable, "-c", script, str(path), str(tmp_path / "x.npy"), str(tmp_path / "y.npz")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return x, np.load(tmp_path / "y.npz"), json.loads(result.stdout.strip().splitlines()[-1])
@@ -80,8 +81,11 @@ def test_onnx_round_trip(tiny, tmp_path):
     assert result.size_bytes == os.path.getsize(tmp_path / "seresnet.onnx")
     assert os.listdir(tmp_path) == ["seresnet.onnx"]
     x, served, report = run_fresh(FRESH_ONNX, result.path, tmp_path)
-    assert report == {"inputs": [["image", [32, 32, 3], "tensor(float)"]],
-                      "outputs": [["probabilities", [10]]], "tensorflow": False}
+    assert report == {
+        "inputs": [["image", [32, 32, 3], "tensor(float)"]],
+        "outputs": [["probabilities", [10]]],
+        "tensorflow": False,
+    }
     expected = softmax(tiny(x, training=False))
     for n in (1, 5):
         np.testing.assert_allclose(served[str(n)], expected[:n], atol=1e-4, rtol=0)
@@ -92,9 +96,10 @@ def test_litert_round_trip(tiny, tmp_path):
     result = export_model(tiny, tmp_path / "seresnet.tflite", format="litert")
     assert result.max_difference <= 1e-4 and result.quantize is None
     x, served, report = run_fresh(FRESH_LITERT, result.path, tmp_path)
-    assert report == {"signatures": {"serving_default": {"inputs": ["image"],
-                                                         "outputs": ["probabilities"]}},
-                      "tensorflow": False}
+    assert report == {
+        "signatures": {"serving_default": {"inputs": ["image"], "outputs": ["probabilities"]}},
+        "tensorflow": False,
+    }
     expected = softmax(tiny(x, training=False))
     for n in (1, 5):
         np.testing.assert_allclose(served[str(n)], expected[:n], atol=1e-4, rtol=0)
@@ -117,9 +122,12 @@ def test_a_failed_check_writes_nothing_and_keeps_the_previous_file(tiny, tmp_pat
     path = tmp_path / "seresnet.tflite"
     path.write_bytes(b"the previous export")
     # Int8 weights cannot agree with float32 to 1e-12: the check fails, deterministically.
-    with pytest.raises(ValueError, match=r"^The LiteRT export .*seresnet\.tflite differs from the "
-                                         r"Keras model by \S+ in probability \(more than "
-                                         r"atol=1e-12\)\. Nothing was written\.$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^The LiteRT export .*seresnet\.tflite differs from the "
+        r"Keras model by \S+ in probability \(more than "
+        r"atol=1e-12\)\. Nothing was written\.$",
+    ):
         export_model(tiny, path, format="litert", quantize="dynamic", atol=1e-12, overwrite=True)
     assert os.listdir(tmp_path) == ["seresnet.tflite"]  # no temporaries
     assert path.read_bytes() == b"the previous export"
@@ -129,13 +137,28 @@ def test_a_failed_check_writes_nothing_and_keeps_the_previous_file(tiny, tmp_pat
 def test_export_script_formats(tiny, tmp_path, capsys):
     tiny.save(tmp_path / "model.keras")
     export = load_script("export")
-    assert export.main([str(tmp_path / "model.keras"), str(tmp_path / "m.onnx"),
-                        "--format", "onnx"]) == 0
+    assert (
+        export.main([str(tmp_path / "model.keras"), str(tmp_path / "m.onnx"), "--format", "onnx"])
+        == 0
+    )
     out = capsys.readouterr().out
-    assert out.startswith(f"ONNX: {tmp_path / 'm.onnx'} (0.") and "matches the Keras " \
-        "probabilities to " in out
-    assert export.main([str(tmp_path / "model.keras"), str(tmp_path / "m.tflite"),
-                        "--format", "litert", "--quantize", "float16"]) == 0
+    assert (
+        out.startswith(f"ONNX: {tmp_path / 'm.onnx'} (0.")
+        and "matches the Keras probabilities to " in out
+    )
+    assert (
+        export.main(
+            [
+                str(tmp_path / "model.keras"),
+                str(tmp_path / "m.tflite"),
+                "--format",
+                "litert",
+                "--quantize",
+                "float16",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith(f"LiteRT (float16): {tmp_path / 'm.tflite'} (")
     assert sorted(os.listdir(tmp_path)) == ["m.onnx", "m.tflite", "model.keras"]
 
@@ -144,9 +167,17 @@ def test_runner_reports_one_line(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 32, 32, 3), np.float32))
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     result = subprocess.run(
-        [sys.executable, "-m", runners.__name__, "onnx", str(tmp_path / "broken.onnx"),
-         str(tmp_path / "x.npy"), str(tmp_path / "y.npz")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            runners.__name__,
+            "onnx",
+            str(tmp_path / "broken.onnx"),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npz"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and "broken.onnx" in result.stderr, result.stderr

@@ -44,11 +44,17 @@ def test_a_file_where_a_folder_goes_is_named(tmp_path):
 
 def test_an_unwritable_folder_names_the_target_not_the_temporary(tmp_path, monkeypatch):
     def read_only(**kwargs):
-        raise OSError(errno.EROFS, "Read-only file system",
-                      os.path.join(kwargs["dir"], kwargs["prefix"] + "x1y2"))
+        raise OSError(
+            errno.EROFS,
+            "Read-only file system",
+            os.path.join(kwargs["dir"], kwargs["prefix"] + "x1y2"),
+        )
 
     monkeypatch.setattr(tempfile, "mkdtemp", read_only)  # as on a read-only mount
     with pytest.raises(OSError) as info:
         write_text(tmp_path / "predictions.csv", "x")
-    assert (info.value.errno, info.value.filename) == (errno.EROFS, str(tmp_path / "predictions.csv"))
+    assert (info.value.errno, info.value.filename) == (
+        errno.EROFS,
+        str(tmp_path / "predictions.csv"),
+    )
     assert info.value.strerror == "Read-only file system"

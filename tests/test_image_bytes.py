@@ -23,7 +23,8 @@ def photo(height, width, seed=0):
 def decode(data, **kwargs):
     """`decode_image_bytes` as a graph, as a SavedModel runs it."""
     return tf.function(lambda images: decode_image_bytes(images, **kwargs))(
-        tf.constant(data, tf.string)).numpy()
+        tf.constant(data, tf.string)
+    ).numpy()
 
 
 def encode(image, format, **kwargs):
@@ -101,12 +102,15 @@ def test_other_sizes():
     assert decode([]).shape == (0, 32, 32, 3)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "Input is empty"),
-    (b"not an image", "Unknown image file format"),
-    (CASES["rgba png"][0][:100], "Invalid PNG"),
-    (CASES["rgb 500x333 jpeg"][0][:1000], "Invalid JPEG data"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "Input is empty"),
+        (b"not an image", "Unknown image file format"),
+        (CASES["rgba png"][0][:100], "Invalid PNG"),
+        (CASES["rgb 500x333 jpeg"][0][:1000], "Invalid JPEG data"),
+    ],
+)
 def test_corrupt_files_are_clear_errors(data, message):
     good = CASES["rgb 32x32 png"][0]
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
@@ -118,12 +122,15 @@ def test_images_declaring_too_many_pixels_are_refused_before_decoding(tmp_path):
     gif = bytearray(encode(Image.new("P", (1, 1)), "GIF"))
     gif[6:10] = (60_000).to_bytes(2, "little") * 2
     for bomb, size in ((png, "100000x100000"), (bytes(gif), "60000x60000")):
-        with pytest.raises(tf.errors.InvalidArgumentError,
-                           match=f"refused before decoding: its header declares {size} pixels, "
-                                 "more than the limit of 40,000,000"):
+        with pytest.raises(
+            tf.errors.InvalidArgumentError,
+            match=f"refused before decoding: its header declares {size} pixels, "
+            "more than the limit of 40,000,000",
+        ):
             decode([bomb])
     small = encode(Image.fromarray(photo(40, 50)), "PNG")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="50x40 pixels, more than the limit "
-                                                             "of 1,999"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="50x40 pixels, more than the limit of 1,999"
+    ):
         decode([small], max_pixels=1999)
     assert decode([small], max_pixels=2000).shape == (1, 32, 32, 3)

@@ -25,9 +25,9 @@ def png_bomb(path, width=100_000, height=100_000):
     Image.new("RGB", (1, 1)).save(buffer, format="PNG")
     data = bytearray(buffer.getvalue())
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr:ihdr + 17]))
-    data[ihdr + 17:ihdr + 21] = struct.pack(">I", crc)
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17]))
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
     path.write_bytes(bytes(data))
     return path
 
@@ -79,8 +79,12 @@ def test_broken_files_raise_image_error_naming_the_file(tmp_path):
     empty.write_bytes(b"")
     text = tmp_path / "text.png"
     text.write_text("not an image")
-    for path, reason in [(truncated, "decode"), (empty, "empty"), (text, "not a readable image"),
-                         (tmp_path / "missing.png", "no such file")]:
+    for path, reason in [
+        (truncated, "decode"),
+        (empty, "empty"),
+        (text, "not a readable image"),
+        (tmp_path / "missing.png", "no such file"),
+    ]:
         with pytest.raises(ImageError, match=reason) as info:
             read_image(path)
         assert info.value.path == str(path) and str(path) in str(info.value)
@@ -112,7 +116,16 @@ def test_read_images_keeps_order_and_reports_every_broken_file(tmp_path):
 
 
 def test_list_images_sorted_any_case_recursive_and_ignores_other_files(tmp_path):
-    for rel in ["b.JPG", "a.png", "sub/c.Jpeg", "sub/deep/d.webp", "e.bmp", "f.GIF", "notes.txt", "g.jpg.bak"]:
+    for rel in [
+        "b.JPG",
+        "a.png",
+        "sub/c.Jpeg",
+        "sub/deep/d.webp",
+        "e.bmp",
+        "f.GIF",
+        "notes.txt",
+        "g.jpg.bak",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     names = [os.path.relpath(p, tmp_path) for p in list_images(tmp_path)]
@@ -123,8 +136,12 @@ def test_list_images_sorted_any_case_recursive_and_ignores_other_files(tmp_path)
 
 def test_hidden_files_and_folders_are_not_listed(tmp_path):
     # What copying from a Mac and opening the folder in Jupyter leave behind.
-    for rel in ["cat/0001.jpg", "cat/._0001.jpg", ".ipynb_checkpoints/0001-checkpoint.jpg",
-                "cat/.hidden/0002.jpg"]:
+    for rel in [
+        "cat/0001.jpg",
+        "cat/._0001.jpg",
+        ".ipynb_checkpoints/0001-checkpoint.jpg",
+        "cat/.hidden/0002.jpg",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     assert list_images(tmp_path) == [str(tmp_path / "cat" / "0001.jpg")]
@@ -147,8 +164,13 @@ def test_symlinks_are_followed_wherever_they_lead(tmp_path):
     inside = linked_folder(tmp_path)
     with pytest.warns(UserWarning, match=r"loop.*contains it") as caught:
         names = [os.path.relpath(p, inside) for p in list_images(inside)]
-    assert names == ["dir_out/deeper/more.png", "dir_out/secret.png", "link_in.png",
-                     "link_out.png", "real.png"]
+    assert names == [
+        "dir_out/deeper/more.png",
+        "dir_out/secret.png",
+        "link_in.png",
+        "link_out.png",
+        "real.png",
+    ]
     assert len(caught) == 1  # only the cycle is worth a warning
 
 
@@ -187,9 +209,13 @@ def test_importing_changes_no_pillow_setting(tmp_path):
         assert Image.MAX_IMAGE_PIXELS == 123, Image.MAX_IMAGE_PIXELS
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 

@@ -31,19 +31,40 @@ PHASES = {"decode": "decode", "trace": "trace", "epoch": "after-step:1:1"}
 @pytest.fixture
 def fresh_tree(tiny_image_tree, tmp_path):
     """A copy of the tiny tree without a decoded cache, so that the command decodes it."""
-    return shutil.copytree(tiny_image_tree, tmp_path / "tree",
-                           ignore=shutil.ignore_patterns(".keras_seresnet_cache"))
+    return shutil.copytree(
+        tiny_image_tree, tmp_path / "tree", ignore=shutil.ignore_patterns(".keras_seresnet_cache")
+    )
 
 
 def _command(tree, out):
-    return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--data-dir", str(tree),
-            "--epochs", str(EPOCHS), "--out", str(out), "--quiet", "--batch-size", "8",
-            "--warmup-epochs", "0", *TINY_MODEL_FLAGS]
+    return [
+        sys.executable,
+        os.path.join(ROOT, "scripts", "train.py"),
+        "--data-dir",
+        str(tree),
+        "--epochs",
+        str(EPOCHS),
+        "--out",
+        str(out),
+        "--quiet",
+        "--batch-size",
+        "8",
+        "--warmup-epochs",
+        "0",
+        *TINY_MODEL_FLAGS,
+    ]
 
 
 def _interrupted(command, fault, backend="tensorflow"):
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3",
-               KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", **{FAULT_ENV: fault})
+    env = dict(
+        os.environ,
+        PYTHONPATH=ROOT,
+        PYTHONUNBUFFERED="1",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        KERAS_BACKEND=backend,
+        JAX_PLATFORMS="cpu",
+        **{FAULT_ENV: fault},
+    )
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -51,8 +72,11 @@ def _assert_stopped_with_one_line(result, out):
     assert result.returncode == 130, result.stdout + result.stderr
     assert result.stderr.splitlines()[-1] == (
         f"train.py: interrupted. Run the same command again to resume from the last finished "
-        f"epoch ({out})."), result.stderr
-    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+        f"epoch ({out})."
+    ), result.stderr
+    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr, (
+        result.stderr
+    )
 
 
 def _assert_rerun_finishes(command, capsys):
@@ -82,7 +106,8 @@ def _assert_stopped_in(phase, out, stdout):
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_command_in_every_phase_and_the_rerun_finishes(
-        signal_name, phase, fresh_tree, tmp_path, capsys, no_process_settings):
+    signal_name, phase, fresh_tree, tmp_path, capsys, no_process_settings
+):
     out = tmp_path / "run"
     command = _command(fresh_tree, out)
     result = _interrupted(command, f"{PHASES[phase]}:{signal_name}")
@@ -92,10 +117,12 @@ def test_a_signal_stops_the_command_in_every_phase_and_the_rerun_finishes(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phase, backend", [("decode", "tensorflow"), ("trace", "tensorflow"),
-                                            ("trace", "jax")])
+@pytest.mark.parametrize(
+    "phase, backend", [("decode", "tensorflow"), ("trace", "tensorflow"), ("trace", "jax")]
+)
 def test_ctrl_c_inside_a_gc_callback_still_stops_the_command(
-        phase, backend, fresh_tree, tmp_path, capsys, no_process_settings):
+    phase, backend, fresh_tree, tmp_path, capsys, no_process_settings
+):
     # SIGINT arrives while a gc.callbacks callback runs, as with JAX's
     # _xla_gc_callback: Python's own handler raises KeyboardInterrupt there,
     # reports it as "Exception ignored in: <function ...>" and goes on training.
@@ -118,7 +145,11 @@ def test_the_block_raises_its_error_and_restores_the_handlers_and_the_hook(signu
     with pytest.raises(_Stopped, match=signal.Signals(signum).name):
         with signals_interrupt(lambda received: _Stopped(signal.Signals(received).name)):
             signal.raise_signal(signum)
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), sys.unraisablehook) == before
+    assert (
+        signal.getsignal(signal.SIGINT),
+        signal.getsignal(signal.SIGTERM),
+        sys.unraisablehook,
+    ) == before
 
 
 def test_an_interrupt_dropped_by_a_gc_callback_or_a_bare_except_is_raised_again(capsys):

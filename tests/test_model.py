@@ -77,15 +77,23 @@ def test_mean_colour_image_reaches_first_convolution_as_zeros(default_model):
 
 
 def test_batchnorm_uses_pytorch_momentum_and_epsilon(default_model):
-    norms = [layer for layer in default_model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer
+        for layer in default_model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(norms) == 1 + 8 * 2 + 3
     assert {(layer.momentum, layer.epsilon) for layer in norms} == {(0.9, 1e-5)}
 
 
 def test_stride_two_convolutions_pad_symmetrically(default_model):
-    padded = [layer for layer in default_model.layers if isinstance(layer, keras.layers.ZeroPadding2D)]
+    padded = [
+        layer for layer in default_model.layers if isinstance(layer, keras.layers.ZeroPadding2D)
+    ]
     assert sorted(layer.name for layer in padded) == [
-        "stage2_block1_conv1_pad", "stage3_block1_conv1_pad", "stage4_block1_conv1_pad"
+        "stage2_block1_conv1_pad",
+        "stage3_block1_conv1_pad",
+        "stage4_block1_conv1_pad",
     ]
     assert all(layer.padding == ((1, 1), (1, 1)) for layer in padded)
 
@@ -124,11 +132,15 @@ def test_keras_file_round_trip_in_new_process(tmp_path, default_model):
         import keras_seresnet.models  # registers the fused BatchNormalization
         model = keras.models.load_model({str(path)!r})
         assert type(model.get_layer("stem_bn")).__module__ == "keras_seresnet.models.layers"
-        np.save({str(tmp_path / 'y.npy')!r}, model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))
+        np.save({str(tmp_path / "y.npy")!r}, model.predict(np.load({str(tmp_path / "x.npy")!r}), verbose=0))
         """
     )
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-5, atol=1e-6)
 
@@ -147,8 +159,10 @@ def _norm_pair(dtype="float32", channels=C, **kwargs):
     import keras_seresnet.models.layers as model_layers
 
     rng = np.random.default_rng(0)
-    pair = [cls(momentum=0.9, epsilon=1e-5, dtype=dtype, **kwargs)
-            for cls in (model_layers.BatchNormalization, keras.layers.BatchNormalization)]
+    pair = [
+        cls(momentum=0.9, epsilon=1e-5, dtype=dtype, **kwargs)
+        for cls in (model_layers.BatchNormalization, keras.layers.BatchNormalization)
+    ]
     for layer in pair:
         layer.build((None, H, W, channels))
     for a, b in zip(*(layer.weights for layer in pair)):
@@ -159,7 +173,9 @@ def _norm_pair(dtype="float32", channels=C, **kwargs):
 
 
 def _norm_inputs(dtype="float32"):
-    return keras.ops.convert_to_tensor(np.random.default_rng(1).normal(2.0, 3.0, (N, H, W, C)), dtype)
+    return keras.ops.convert_to_tensor(
+        np.random.default_rng(1).normal(2.0, 3.0, (N, H, W, C)), dtype
+    )
 
 
 def _op_types(layer, x, training):
@@ -186,7 +202,9 @@ def test_fused_batch_norm_runs_the_kernel_and_equals_keras(training):
     x = _norm_inputs()
     assert "FusedBatchNormV3" in _op_types(fused, x, training)
     assert "FusedBatchNormV3" not in _op_types(plain, x, training)
-    for a, b in zip(_forward_and_gradients(fused, x, training), _forward_and_gradients(plain, x, training)):
+    for a, b in zip(
+        _forward_and_gradients(fused, x, training), _forward_and_gradients(plain, x, training)
+    ):
         scale = np.abs(b.numpy()).max()
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5 * scale)
 
@@ -198,7 +216,9 @@ def test_fused_batch_norm_moving_statistics_equal_keras():
         fused(x, training=True)
         plain(x, training=True)
     np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-6
+    )
 
 
 def test_fused_batch_norm_runs_keras_code_for_float64():
@@ -214,8 +234,9 @@ def test_synchronized_fused_batch_norm_fuses_without_several_replicas():
     fused, plain = _norm_pair(synchronized=True)
     x = _norm_inputs()
     assert "FusedBatchNormV3" in _op_types(fused, x, True)  # one replica: nothing to all-reduce
-    np.testing.assert_allclose(fused(x, training=True).numpy(), plain(x, training=True).numpy(),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        fused(x, training=True).numpy(), plain(x, training=True).numpy(), rtol=0, atol=1e-5
+    )
 
 
 def test_fused_batch_norm_config_round_trips_and_keeps_synchronized():
@@ -225,7 +246,12 @@ def test_fused_batch_norm_config_round_trips_and_keeps_synchronized():
     config = layer.get_config()
     assert config["synchronized"] is True and config["momentum"] == 0.8
     again = FusedBatchNormalization.from_config(config)
-    assert (again.synchronized, again.momentum, again.epsilon, again.name) == (True, 0.8, 1e-3, "bn")
+    assert (again.synchronized, again.momentum, again.epsilon, again.name) == (
+        True,
+        0.8,
+        1e-3,
+        "bn",
+    )
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is FusedBatchNormalization
 
@@ -236,13 +262,20 @@ def test_batch_norm_option_chooses_the_layer_class_and_keeps_counts():
     tiny = dict(TINY_MODEL)
     fused = build_seresnet(**tiny)
     plain = build_seresnet(batch_norm="keras", **tiny)
-    norms = [type(layer) for layer in fused.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        type(layer) for layer in fused.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert norms and set(norms) == {FusedBatchNormalization}
-    assert {type(layer) for layer in plain.layers if isinstance(layer, keras.layers.BatchNormalization)} == {
-        keras.layers.BatchNormalization}
+    assert {
+        type(layer) for layer in plain.layers if isinstance(layer, keras.layers.BatchNormalization)
+    } == {keras.layers.BatchNormalization}
     assert fused.count_params() == plain.count_params()
     synced = build_seresnet(synchronized=True, **tiny)
-    assert all(layer.synchronized for layer in synced.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert all(
+        layer.synchronized
+        for layer in synced.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
     with pytest.raises(ValueError, match="Received: batch_norm='cudnn'"):
         build_seresnet(batch_norm="cudnn", **tiny)
     with pytest.raises(ValueError, match="Received: synchronized='yes'"):
@@ -254,8 +287,9 @@ def test_speedups_off_builds_keras_batch_norm(monkeypatch):
 
     monkeypatch.setenv(SPEEDUPS_ENV, "0")
     model = build_seresnet(**TINY_MODEL)
-    assert {type(layer) for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)} == {
-        keras.layers.BatchNormalization}
+    assert {
+        type(layer) for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+    } == {keras.layers.BatchNormalization}
 
 
 def test_fused_model_trains_like_the_keras_model():
@@ -270,8 +304,10 @@ def test_fused_model_trains_like_the_keras_model():
     y = np.eye(10, dtype="float32")[rng.integers(0, 10, 8)]
     losses = []
     for model in (fused, plain):
-        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-                      loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        )
         losses.append([float(model.train_on_batch(x, y)) for _ in range(2)])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
     for a, b in zip(fused.weights, plain.weights):
@@ -295,35 +331,53 @@ def test_weights_files_interchange_between_fused_and_keras_batch_norm(tmp_path):
 
 
 def test_numpy_integers_and_lists_build_the_same_model():
-    model = build_seresnet(num_classes=np.int64(10), widths=[np.int64(8), 16], blocks=[1, 1],
-                           se_stages=[2], se_reduction=np.int64(4))
+    model = build_seresnet(
+        num_classes=np.int64(10),
+        widths=[np.int64(8), 16],
+        blocks=[1, 1],
+        se_stages=[2],
+        se_reduction=np.int64(4),
+    )
     assert model.output_shape == (None, 10)
     assert model.count_params() == build_seresnet(**TINY_MODEL, se_reduction=4).count_params()
 
 
 @pytest.mark.parametrize("max_params", [0, "big", 2.5e6])
 def test_a_bad_max_params_is_refused_before_building(max_params):
-    with pytest.raises(ConfigError, match=r"^Config field `max_params` must be a positive integer "
-                                          rf"or None. Received: max_params={max_params!r}$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^Config field `max_params` must be a positive integer "
+        rf"or None. Received: max_params={max_params!r}$",
+    ):
         build_seresnet(**TINY_MODEL, max_params=max_params)
 
 
 def test_a_widths_that_is_not_a_sequence_is_a_config_error():
-    with pytest.raises(ValueError, match=r"`widths` must be a tuple \(or list\) of integers. "
-                                         r"Received: widths=32"):
+    with pytest.raises(
+        ValueError,
+        match=r"`widths` must be a tuple \(or list\) of integers. "
+        r"Received: widths=32",
+    ):
         build_seresnet(widths=32)
 
 
 @pytest.mark.parametrize("config", [{"num_classes": 10}, None])
 def test_build_from_config_needs_a_train_config(config):
-    with pytest.raises(TypeError, match=r"^Argument `config` must be a TrainConfig \(for a dict "
-                                        r"use `TrainConfig.from_dict`\). Received: config of type "):
+    with pytest.raises(
+        TypeError,
+        match=r"^Argument `config` must be a TrainConfig \(for a dict "
+        r"use `TrainConfig.from_dict`\). Received: config of type ",
+    ):
         build_from_config(config)
 
 
 def test_numpy_arrays_are_accepted_as_sequences():
-    model = build_seresnet(widths=np.array([8, 16]), blocks=np.array([1, 1]),
-                           se_stages=np.array([2]), mean=np.array([0.5, 0.5, 0.5]))
+    model = build_seresnet(
+        widths=np.array([8, 16]),
+        blocks=np.array([1, 1]),
+        se_stages=np.array([2]),
+        mean=np.array([0.5, 0.5, 0.5]),
+    )
     assert model.count_params() == build_seresnet(**TINY_MODEL, mean=(0.5, 0.5, 0.5)).count_params()
 
 
@@ -343,17 +397,26 @@ def test_a_weights_file_loads_into_a_model_of_the_same_architecture(tmp_path):
 def test_a_weights_file_of_another_architecture_is_one_short_error(tmp_path):
     path = tmp_path / "tiny.weights.h5"
     build_seresnet(**TINY_MODEL).save_weights(path)
-    with pytest.raises(ValueError, match=r"does not fit this model: A total of \d+ objects") as info:
+    with pytest.raises(
+        ValueError, match=r"does not fit this model: A total of \d+ objects"
+    ) as info:
         build_seresnet(**dict(TINY_MODEL, widths=(8, 32)), weights=path)
     assert len(str(info.value)) < 600  # not Keras's dump of the variable's values
 
 
-@pytest.mark.parametrize("weights, error, message", [
-    ("imagenet", ValueError, r"`weights` must be None, a pretrained name \(.*\) or the path of a "
-                             r"`.weights.h5` file. Received: weights='imagenet'"),
-    (3, ValueError, r"Received: weights=3"),
-    ("missing.weights.h5", FileNotFoundError, r"No such weights file: missing.weights.h5"),
-])
+@pytest.mark.parametrize(
+    "weights, error, message",
+    [
+        (
+            "imagenet",
+            ValueError,
+            r"`weights` must be None, a pretrained name \(.*\) or the path of a "
+            r"`.weights.h5` file. Received: weights='imagenet'",
+        ),
+        (3, ValueError, r"Received: weights=3"),
+        ("missing.weights.h5", FileNotFoundError, r"No such weights file: missing.weights.h5"),
+    ],
+)
 def test_bad_weights_are_refused_before_building(weights, error, message):
     with pytest.raises(error, match=message):
         build_seresnet(**TINY_MODEL, weights=weights)

@@ -59,13 +59,24 @@ def test_config_round_trip_keeps_coupled_decay():
 # `keras.optimizers.serialize(TorchSGD(...))` as the versions before the rename
 # to `coupled_weight_decay` saved it (in `.keras` files and checkpoints).
 OLD_SERIALIZED = {
-    "module": "keras_seresnet.training.optimizers", "class_name": "TorchSGD",
+    "module": "keras_seresnet.training.optimizers",
+    "class_name": "TorchSGD",
     "registered_name": "keras_seresnet>TorchSGD",
-    "config": {"name": "torch_sgd", "learning_rate": 0.05000000074505806, "clipnorm": None,
-               "global_clipnorm": None, "clipvalue": None, "use_ema": False, "ema_momentum": 0.99,
-               "ema_overwrite_frequency": None, "loss_scale_factor": None,
-               "gradient_accumulation_steps": None, "momentum": 0.8, "weight_decay": 0.001,
-               "nesterov": False},
+    "config": {
+        "name": "torch_sgd",
+        "learning_rate": 0.05000000074505806,
+        "clipnorm": None,
+        "global_clipnorm": None,
+        "clipvalue": None,
+        "use_ema": False,
+        "ema_momentum": 0.99,
+        "ema_overwrite_frequency": None,
+        "loss_scale_factor": None,
+        "gradient_accumulation_steps": None,
+        "momentum": 0.8,
+        "weight_decay": 0.001,
+        "nesterov": False,
+    },
 }
 
 
@@ -84,10 +95,11 @@ def test_the_earlier_argument_name_still_sets_the_coupled_decay():
     assert TorchSGD(weight_decay=1e-3).weight_decay is None
 
 
-@pytest.mark.parametrize("kwargs", [{"momentum": 1.0}, {"momentum": -0.1},
-                                    {"coupled_weight_decay": -1.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"momentum": 1.0}, {"momentum": -0.1}, {"coupled_weight_decay": -1.0}]
+)
 def test_invalid_arguments_are_named(kwargs):
-    (name, value), = kwargs.items()
+    ((name, value),) = kwargs.items()
     with pytest.raises(ValueError, match=rf"`{name}`.*{name}={value}"):
         TorchSGD(**kwargs)
 

@@ -47,7 +47,9 @@ def test_everything_off_is_a_pure_shuffle_with_one_hot_labels():
     out = batches(make_train_dataset(IMAGES, LABELS, off, **QUICK))
     x = np.concatenate([b[0] for b in out])
     t = np.concatenate([b[1] for b in out])
-    order = [int(np.flatnonzero((IMAGES == image).all((1, 2, 3)))[0]) for image in x.astype(np.uint8)]
+    order = [
+        int(np.flatnonzero((IMAGES == image).all((1, 2, 3)))[0]) for image in x.astype(np.uint8)
+    ]
     assert sorted(order) == list(range(N)) and order != list(range(N))
     np.testing.assert_array_equal(x, IMAGES[order].astype(np.float32))
     np.testing.assert_array_equal(t, np.eye(10, dtype=np.float32)[LABELS[order]])
@@ -86,16 +88,23 @@ def test_an_epochs_batches_depend_only_on_seed_and_epoch():
     two = batches(dataset)
     # Another pass, or another dataset (another process) at the same epoch:
     # the same batches; no state carries over between passes.
-    for other in (batches(dataset), batches(make_train_dataset(IMAGES, LABELS, config(), epoch=2, **QUICK))):
+    for other in (
+        batches(dataset),
+        batches(make_train_dataset(IMAGES, LABELS, config(), epoch=2, **QUICK)),
+    ):
         for (xa, ta), (xb, tb) in zip(two, other):
             np.testing.assert_array_equal(xa, xb)
             np.testing.assert_array_equal(ta, tb)
     epoch.assign(3)  # read when the pass starts: no rebuilding
     three = batches(dataset)
     assert not np.array_equal(two[0][0], three[0][0])
-    assert not np.array_equal(batches(make_train_dataset(IMAGES, LABELS, config(seed=1), epoch=2, **QUICK))[0][0],
-                              two[0][0])
-    with pytest.raises(ValueError, match="`epoch` must be a non-negative integer. Received: epoch=-1"):
+    assert not np.array_equal(
+        batches(make_train_dataset(IMAGES, LABELS, config(seed=1), epoch=2, **QUICK))[0][0],
+        two[0][0],
+    )
+    with pytest.raises(
+        ValueError, match="`epoch` must be a non-negative integer. Received: epoch=-1"
+    ):
         make_epoch_variable(-1)
 
 
@@ -108,7 +117,12 @@ def test_every_image_once_per_epoch_in_an_order_of_its_own():
         epoch.assign(e)
         t = np.concatenate([t for _, t in batches(dataset)])
         x = np.concatenate([x for x, _ in batches(dataset)])
-        orders.append([int(np.flatnonzero((IMAGES == image).all((1, 2, 3)))[0]) for image in x.astype(np.uint8)])
+        orders.append(
+            [
+                int(np.flatnonzero((IMAGES == image).all((1, 2, 3)))[0])
+                for image in x.astype(np.uint8)
+            ]
+        )
         assert sorted(orders[-1]) == list(range(N))
         np.testing.assert_array_equal(t, np.eye(10, dtype=np.float32)[LABELS[orders[-1]]])
     assert len({tuple(o) for o in orders}) == 3
@@ -157,7 +171,9 @@ def test_each_batch_is_mixed_with_the_schedules_alpha_for_its_place_in_the_run(u
     run = config(epochs=3, schedule_unit=unit, color_jitter=False, crop_padding=0)
     epoch = make_epoch_variable()
     drifting = make_mixup_alpha(0.4)  # what a per-batch callback would assign
-    dataset = make_train_dataset(IMAGES, LABELS, run, drifting, epoch=epoch, with_mixup_alpha=True, **QUICK)
+    dataset = make_train_dataset(
+        IMAGES, LABELS, run, drifting, epoch=epoch, with_mixup_alpha=True, **QUICK
+    )
     plain = make_train_dataset(IMAGES, LABELS, run, epoch=epoch, **QUICK)
     steps = 3  # 20 images in batches of 8
     for e in range(3):
@@ -187,15 +203,18 @@ def test_each_batch_is_mixed_with_the_schedules_alpha_for_its_place_in_the_run(u
 
 def test_mixup_alpha_output_needs_mixup():
     with pytest.raises(ValueError, match="`with_mixup_alpha` needs mixup on"):
-        make_train_dataset(IMAGES, LABELS, config(mixup_cutout=False), epoch=0, with_mixup_alpha=True)
+        make_train_dataset(
+            IMAGES, LABELS, config(mixup_cutout=False), epoch=0, with_mixup_alpha=True
+        )
 
 
 def test_eval_batches_are_the_data_untouched():
     out = batches(make_eval_dataset(IMAGES, LABELS, batch_size=8))
     assert [len(x) for x, _ in out] == [8, 8, 4]
     np.testing.assert_array_equal(np.concatenate([x for x, _ in out]), IMAGES.astype(np.float32))
-    np.testing.assert_array_equal(np.concatenate([t for _, t in out]),
-                                  np.eye(10, dtype=np.float32)[LABELS])
+    np.testing.assert_array_equal(
+        np.concatenate([t for _, t in out]), np.eye(10, dtype=np.float32)[LABELS]
+    )
     assert batches(make_eval_dataset(IMAGES, LABELS, batch_size=8))[0][0].dtype == np.float32
 
 
@@ -223,17 +242,38 @@ def test_labels_of_shape_n_1_make_the_same_batches():
 
 @pytest.mark.parametrize(
     "arguments, error, message",
-    [(dict(config={"batch_size": 8}), TypeError,
-      r"^Argument `config` must be a TrainConfig \(for a dict use `TrainConfig.from_dict`\). "
-      r"Received: config of type dict$"),
-     (dict(seed=-1), ValueError, r"^Argument `seed` must be None or an integer in \[0, 4294967295\]. "
-                                 r"Received: seed=-1$"),
-     (dict(seed=2.5), ValueError, r"^Argument `seed` must be None or an integer .* Received: seed=2.5$"),
-     (dict(epoch=-1), ValueError, r"^Argument `epoch` must be None, a non-negative integer or an "
-                                  r"int tf.Variable \(`make_epoch_variable`\). Received: epoch=-1$"),
-     (dict(epoch=1.5), ValueError, r"^Argument `epoch` must be None, .* Received: epoch=1.5$"),
-     (dict(mixup_alpha=0.3), TypeError, r"^Argument `mixup_alpha` must be None or a float32 scalar "
-                                        r"tf.Variable .* Received: mixup_alpha=0.3$")],
+    [
+        (
+            dict(config={"batch_size": 8}),
+            TypeError,
+            r"^Argument `config` must be a TrainConfig \(for a dict use `TrainConfig.from_dict`\). "
+            r"Received: config of type dict$",
+        ),
+        (
+            dict(seed=-1),
+            ValueError,
+            r"^Argument `seed` must be None or an integer in \[0, 4294967295\]. "
+            r"Received: seed=-1$",
+        ),
+        (
+            dict(seed=2.5),
+            ValueError,
+            r"^Argument `seed` must be None or an integer .* Received: seed=2.5$",
+        ),
+        (
+            dict(epoch=-1),
+            ValueError,
+            r"^Argument `epoch` must be None, a non-negative integer or an "
+            r"int tf.Variable \(`make_epoch_variable`\). Received: epoch=-1$",
+        ),
+        (dict(epoch=1.5), ValueError, r"^Argument `epoch` must be None, .* Received: epoch=1.5$"),
+        (
+            dict(mixup_alpha=0.3),
+            TypeError,
+            r"^Argument `mixup_alpha` must be None or a float32 scalar "
+            r"tf.Variable .* Received: mixup_alpha=0.3$",
+        ),
+    ],
 )
 def test_make_train_dataset_refuses_bad_arguments_when_called(arguments, error, message):
     arguments = {"config": config(), **arguments}
@@ -242,6 +282,9 @@ def test_make_train_dataset_refuses_bad_arguments_when_called(arguments, error, 
 
 
 def test_one_hot_labels_are_refused_with_a_hint():
-    with pytest.raises(ValueError, match=r"`y` must be integer labels \[N\] \(or \[N, 1\]\) .*"
-                                         r"pass `y.argmax\(axis=1\)`. Received: y with shape \(20, 10\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`y` must be integer labels \[N\] \(or \[N, 1\]\) .*"
+        r"pass `y.argmax\(axis=1\)`. Received: y with shape \(20, 10\)",
+    ):
         make_train_dataset(IMAGES, np.eye(10, dtype=np.int64)[LABELS], config(), **QUICK)

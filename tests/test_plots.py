@@ -35,7 +35,9 @@ def test_history_plots_are_real_pngs_and_need_no_display(tmp_path):
         image = imread(path)
         assert image.ndim == 3 and image.shape[0] >= 300 and image.shape[1] >= 500
         assert np.ptp(image) > 0.5  # something was drawn
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(PLOT_FILES.values())  # no temporaries left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        PLOT_FILES.values()
+    )  # no temporaries left
 
 
 def drawn_points(ax):
@@ -96,7 +98,9 @@ def test_schedules_plot_draws_both_units_and_the_runs_own_prominently(unit):
     step_line = lines[own if unit == "step" else other]
     x, lr = step_line.get_xdata(), step_line.get_ydata()
     assert len(x) == 21 and x[0] == 1 and x[-1] == 3  # 20 steps, held until the run's end
-    assert lr[9] == pytest.approx(0.1) and lr[19] == pytest.approx(0.001)  # the floor at the last step
+    assert lr[9] == pytest.approx(0.1) and lr[19] == pytest.approx(
+        0.001
+    )  # the floor at the last step
     epoch_line = lines[own if unit == "epoch" else other]
     np.testing.assert_allclose(epoch_line.get_ydata(), [0.1, 0.1, 0.1])  # 2 epochs: no annealing
     assert len(alpha_ax.get_lines()) == 3
@@ -110,21 +114,41 @@ def test_schedules_plot_of_a_long_run_stays_small(tmp_path):
     step_line = [line for line in lr_ax.get_lines() if line.get_label().startswith("step")][0]
     assert len(step_line.get_xdata()) <= 2002
     assert step_line.get_ydata()[-1] == pytest.approx(0.001)
-    assert imread(plot_schedules(logged, tmp_path / "s.png", config=config, steps_per_epoch=391)).size
+    assert imread(
+        plot_schedules(logged, tmp_path / "s.png", config=config, steps_per_epoch=391)
+    ).size
 
 
 # A step-unit run of 2 epochs over 10 training images in batches of 4: 3 steps per epoch.
 STEP_RUN = TrainConfig(epochs=2, warmup_epochs=1, schedule_unit="step", batch_size=4)
 STEP_RUN_ROWS = [
-    HistoryRow(epoch=e, learning_rate=lr, mixup_alpha=alpha, loss=2.0 - e, accuracy=0.2,
-               test_loss=2.1 - e, test_accuracy=0.2 * e, seconds=1.0)
+    HistoryRow(
+        epoch=e,
+        learning_rate=lr,
+        mixup_alpha=alpha,
+        loss=2.0 - e,
+        accuracy=0.2,
+        test_loss=2.1 - e,
+        test_accuracy=0.2 * e,
+        seconds=1.0,
+    )
     for e, lr, alpha in ((0, 1 / 30, 0.4), (1, 0.1, 0.2))
 ]
 # What a finished STEP_RUN of 10 training images leaves in results.json.
 STEP_RUN_RESULTS = RunResults(
-    monitor="test_accuracy", best_epoch=1, best_accuracy=0.2, test_accuracy=0.2, test_loss=1.1,
-    test_accuracy_tta=0.2, epochs_trained=2, train_images=10, val_images=None, test_images=4,
-    parameters=15, train_seconds=2.0, initial_weights=None,
+    monitor="test_accuracy",
+    best_epoch=1,
+    best_accuracy=0.2,
+    test_accuracy=0.2,
+    test_loss=1.1,
+    test_accuracy_tta=0.2,
+    epochs_trained=2,
+    train_images=10,
+    val_images=None,
+    test_images=4,
+    parameters=15,
+    train_seconds=2.0,
+    initial_weights=None,
 )
 
 
@@ -134,7 +158,8 @@ def expected_step_run_schedules(history, path):
 
 
 def test_keras_seresnet_plots_draws_a_step_unit_runs_schedules_at_every_step(
-        tmp_path, no_process_settings):
+    tmp_path, no_process_settings
+):
     from keras_seresnet.cli import plots
     from keras_seresnet.training.history import read_history_csv, write_history_csv
 
@@ -144,8 +169,9 @@ def test_keras_seresnet_plots_draws_a_step_unit_runs_schedules_at_every_step(
     write_history_csv(run / "history.csv", STEP_RUN_ROWS)
     (run / "results.json").write_text(STEP_RUN_RESULTS.to_json())
     assert plots.main([str(run)]) == 0
-    expected = expected_step_run_schedules(read_history_csv(run / "history.csv"),
-                                           tmp_path / "expected.png")
+    expected = expected_step_run_schedules(
+        read_history_csv(run / "history.csv"), tmp_path / "expected.png"
+    )
     assert (run / "plots" / "schedules.png").read_bytes() == expected
 
 
@@ -159,7 +185,9 @@ def test_a_step_unit_runs_folder_draws_its_schedules_at_every_step(tmp_path):
     folder.open(STEP_RUN.to_dict())
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     folder.finish(model, STEP_RUN_RESULTS, STEP_RUN_ROWS)
-    expected = expected_step_run_schedules(rows_to_history(STEP_RUN_ROWS), tmp_path / "expected.png")
+    expected = expected_step_run_schedules(
+        rows_to_history(STEP_RUN_ROWS), tmp_path / "expected.png"
+    )
     assert (tmp_path / "run" / "plots" / "schedules.png").read_bytes() == expected
 
 
@@ -189,7 +217,9 @@ def test_a_plot_that_fails_while_writing_leaves_the_previous_file(tmp_path, monk
     with pytest.raises(OSError, match="No space left"):
         plot_confusion_matrix(np.eye(10, dtype=int), path=tmp_path / "loss.png")
     assert {name: open(path, "rb").read() for name, path in paths.items()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(PLOT_FILES.values())  # no temporaries
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        PLOT_FILES.values()
+    )  # no temporaries
 
 
 def test_confusion_matrix_refuses_class_names_given_as_one_string():

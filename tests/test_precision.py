@@ -41,8 +41,11 @@ def test_fused_low_precision_batch_norm_equals_keras(policy, training):
     x = _inputs(dtype)
     # The kernel takes the low-precision feature map as it is (Keras's layer
     # casts it to float32 and back).
-    kernels = [op for op in _graph_ops(lambda t: fused(t, training=training), x)
-               if op.type == "FusedBatchNormV3"]
+    kernels = [
+        op
+        for op in _graph_ops(lambda t: fused(t, training=training), x)
+        if op.type == "FusedBatchNormV3"
+    ]
     assert len(kernels) == 1 and kernels[0].get_attr("T") == tf.as_dtype(dtype)
     assert kernels[0].get_attr("U") == tf.float32
     weights = tf.cast(np.random.default_rng(3).normal(size=(N, H, W, C)), "float32")
@@ -54,12 +57,20 @@ def test_fused_low_precision_batch_norm_equals_keras(policy, training):
             loss = tf.reduce_sum(tf.cast(y, "float32") * weights)
         assert y.dtype == dtype
         results.append([y] + tape.gradient(loss, [x, layer.gamma.value, layer.beta.value]))
-    for name, a, b in zip(("outputs", "input gradient", "gamma gradient", "beta gradient"), *results):
+    for name, a, b in zip(
+        ("outputs", "input gradient", "gamma gradient", "beta gradient"), *results
+    ):
         a, b = (np.asarray(tf.cast(t, "float32")) for t in (a, b))
-        np.testing.assert_allclose(a, b, rtol=0, atol=4 * RESOLUTION[dtype] * np.abs(b).max(), err_msg=name)
+        np.testing.assert_allclose(
+            a, b, rtol=0, atol=4 * RESOLUTION[dtype] * np.abs(b).max(), err_msg=name
+        )
     # Both see the same low-precision input and compute its statistics in float32.
-    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -73,14 +84,20 @@ def test_low_precision_batch_norm_casts_no_feature_map_to_float32(policy):
     assert model.get_layer("logits").compute_dtype == "float32"
     x = tf.zeros((2, 32, 32, 3))
     ops = _graph_ops(lambda t: model(t, training=True), x)
-    upcasts = {op.name.split("/")[1].rsplit("_", 1)[0] for op in ops
-               if op.type == "Cast" and op.inputs[0].dtype == dtype
-               and op.outputs[0].dtype == tf.float32 and op.inputs[0].shape.rank == 4}
+    upcasts = {
+        op.name.split("/")[1].rsplit("_", 1)[0]
+        for op in ops
+        if op.type == "Cast"
+        and op.inputs[0].dtype == dtype
+        and op.outputs[0].dtype == tf.float32
+        and op.inputs[0].shape.rank == 4
+    }
     # Only the average pools cast a feature map to float32 (Keras's mean sums
     # in float32); Keras's BatchNormalization would cast each of its inputs.
     assert upcasts == {"stage2_block1_se_pool", "head_pool"}
     assert sum(op.type == "FusedBatchNormV3" for op in ops) == sum(
-        isinstance(layer, FusedBatchNormalization) for layer in model.layers)
+        isinstance(layer, FusedBatchNormalization) for layer in model.layers
+    )
     assert model(x).dtype == "float32"
 
 
@@ -89,8 +106,10 @@ def test_low_precision_training_steps_lower_the_loss(policy):
     keras.utils.set_random_seed(0)
     with precision_policy(policy):
         model = build_seresnet(**TINY)
-        model.compile(optimizer=TorchSGD(0.05, 0.9, 5e-4),
-                      loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=TorchSGD(0.05, 0.9, 5e-4),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        )
     if policy == "mixed_float16":  # Keras scales the float16 loss dynamically
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     rng = np.random.default_rng(0)
@@ -106,5 +125,9 @@ def test_fused_batch_norm_with_float16_variables_runs_keras_code():
     # A pure "float16" policy makes float16 statistics, which the kernel cannot take.
     fused, plain = _pair("float16")
     x = _inputs("float16")
-    assert not any(op.type == "FusedBatchNormV3" for op in _graph_ops(lambda t: fused(t, training=True), x))
-    np.testing.assert_array_equal(np.asarray(fused(x, training=True)), np.asarray(plain(x, training=True)))
+    assert not any(
+        op.type == "FusedBatchNormV3" for op in _graph_ops(lambda t: fused(t, training=True), x)
+    )
+    np.testing.assert_array_equal(
+        np.asarray(fused(x, training=True)), np.asarray(plain(x, training=True))
+    )

@@ -115,7 +115,9 @@ def test_confidence_is_the_models_softmax_of_the_pixels(tiny_model, tmp_path):
         top = record["top_k"]
         assert [t["label"] for t in top] == list(np.argsort(-p, kind="stable")[:3])
         assert top[0]["label"] == record["label"]
-        assert [t["confidence"] for t in top] == sorted((t["confidence"] for t in top), reverse=True)
+        assert [t["confidence"] for t in top] == sorted(
+            (t["confidence"] for t in top), reverse=True
+        )
         assert [t["class_name"] for t in top] == [CIFAR10_CLASSES[t["label"]] for t in top]
 
 
@@ -125,8 +127,9 @@ def test_keras_file_path_gives_the_same_predictions(tiny_model, tiny_keras_file,
     from_model = predict_dir(tmp_path, tiny_model, verbose=0)
     from_file = predict_dir(tmp_path, tiny_keras_file, verbose=0)
     assert [r["label"] for r in from_file] == [r["label"] for r in from_model]
-    np.testing.assert_allclose([r["confidence"] for r in from_file],
-                               [r["confidence"] for r in from_model], rtol=1e-5)
+    np.testing.assert_allclose(
+        [r["confidence"] for r in from_file], [r["confidence"] for r in from_model], rtol=1e-5
+    )
 
 
 def test_non_recursive(tiny_model, tmp_path):
@@ -155,7 +158,8 @@ def test_folder_of_links_predicts_like_a_folder_of_copies(tiny_model, tmp_path):
         warnings.simplefilter("error")  # following links is silent
         linked = predict_dir(links, tiny_model, verbose=0)
     assert [os.path.relpath(r["path"], links) for r in linked] == [
-        os.path.relpath(r["path"], copies) for r in expected]
+        os.path.relpath(r["path"], copies) for r in expected
+    ]
     assert without_paths(linked) == without_paths(expected)
     with pytest.warns(UserWarning, match="Left out 2 symbolic link"):
         with pytest.raises(ValueError, match=r"No image files.*follow_symlinks=False"):
@@ -172,8 +176,9 @@ def test_link_cycle_terminates_and_dangling_link_is_named(tiny_model, tmp_path):
     assert [r["path"] for r in records] == [good]
     messages = [str(w.message) for w in caught]
     assert any("again" in m and "contains it" in m for m in messages), messages
-    assert any(str(tmp_path / "gone.png") in m and "broken symbolic link" in m
-               for m in messages), messages
+    assert any(str(tmp_path / "gone.png") in m and "broken symbolic link" in m for m in messages), (
+        messages
+    )
 
 
 def test_one_image_file_gives_one_record(tiny_model, tmp_path):
@@ -204,8 +209,11 @@ def test_missing_folder_empty_folder_and_bad_arguments(tiny_model, tmp_path):
         iter_predict_dir(tmp_path, tiny_model, class_names=("a", "b", "c"))
     with pytest.raises(ValueError, match="`model`"):
         predict_dir(tmp_path, object())
-    with pytest.raises(ValueError, match=r"`directory` must be the path .*`predict_images`. "
-                       r"Received: directory of type int"):
+    with pytest.raises(
+        ValueError,
+        match=r"`directory` must be the path .*`predict_images`. "
+        r"Received: directory of type int",
+    ):
         predict_dir(5, tiny_model)
 
 
@@ -213,24 +221,31 @@ def test_class_names_must_not_be_a_single_string(tiny_model, tmp_path):
     write(tmp_path / "a.png", Image.fromarray(pixels(0)))
     # Ten characters for the ten classes: read name by name, it would pass the width check.
     for names in ("abcdefghij", b"abcdefghij"):
-        message = ("Argument `class_names` must be a sequence of names, one per class, not a "
-                   f"single string. Received: class_names={names!r}")
+        message = (
+            "Argument `class_names` must be a sequence of names, one per class, not a "
+            f"single string. Received: class_names={names!r}"
+        )
         for predict in (predict_dir, iter_predict_dir):
             with pytest.raises(ValueError, match=re.escape(message)):
                 predict(tmp_path, tiny_model, class_names=names)
     (record,) = predict_dir(tmp_path, tiny_model, class_names=list("abcdefghij"), verbose=0)
     assert record["class_name"] == "abcdefghij"[record["label"]]
-    with pytest.raises(ValueError, match=re.escape(
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
             "Argument `class_names` must be a sequence of names, one per class. "
-            "Received: class_names=10")):
+            "Received: class_names=10"
+        ),
+    ):
         predict_dir(tmp_path, tiny_model, class_names=10)
 
 
 @pytest.mark.parametrize("workers", [0, -2, 2.0, True, "4"])
 def test_workers_must_be_a_positive_integer(tiny_model, tmp_path, workers):
     write(tmp_path / "a.png", Image.fromarray(pixels(0)))
-    message = ("Argument `workers` must be None or a positive integer. "
-               f"Received: workers={workers!r}")
+    message = (
+        f"Argument `workers` must be None or a positive integer. Received: workers={workers!r}"
+    )
     with pytest.raises(ValueError, match=re.escape(message)):
         predict_dir(tmp_path, tiny_model, workers=workers)
 
@@ -239,14 +254,17 @@ def test_one_decoding_worker_predicts_like_the_default(tiny_model, tmp_path):
     for i in range(3):
         write(tmp_path / f"{i}.png", Image.fromarray(pixels(i)))
     assert predict_dir(tmp_path, tiny_model, workers=1, verbose=0) == predict_dir(
-        tmp_path, tiny_model, verbose=0)
+        tmp_path, tiny_model, verbose=0
+    )
 
 
 def test_swapped_arguments_get_a_hint_true_for_predict_dirs_order(tiny_keras_file, tmp_path):
     images = tmp_path / "images"
     write(images / "a.png", Image.fromarray(pixels(0)))
-    hint = ("It looks like image data, not a model: were the images and the model given in each "
-            "other's places?")
+    hint = (
+        "It looks like image data, not a model: were the images and the model given in each "
+        "other's places?"
+    )
     for swapped in (images, images / "a.png"):
         with pytest.raises(ValueError, match=re.escape(hint)):
             predict_dir(tiny_keras_file, swapped)
@@ -254,23 +272,33 @@ def test_swapped_arguments_get_a_hint_true_for_predict_dirs_order(tiny_keras_fil
 
 def test_model_must_take_32x32_rgb_images(tmp_path):
     write(tmp_path / "a.png", Image.fromarray(pixels(0)))
-    with pytest.raises(ValueError, match=r"`model` must be built \(have an input shape\) to take "
-                       r"images of shape \(None, 32, 32, 3\).*unbuilt model 'dense_only'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`model` must be built \(have an input shape\) to take "
+        r"images of shape \(None, 32, 32, 3\).*unbuilt model 'dense_only'",
+    ):
         predict_dir(tmp_path, keras.Sequential([keras.layers.Dense(10)], name="dense_only"))
-    mnist = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(10)])
-    wrong_input = (r"`model` must take images of shape \(None, 32, 32, 3\) .*"
-                   r"Received: a model with input shape \(None, 28, 28, 1\)$")
+    mnist = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    wrong_input = (
+        r"`model` must take images of shape \(None, 32, 32, 3\) .*"
+        r"Received: a model with input shape \(None, 28, 28, 1\)$"
+    )
     with pytest.raises(ValueError, match=wrong_input):
         predict_dir(tmp_path, mnist)
     with pytest.raises(ValueError, match=wrong_input):
         predict_images(np.zeros((1, 32, 32, 3)), mnist)
     per_pixel = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Dense(10)])
-    with pytest.raises(ValueError, match=r"class scores of shape \(None, num_classes\). "
-                       r"Received: a model with output shape \(None, 32, 32, 10\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"class scores of shape \(None, num_classes\). "
+        r"Received: a model with output shape \(None, 32, 32, 10\)",
+    ):
         predict_dir(tmp_path, per_pixel)
-    any_size = keras.Sequential([keras.Input((None, None, 3)),
-                                 keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
+    any_size = keras.Sequential(
+        [keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)]
+    )
     (record,) = predict_dir(tmp_path, any_size, verbose=0)  # None fits any size
     assert 0 <= record["label"] < 4
 
@@ -367,8 +395,11 @@ def lambda_model_file(tmp_path):
 
 def test_lambda_keras_file_refused_unless_opted_in(tmp_path):
     path = lambda_model_file(tmp_path)
-    with pytest.raises(ValueError, match=r"Cannot load model file .*lambda\.keras: .*`Lambda` "
-                                         r".*safe_mode=False"):
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot load model file .*lambda\.keras: .*`Lambda` "
+        r".*safe_mode=False",
+    ):
         load_model(path)
     write(tmp_path / "images" / "a.png", Image.fromarray(pixels(0)))
     with pytest.raises(ValueError, match="safe_mode=False"):
@@ -381,8 +412,9 @@ def test_vocabulary_file_outside_the_archive_is_refused_unless_opted_in(tmp_path
     vocabulary = tmp_path / "words.txt"
     vocabulary.write_text("cat\ndog\n")
     inputs = keras.Input((1,), dtype="string")
-    model = keras.Model(inputs, keras.layers.StringLookup(vocabulary=str(vocabulary),
-                                                          name="lookup")(inputs))
+    model = keras.Model(
+        inputs, keras.layers.StringLookup(vocabulary=str(vocabulary), name="lookup")(inputs)
+    )
     saved = tmp_path / "saved.keras"
     model.save(saved)
     # Keras keeps an adapted vocabulary inside the archive; a hand-made file
@@ -396,8 +428,11 @@ def test_vocabulary_file_outside_the_archive_is_refused_unless_opted_in(tmp_path
                 config["config"]["layers"][1]["config"]["vocabulary"] = str(vocabulary)
                 data = json.dumps(config)
             target.writestr(item, data)
-    with pytest.raises(ValueError, match=r"Cannot load model file .*lookup\.keras: .*vocabulary"
-                                         r".*safe_mode=False"):
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot load model file .*lookup\.keras: .*vocabulary"
+        r".*safe_mode=False",
+    ):
         load_model(path)
     assert isinstance(load_model(path, safe_mode=False), keras.Model)
 
@@ -441,17 +476,22 @@ def test_savedmodel_whose_serve_returns_logits_is_refused():
         ProbabilityModel(Logits())(np.zeros((2, 32, 32, 3), np.float32))
 
 
-@pytest.mark.parametrize("precision,policy", [("bfloat16", "mixed_bfloat16"),
-                                              ("float16", "mixed_float16")])
-def test_reduced_precision_runs_a_copy_and_gives_float32_probabilities(tiny_model, precision,
-                                                                        policy):
+@pytest.mark.parametrize(
+    "precision,policy", [("bfloat16", "mixed_bfloat16"), ("float16", "mixed_float16")]
+)
+def test_reduced_precision_runs_a_copy_and_gives_float32_probabilities(
+    tiny_model, precision, policy
+):
     x = np.stack([pixels(i) for i in range(4)])
     reference = ProbabilityModel(tiny_model)
     assert reference.model is tiny_model  # float32: no copy
     low = ProbabilityModel(tiny_model, precision=precision)
     # As build_seresnet builds under the policy: normalisation and logits in float32.
-    policies = {layer.name: layer.dtype_policy.name for layer in low.model.layers
-                if not isinstance(layer, keras.layers.InputLayer)}
+    policies = {
+        layer.name: layer.dtype_policy.name
+        for layer in low.model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    }
     assert policies.pop("normalize") == policies.pop("logits") == "float32"
     assert set(policies.values()) == {policy}
     with precision_policy(policy):
@@ -472,8 +512,9 @@ def test_precision_through_predict_dir_and_its_errors(tiny_model, tmp_path):
         write(tmp_path / f"{i}.png", Image.fromarray(pixels(i)))
     plain = predict_dir(tmp_path, tiny_model, verbose=0)
     low = predict_dir(tmp_path, ProbabilityModel(tiny_model), precision="bfloat16", verbose=0)
-    np.testing.assert_allclose([r["confidence"] for r in low],
-                               [r["confidence"] for r in plain], atol=2e-2)
+    np.testing.assert_allclose(
+        [r["confidence"] for r in low], [r["confidence"] for r in plain], atol=2e-2
+    )
     with pytest.raises(ValueError, match=r"`precision`.*'bfloat16'.*Received: precision='int8'"):
         predict_dir(tmp_path, tiny_model, precision="int8")
 
@@ -486,8 +527,9 @@ def test_precision_through_predict_dir_and_its_errors(tiny_model, tmp_path):
 
 
 def test_predict_images_checks_shape(tiny_model):
-    probabilities = predict_images(np.stack([pixels(i) for i in range(3)]), tiny_model,
-                                   batch_size=2, verbose=0)
+    probabilities = predict_images(
+        np.stack([pixels(i) for i in range(3)]), tiny_model, batch_size=2, verbose=0
+    )
     assert probabilities.shape == (3, 10) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match=r"\[N, 32, 32, 3\].*\(3, 28, 28, 3\)"):
@@ -508,11 +550,17 @@ def load_script(name):
 def test_predict_script_folder_csv(tiny_keras_file, mixed_folder, tmp_path, capsys):
     folder, good, broken = mixed_folder
     output = tmp_path / "out.csv"
-    assert load_script("predict").main(
-        [tiny_keras_file, str(folder), "--output", str(output), "--batch-size", "4"]
-    ) == 0
-    warned = [line for line in capsys.readouterr().err.splitlines()
-              if ": warning: Skipping broken image " in line]  # the command's one-line warnings
+    assert (
+        load_script("predict").main(
+            [tiny_keras_file, str(folder), "--output", str(output), "--batch-size", "4"]
+        )
+        == 0
+    )
+    warned = [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if ": warning: Skipping broken image " in line
+    ]  # the command's one-line warnings
     assert [next(p for p in broken if p in line) for line in warned] == broken
     with open(output, newline="") as f:
         rows = list(csv.reader(f))
@@ -541,9 +589,12 @@ def test_predict_script_unlabelled_pickle_csv(tiny_model, tiny_keras_file, tmp_p
     images = np.stack([pixels(i) for i in range(5)])
     (tmp_path / "unlabelled.pkl").write_bytes(pickle.dumps({b"data": images}))
     output = tmp_path / "labels.csv"
-    assert load_script("predict").main(
-        [tiny_keras_file, str(tmp_path / "unlabelled.pkl"), "--output", str(output)]
-    ) == 0
+    assert (
+        load_script("predict").main(
+            [tiny_keras_file, str(tmp_path / "unlabelled.pkl"), "--output", str(output)]
+        )
+        == 0
+    )
     expected = softmax(tiny_model(images.astype("float32"), training=False)).argmax(axis=1)
     assert output.read_text().splitlines() == ["ID,Labels"] + [
         f"{i},{label}" for i, label in enumerate(expected)
@@ -553,24 +604,52 @@ def test_predict_script_unlabelled_pickle_csv(tiny_model, tiny_keras_file, tmp_p
 def test_numpy_integer_arguments_are_accepted(tiny_model, tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
-    records = predict_dir(tmp_path, tiny_model, batch_size=np.int64(2), top_k=np.int64(3),
-                          workers=np.int32(1), verbose=0)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+    records = predict_dir(
+        tmp_path,
+        tiny_model,
+        batch_size=np.int64(2),
+        top_k=np.int64(3),
+        workers=np.int32(1),
+        verbose=0,
+    )
     assert len(records) == 3 and len(records[0]["top_k"]) == 3
     images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    np.testing.assert_allclose(predict_images(images, tiny_model, batch_size=np.int64(2), verbose=0),
-                               predict_images(images, tiny_model, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        predict_images(images, tiny_model, batch_size=np.int64(2), verbose=0),
+        predict_images(images, tiny_model, verbose=0),
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize(
     "images, arguments, message",
-    [(np.zeros((2, 32, 32, 3), bool), {}, r"^Argument `images` must hold integer or float pixels "
-                                          r"in \[0, 255\]. Received: images with dtype bool$"),
-     (np.full((2, 32, 32, 3), "1"), {}, r"^Argument `images` must hold integer or float pixels .*"),
-     ("some/folder", {}, r"^Argument `images` must be an array \[N, 32, 32, 3\]; for a folder or "
-                         r"an image file use `predict_dir`. Received: images='some/folder'$"),
-     (np.zeros((2, 32, 32, 3), np.uint8), {"verbose": 5},
-      r"^Argument `verbose` must be 'auto', 0 or 1. Received: verbose=5$")],
+    [
+        (
+            np.zeros((2, 32, 32, 3), bool),
+            {},
+            r"^Argument `images` must hold integer or float pixels "
+            r"in \[0, 255\]. Received: images with dtype bool$",
+        ),
+        (
+            np.full((2, 32, 32, 3), "1"),
+            {},
+            r"^Argument `images` must hold integer or float pixels .*",
+        ),
+        (
+            "some/folder",
+            {},
+            r"^Argument `images` must be an array \[N, 32, 32, 3\]; for a folder or "
+            r"an image file use `predict_dir`. Received: images='some/folder'$",
+        ),
+        (
+            np.zeros((2, 32, 32, 3), np.uint8),
+            {"verbose": 5},
+            r"^Argument `verbose` must be 'auto', 0 or 1. Received: verbose=5$",
+        ),
+    ],
 )
 def test_predict_images_refuses_bad_arguments(tiny_model, images, arguments, message):
     with pytest.raises(ValueError, match=message):
@@ -578,14 +657,20 @@ def test_predict_images_refuses_bad_arguments(tiny_model, images, arguments, mes
 
 
 def test_a_probability_model_call_refuses_images_without_a_batch_axis(tiny_model):
-    with pytest.raises(ValueError, match=r"^Argument `images` must be a batch \[N, 32, 32, 3\] of "
-                                         r"raw RGB pixels. Received shape \(2, 32, 32\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Argument `images` must be a batch \[N, 32, 32, 3\] of "
+        r"raw RGB pixels. Received shape \(2, 32, 32\)$",
+    ):
         ProbabilityModel(tiny_model)(np.zeros((2, 32, 32), np.uint8))
 
 
 @pytest.mark.parametrize("path", [None, 5])
 def test_load_model_refuses_what_is_not_a_path(path):
-    with pytest.raises(TypeError, match=r"^Argument `path` must be the path \(str or os.PathLike\) "
-                                        r"of a `.keras` file or a SavedModel folder. Received: path "
-                                        r"of type (NoneType|int)$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Argument `path` must be the path \(str or os.PathLike\) "
+        r"of a `.keras` file or a SavedModel folder. Received: path "
+        r"of type (NoneType|int)$",
+    ):
         load_model(path)

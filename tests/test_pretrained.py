@@ -63,20 +63,27 @@ def test_a_fresh_process_predicts_what_this_one_does(tmp_path, cifar10_model):
     """)
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path)
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), cifar10_model.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "y.npy"), cifar10_model.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+    )
 
 
-@pytest.mark.parametrize("field, value", [
-    ("widths", (16, 32, 64, 128)), ("num_classes", 100), ("use_se", False),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("widths", (16, 32, 64, 128)),
+        ("num_classes", 100),
+        ("use_se", False),
+    ],
+)
 def test_a_name_refuses_another_architecture_in_one_line(field, value):
     with pytest.raises(ConfigError) as info:
         build_seresnet(weights="cifar10", **{field: value})
     required = getattr(ModelConfig(), field)
     assert str(info.value) == (
         "Argument `weights='cifar10'` fits the recipe's architecture only, with "
-        f"`{field}={required!r}`. Received: {field}={value!r}")
+        f"`{field}={required!r}`. Received: {field}={value!r}"
+    )
 
 
 def test_fields_that_do_not_change_inference_are_free():
@@ -97,8 +104,11 @@ def test_a_damaged_file_is_refused_naming_both_hashes(installed_copy):
     data = bytearray(installed_copy.read_bytes())
     data[len(data) // 2] ^= 0xFF
     installed_copy.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"is damaged: its SHA-256 is [0-9a-f]{64}, not "
-                                         f"{ENTRY.sha256}. Reinstall keras-seresnet."):
+    with pytest.raises(
+        ValueError,
+        match=r"is damaged: its SHA-256 is [0-9a-f]{64}, not "
+        f"{ENTRY.sha256}. Reinstall keras-seresnet.",
+    ):
         build_seresnet(weights="cifar10")
 
 
@@ -136,8 +146,10 @@ def test_the_registered_accuracies_are_the_model_cards():
 @pytest.mark.slow
 def test_predict_dir_on_the_real_test_images_gives_the_model_cards_accuracy(real_cifar10):
     records = predict_dir(real_cifar10 / "test", batch_size=500, verbose=0)
-    truth = [CIFAR10_CLASSES.index(os.path.basename(os.path.dirname(record["path"])))
-             for record in records]
+    truth = [
+        CIFAR10_CLASSES.index(os.path.basename(os.path.dirname(record["path"])))
+        for record in records
+    ]
     assert len(records) == len(list_images(real_cifar10 / "test")) == 10_000
     accuracy = np.mean([record["label"] for record in records] == np.array(truth))
     # The same decoder (Pillow) and model as the model card's evaluation; another batch size
@@ -150,9 +162,14 @@ def test_predict_dir_on_the_real_test_images_gives_the_model_cards_accuracy(real
 
 def run_script(name, *argv, cwd):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", f"{name}.py"),
-                           *map(str, argv)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", f"{name}.py"), *map(str, argv)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -166,23 +183,28 @@ def test_predict_command_without_a_model_uses_the_pretrained_weights(tmp_path, t
     assert [row.split(",")[2] for row in rows[1:]] == [r["class_name"] for r in expected]
 
 
-def test_predict_command_with_a_model_alone_asks_for_the_images(tmp_path, no_process_settings,
-                                                                  capsys):
+def test_predict_command_with_a_model_alone_asks_for_the_images(
+    tmp_path, no_process_settings, capsys
+):
     from keras_seresnet.cli import predict
 
     (tmp_path / "best.keras").write_bytes(b"never opened")
     with pytest.raises(SystemExit) as exit:
         predict.main([str(tmp_path / "best.keras")])
     assert exit.value.code == 2 and no_process_settings == []
-    assert (f"argument INPUT: '{tmp_path}/best.keras' is a model, not images; give the images "
-            "after it") in capsys.readouterr().err
+    assert (
+        f"argument INPUT: '{tmp_path}/best.keras' is a model, not images; give the images after it"
+    ) in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command, argv", [
-    ("predict", ["cifar10", "{images}"]),
-    ("evaluate", ["cifar10", "--data-dir", "{images}"]),
-    ("export", ["cifar10", "{tmp}/seresnet.onnx", "--format", "onnx"]),
-])
+@pytest.mark.parametrize(
+    "command, argv",
+    [
+        ("predict", ["cifar10", "{images}"]),
+        ("evaluate", ["cifar10", "--data-dir", "{images}"]),
+        ("export", ["cifar10", "{tmp}/seresnet.onnx", "--format", "onnx"]),
+    ],
+)
 def test_the_commands_accept_the_name_as_model(tmp_path, tiny_image_tree, command, argv):
     import importlib
 
@@ -197,8 +219,15 @@ def test_the_commands_accept_the_name_as_model(tmp_path, tiny_image_tree, comman
 
 @pytest.mark.slow
 def test_evaluate_command_takes_the_name(tmp_path, tiny_image_tree):
-    result = run_script("evaluate", "cifar10", "--data-dir", tiny_image_tree,
-                        "--output-dir", tmp_path / "evaluation", cwd=tmp_path)
+    result = run_script(
+        "evaluate",
+        "cifar10",
+        "--data-dir",
+        tiny_image_tree,
+        "--output-dir",
+        tmp_path / "evaluation",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "accuracy" in result.stdout
     assert (tmp_path / "evaluation" / "evaluation.json").is_file()

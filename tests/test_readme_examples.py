@@ -26,8 +26,9 @@ def block_using(name):
 
 def package_with(**names):
     """`keras_seresnet` with some names replaced, for a block's `import keras_seresnet`."""
-    return types.SimpleNamespace(**{**{n: getattr(keras_seresnet, n)
-                                        for n in keras_seresnet.__all__}, **names})
+    return types.SimpleNamespace(
+        **{**{n: getattr(keras_seresnet, n) for n in keras_seresnet.__all__}, **names}
+    )
 
 
 def run_block(block, package):
@@ -54,13 +55,15 @@ def test_the_own_fit_quick_start_trains(tiny_image_tree):
 
         @classmethod
         def fast(cls, **changes):
-            fast = keras_seresnet.TrainConfig.fast(epochs=1, batch_size=4, widths=(8, 16),
-                                                   blocks=(1, 1), se_stages=(2,), **changes)
+            fast = keras_seresnet.TrainConfig.fast(
+                epochs=1, batch_size=4, widths=(8, 16), blocks=(1, 1), se_stages=(2,), **changes
+            )
             return cls(**dataclasses.asdict(fast))
 
     def load_tiny(*args, **kwargs):
         return keras_seresnet.load_cifar10(tiny_image_tree)
 
-    namespace = run_block(block_using("model.fit"),
-                          package_with(TrainConfig=TinyConfig, load_cifar10=load_tiny))
+    namespace = run_block(
+        block_using("model.fit"), package_with(TrainConfig=TinyConfig, load_cifar10=load_tiny)
+    )
     assert namespace["model"].optimizer.iterations.numpy() == 20 // 4

@@ -37,8 +37,14 @@ def test_plain_fit_gets_each_epochs_batches_through_the_recipe_callbacks():
     dataset = ks.make_train_dataset(x, y, config, epoch=epoch)
     model = ks.compile_model(ks.build_from_config(config), config)
     probe = EpochProbe(epoch)
-    history = model.fit(dataset, epochs=3, initial_epoch=1, verbose=0, shuffle=False,
-                        callbacks=ks.recipe_callbacks(config, epoch) + [probe])
+    history = model.fit(
+        dataset,
+        epochs=3,
+        initial_epoch=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=ks.recipe_callbacks(config, epoch) + [probe],
+    )
     assert probe.seen == [(1, 1), (2, 2)]  # Keras's epoch reached the dataset before the pass
     assert set(history.history) >= {"loss", "accuracy", "learning_rate", "mixup_alpha"}
     # Each epoch's pass is that epoch's batches: different orders and augmentations.
@@ -49,11 +55,16 @@ def test_plain_fit_gets_each_epochs_batches_through_the_recipe_callbacks():
     assert not np.array_equal(first[1], first[2])
 
 
-@pytest.mark.parametrize("fields, names", [
-    ({}, ["EpochSeed", "WarmupCosineLearningRate", "MixupAlphaDecay"]),
-    ({"mixup_cutout": False, "use_ema": True}, ["EpochSeed", "WarmupCosineLearningRate",
-                                               "SwapEMAWeights"]),
-])
+@pytest.mark.parametrize(
+    "fields, names",
+    [
+        ({}, ["EpochSeed", "WarmupCosineLearningRate", "MixupAlphaDecay"]),
+        (
+            {"mixup_cutout": False, "use_ema": True},
+            ["EpochSeed", "WarmupCosineLearningRate", "SwapEMAWeights"],
+        ),
+    ],
+)
 def test_recipe_callbacks_follow_the_config(fields, names):
     callbacks = ks.recipe_callbacks(ks.TrainConfig(**fields), ks.make_epoch_variable())
     assert [type(c).__name__ for c in callbacks] == names
@@ -76,10 +87,22 @@ def test_the_parts_refuse_a_dict_for_a_config(function):
 
 
 def test_examples_fit_trains_on_a_tiny_tree(tiny_image_tree, capsys):
-    spec = importlib.util.spec_from_file_location("example_fit", os.path.join(ROOT, "examples", "fit.py"))
+    spec = importlib.util.spec_from_file_location(
+        "example_fit", os.path.join(ROOT, "examples", "fit.py")
+    )
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    model = example.main(["--data-dir", str(tiny_image_tree), "--epochs", "2",
-                          "--limit-train", "16", "--limit-test", "8"])
+    model = example.main(
+        [
+            "--data-dir",
+            str(tiny_image_tree),
+            "--epochs",
+            "2",
+            "--limit-train",
+            "16",
+            "--limit-test",
+            "8",
+        ]
+    )
     assert model.optimizer.iterations.numpy() == 2 * 1  # 16 images, batch 128: one step an epoch
     assert "test accuracy after 2 epochs:" in capsys.readouterr().out

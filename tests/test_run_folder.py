@@ -43,18 +43,35 @@ def trained_tiny_model():
 
 def row(epoch, test_accuracy, **extra):
     values = dict(
-        epoch=epoch, learning_rate=0.1, mixup_alpha=0.4, loss=1.0, accuracy=0.5,
-        test_loss=0.9, test_accuracy=test_accuracy, seconds=1.5,
+        epoch=epoch,
+        learning_rate=0.1,
+        mixup_alpha=0.4,
+        loss=1.0,
+        accuracy=0.5,
+        test_loss=0.9,
+        test_accuracy=test_accuracy,
+        seconds=1.5,
     )
     values.update(extra)
     return HistoryRow.from_dict(values)
 
 
 def results(**changes):
-    values = dict(monitor="test_accuracy", best_epoch=0, best_accuracy=0.5, test_accuracy=0.5,
-                  test_loss=0.9, test_accuracy_tta=0.5, epochs_trained=1, train_images=4,
-                  val_images=None, test_images=4,
-                  parameters=15, train_seconds=1.5, initial_weights=None)
+    values = dict(
+        monitor="test_accuracy",
+        best_epoch=0,
+        best_accuracy=0.5,
+        test_accuracy=0.5,
+        test_loss=0.9,
+        test_accuracy_tta=0.5,
+        epochs_trained=1,
+        train_images=4,
+        val_images=None,
+        test_images=4,
+        parameters=15,
+        train_seconds=1.5,
+        initial_weights=None,
+    )
     values.update(changes)
     return RunResults(**values)
 
@@ -87,8 +104,10 @@ def test_history_csv_round_trip_keeps_precision_order_and_missing_values(tmp_pat
 
 def test_history_csv_of_an_earlier_version_reads_with_both_names(tmp_path):
     path = tmp_path / "history.csv"
-    path.write_text("epoch,learning_rate,mixup_alpha,loss,accuracy,val_loss,val_accuracy,seconds\n"
-                    "0,0.1,0.4,2.3,0.1,2.2,0.25,13.5\n")
+    path.write_text(
+        "epoch,learning_rate,mixup_alpha,loss,accuracy,val_loss,val_accuracy,seconds\n"
+        "0,0.1,0.4,2.3,0.1,2.2,0.25,13.5\n"
+    )
     history = read_history_csv(path)
     assert history["test_accuracy"] == history["val_accuracy"] == [0.25]
     assert history["test_loss"] == history["val_loss"] == [2.2]
@@ -136,8 +155,11 @@ def test_a_run_of_another_config_that_finished_no_epoch_is_replaced_with_a_warni
     (tmp_path / "run" / "checkpoint").mkdir()  # a commit cut short: no state.json yet
     (tmp_path / "run" / "checkpoint" / "epoch-0000.npz").write_bytes(b"partial")
     fixed = TrainConfig(epochs=10).to_dict()
-    with pytest.warns(UserWarning, match=r"held a run of another config that finished no epoch "
-                      r"\(num_classes: 1 in the folder, 10 requested\); it is replaced"):
+    with pytest.warns(
+        UserWarning,
+        match=r"held a run of another config that finished no epoch "
+        r"\(num_classes: 1 in the folder, 10 requested\); it is replaced",
+    ):
         folder.open(fixed)
     assert os.listdir(tmp_path / "run") == ["config.json"]
     assert json.loads((tmp_path / "run" / "config.json").read_text()) == fixed
@@ -184,18 +206,31 @@ def test_commit_keeps_best_history_and_the_last_two_checkpoints(tmp_path):
     assert (state.commit.epoch, state.commit.best_epoch, state.commit.best_accuracy) == (1, 0, 0.5)
     assert state.previous.epoch == 0 and state.monitor == "test_accuracy"
     assert sorted(os.listdir(tmp_path / "checkpoint")) == [
-        "best-0000.keras", "epoch-0000.npz", "epoch-0001.npz", "state.json"]
+        "best-0000.keras",
+        "epoch-0000.npz",
+        "epoch-0001.npz",
+        "state.json",
+    ]
     state = folder.commit_epoch(model, row(2, 0.6), state)
     assert sorted(os.listdir(tmp_path / "checkpoint")) == [
-        "best-0000.keras", "best-0002.keras", "epoch-0001.npz", "epoch-0002.npz", "state.json"]
+        "best-0000.keras",
+        "best-0002.keras",
+        "epoch-0001.npz",
+        "epoch-0002.npz",
+        "state.json",
+    ]
     assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0, 1, 2]
     assert not (tmp_path / "plots").exists()  # drawn at the end of the run, not every epoch
-    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "checkpoint" / "best-0002.keras").read_bytes()
+    assert (tmp_path / "best.keras").read_bytes() == (
+        tmp_path / "checkpoint" / "best-0002.keras"
+    ).read_bytes()
     # The checkpoint restores the optimizer's state, not only the weights.
     restored = untrained_tiny_model()
     load_checkpoint(restored, folder.checkpoint_file(state.commit.model_file))
-    for saved, live in zip(restored.variables + restored.optimizer.variables,
-                           model.variables + model.optimizer.variables):
+    for saved, live in zip(
+        restored.variables + restored.optimizer.variables,
+        model.variables + model.optimizer.variables,
+    ):
         np.testing.assert_array_equal(saved.numpy(), live.numpy())
     assert restored.optimizer.iterations.numpy() == 1
     assert folder.read_state() == state  # what state.json holds
@@ -236,7 +271,12 @@ def test_finish_writes_plain_inference_models_and_results(tmp_path):
     assert folder.read_results() is None
     folder.finish(model, results())
     assert sorted(os.listdir(tmp_path)) == [
-        "best.keras", "config.json", "final.keras", "history.csv", "plots", "results.json"
+        "best.keras",
+        "config.json",
+        "final.keras",
+        "history.csv",
+        "plots",
+        "results.json",
     ]
     assert folder.read_results() == results()
     for name in ("best.keras", "final.keras"):
@@ -246,7 +286,9 @@ def test_finish_writes_plain_inference_models_and_results(tmp_path):
         loaded = keras.models.load_model(tmp_path / name)
         assert getattr(loaded, "optimizer", None) is None and not loaded.compiled
         x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
-        np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+        np.testing.assert_allclose(
+            loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+        )
 
 
 def test_missing_checkpoint_file_is_a_clear_error(tmp_path):
@@ -272,10 +314,18 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_epoch_before(tmp_path):
     _truncate(tmp_path / "checkpoint" / "epoch-0001.npz")
     with pytest.warns(UserWarning, match=r"epoch-0001.npz is damaged.*epoch 0"):
         resumed = RunFolder(tmp_path).repair()
-    assert (resumed.commit.epoch, resumed.commit.best_epoch, resumed.commit.best_accuracy) == (0, 0, 0.5)
+    assert (resumed.commit.epoch, resumed.commit.best_epoch, resumed.commit.best_accuracy) == (
+        0,
+        0,
+        0.5,
+    )
     assert resumed.history == (row(0, 0.5),) and resumed.previous is None
     assert resumed.commit.model_file == "epoch-0000.npz"
-    assert sorted(os.listdir(tmp_path / "checkpoint")) == ["best-0000.keras", "epoch-0000.npz", "state.json"]
+    assert sorted(os.listdir(tmp_path / "checkpoint")) == [
+        "best-0000.keras",
+        "epoch-0000.npz",
+        "state.json",
+    ]
     assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0]
     load_checkpoint(untrained_tiny_model(), folder.checkpoint_file(resumed.commit.model_file))
     # The fallback is written down: a second restart (killed before the next
@@ -296,11 +346,14 @@ def test_a_damaged_only_checkpoint_is_a_one_line_error_naming_it(tmp_path):
     assert "--overwrite" in message and "checkpoint/" in message
 
 
-@pytest.mark.parametrize("text, problem", [
-    ('{"epochs": 3', "is not valid JSON (Expecting ',' delimiter: line 1 column 13"),
-    ("[3]", "is not a JSON object (it holds a list)"),
-    ("\xff", "is not valid JSON ("),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ('{"epochs": 3', "is not valid JSON (Expecting ',' delimiter: line 1 column 13"),
+        ("[3]", "is not a JSON object (it holds a list)"),
+        ("\xff", "is not valid JSON ("),
+    ],
+)
 def test_a_damaged_config_json_is_a_one_line_error_naming_it(tmp_path, text, problem):
     (tmp_path / "config.json").write_bytes(text.encode("latin-1"))
     folder = RunFolder(tmp_path)
@@ -329,22 +382,38 @@ def test_a_damaged_state_or_results_json_is_a_one_line_error_naming_it(tmp_path)
     with pytest.raises(RunFolderError, match=r"results.json is not valid JSON \(Expecting value"):
         folder.read_results()
     (tmp_path / "results.json").write_text('{"test_accuracy": 0.5}')
-    with pytest.raises(RunFolderError, match=r"results.json holds no results of this package \("
-                                             r"results.json lacks the field\(s\) best_epoch, "
-                                             r"best_accuracy, test_loss.*--overwrite\.$"):
+    with pytest.raises(
+        RunFolderError,
+        match=r"results.json holds no results of this package \("
+        r"results.json lacks the field\(s\) best_epoch, "
+        r"best_accuracy, test_loss.*--overwrite\.$",
+    ):
         folder.read_results()
     assert state.exists()  # reading removes nothing
 
 
 def test_history_rows_name_the_per_epoch_evaluation_by_what_it_evaluates():
-    logs = {"loss": np.float32(1.5), "accuracy": 0.25, "val_loss": 1.75, "val_accuracy": 0.5,
-            "learning_rate": None}
+    logs = {
+        "loss": np.float32(1.5),
+        "accuracy": 0.25,
+        "val_loss": 1.75,
+        "val_accuracy": 0.5,
+        "learning_rate": None,
+    }
     test_row = history_row(3, logs, validation=False)
-    assert test_row == HistoryRow(epoch=3, loss=1.5, accuracy=0.25, test_loss=1.75,
-                                  test_accuracy=0.5)
-    assert test_row.to_dict() == {"epoch": 3, "loss": 1.5, "accuracy": 0.25, "test_loss": 1.75,
-                                  "test_accuracy": 0.5, "learning_rate": None,
-                                  "mixup_alpha": None, "seconds": None}
+    assert test_row == HistoryRow(
+        epoch=3, loss=1.5, accuracy=0.25, test_loss=1.75, test_accuracy=0.5
+    )
+    assert test_row.to_dict() == {
+        "epoch": 3,
+        "loss": 1.5,
+        "accuracy": 0.25,
+        "test_loss": 1.75,
+        "test_accuracy": 0.5,
+        "learning_rate": None,
+        "mixup_alpha": None,
+        "seconds": None,
+    }
     assert type(test_row.loss) is float
     val_row = history_row(3, dict(logs, mixup_alpha=0.2, top5=0.9), validation=True)
     assert val_row.val_accuracy == 0.5 and val_row.test_accuracy is None
@@ -360,7 +429,9 @@ def test_a_path_that_is_a_file_is_refused_even_with_overwrite(tmp_path):
     path = tmp_path / "run"
     path.write_text("x")
     for overwrite in (False, True):
-        with pytest.raises(RunFolderError, match=r"^The output folder .*run is a file, not a folder"):
+        with pytest.raises(
+            RunFolderError, match=r"^The output folder .*run is a file, not a folder"
+        ):
             RunFolder(path).check(TrainConfig().to_dict(), overwrite=overwrite)
     assert path.read_text() == "x"
 
@@ -431,7 +502,9 @@ def test_loading_a_run_folder_of_version_0_1_0_changes_no_file_and_reads_todays_
     assert hashes(folder.path) == before
     assert state.monitor == "test_accuracy" and state.previous is None
     assert (state.commit.epoch, state.commit.model_file) == (0, "epoch-0000.keras")
-    assert state.commit.best_accuracy == state.history[0].test_accuracy == history["test_accuracy"][0]
+    assert (
+        state.commit.best_accuracy == state.history[0].test_accuracy == history["test_accuracy"][0]
+    )
     assert state.history[0].val_accuracy is None  # 0.1.0's val_* columns were the test set's
 
 
@@ -441,15 +514,22 @@ def test_repair_makes_an_unfinished_folder_what_its_last_commit_says(tmp_path):
     assert folder.repair() == state
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
     assert sorted(os.listdir(tmp_path / "checkpoint")) == [  # epoch 2's files are gone
-        "best-0000.keras", "epoch-0000.npz", "epoch-0001.npz", "state.json"]
+        "best-0000.keras",
+        "epoch-0000.npz",
+        "epoch-0001.npz",
+        "state.json",
+    ]
     assert (tmp_path / "checkpoint" / "state.json").read_bytes() == state_json  # already right
     assert read_history_csv(tmp_path / "history.csv")["epoch"] == [0, 1]
-    assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "checkpoint" / "best-0000.keras").read_bytes()
+    assert (tmp_path / "best.keras").read_bytes() == (
+        tmp_path / "checkpoint" / "best-0000.keras"
+    ).read_bytes()
     assert sorted(os.listdir(tmp_path / "plots")) == ["accuracy.png", "loss.png", "schedules.png"]
     before = hashes(tmp_path)
     assert folder.repair() == state  # a repaired folder needs nothing more
     assert {k: v for k, v in hashes(tmp_path).items() if not k.startswith("plots")} == {
-        k: v for k, v in before.items() if not k.startswith("plots")}
+        k: v for k, v in before.items() if not k.startswith("plots")
+    }
 
 
 def test_repair_drops_the_checkpoint_of_a_finished_run_or_of_no_committed_epoch(tmp_path):

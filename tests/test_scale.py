@@ -24,28 +24,48 @@ RUN_FILES = ["best.keras", "config.json", "final.keras", "history.csv", "plots",
 # A graph that traces fast; no colour jitter or crop, whose XLA compilation
 # would double each run's time (the host's augmentation is not what these
 # tests are about; tests/test_pipeline.py covers it).
-TINY = dict(TINY_MODEL, batch_size=8, warmup_epochs=0, epochs=2,
-            color_jitter=False, crop_padding=0)
-TINY_FLAGS = ["--batch-size", "8", *TINY_MODEL_FLAGS,
-              "--warmup-epochs", "0", "--epochs", "2", "--no-color-jitter", "--crop-padding", "0"]
+TINY = dict(TINY_MODEL, batch_size=8, warmup_epochs=0, epochs=2, color_jitter=False, crop_padding=0)
+TINY_FLAGS = [
+    "--batch-size",
+    "8",
+    *TINY_MODEL_FLAGS,
+    "--warmup-epochs",
+    "0",
+    "--epochs",
+    "2",
+    "--no-color-jitter",
+    "--crop-padding",
+    "0",
+]
 ENV = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def tf_config(index, ports):
-    return json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
-                       "task": {"type": "worker", "index": index}})
+    return json.dumps(
+        {
+            "cluster": {"worker": [f"localhost:{p}" for p in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+    )
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, "TF_CONFIG environment variable, which is not set"),
-    ("{not json", "is not valid JSON"),
-    ('{"task": {"type": "worker", "index": 0}}', 'has no "cluster" object'),
-    ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}',
-     '"host:port" addresses'),
-    ('{"cluster": {"worker": ["a:1", "b:2"]}}', '"task": {"type": one of'),
-    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
-     "task index 2, not in 0..1"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, "TF_CONFIG environment variable, which is not set"),
+        ("{not json", "is not valid JSON"),
+        ('{"task": {"type": "worker", "index": 0}}', 'has no "cluster" object'),
+        (
+            '{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}',
+            '"host:port" addresses',
+        ),
+        ('{"cluster": {"worker": ["a:1", "b:2"]}}', '"task": {"type": one of'),
+        (
+            '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+            "task index 2, not in 0..1",
+        ),
+    ],
+)
 def test_bad_tf_config_is_named_with_an_example(value, expected):
     environ = {} if value is None else {"TF_CONFIG": value}
     with pytest.raises(ValueError) as info:
@@ -72,7 +92,9 @@ def test_default_strategy_is_one_chief_replica_and_collectives_are_identities():
     strategy = scale.make_strategy("default")
     assert strategy.num_replicas_in_sync == 1 and scale.is_chief(strategy)
     assert scale.describe_worker(strategy) is None
-    np.testing.assert_array_equal(scale.broadcast_from_chief(strategy, [3, 2**40 + 1]), [3, 2**40 + 1])
+    np.testing.assert_array_equal(
+        scale.broadcast_from_chief(strategy, [3, 2**40 + 1]), [3, 2**40 + 1]
+    )
     assert scale.all_workers(strategy, True) and not scale.all_workers(strategy, False)
     scale.check_xla(strategy, True)  # one device: XLA allowed
     with pytest.raises(ValueError, match="Received: name='tpu'"):
@@ -96,7 +118,9 @@ def test_precision_policy_sets_and_restores_the_global_policy():
 @pytest.fixture(scope="module")
 def bfloat16_run(tmp_path_factory, tiny_image_tree):
     """One epoch under mixed_bfloat16 (slow on CPU, but it runs)."""
-    config = TrainConfig(**dict(TINY, epochs=1), data_dir=str(tiny_image_tree), mixed_precision="mixed_bfloat16")
+    config = TrainConfig(
+        **dict(TINY, epochs=1), data_dir=str(tiny_image_tree), mixed_precision="mixed_bfloat16"
+    )
     out = tmp_path_factory.mktemp("bfloat16")
     return out, train(config, out, verbose=0), config
 
@@ -107,7 +131,9 @@ def test_mixed_bfloat16_run_trains_and_its_model_loads_back(bfloat16_run):
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
     model = keras.models.load_model(out / "final.keras")
     assert model.get_layer("stem_conv").compute_dtype == "bfloat16"
-    assert model.get_layer("stem_bn").compute_dtype == "bfloat16"  # its statistics are float32 inside
+    assert (
+        model.get_layer("stem_bn").compute_dtype == "bfloat16"
+    )  # its statistics are float32 inside
     assert model.get_layer("logits").compute_dtype == "float32"
     assert {w.dtype for w in model.weights} == {"float32"}
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
@@ -151,15 +177,24 @@ def test_a_run_continues_with_other_execution_fields_but_not_another_precision(b
     out, result, config = bfloat16_run
     again = train(dataclasses.replace(config, strategy="mirrored", jit=False), out, verbose=0)
     assert again.results == result.results  # the same run, reported as finished
-    assert default_out_dir(config) == default_out_dir(dataclasses.replace(config, strategy="multiworker"))
-    with pytest.raises(ValueError, match="mixed_precision: 'mixed_bfloat16' in the folder, 'off' requested"):
+    assert default_out_dir(config) == default_out_dir(
+        dataclasses.replace(config, strategy="multiworker")
+    )
+    with pytest.raises(
+        ValueError, match="mixed_precision: 'mixed_bfloat16' in the folder, 'off' requested"
+    ):
         train(dataclasses.replace(config, mixed_precision="off"), out, verbose=0)
 
 
 @pytest.mark.slow
 def test_mirrored_on_two_cpu_devices_equals_one_device():
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "mirrored_check.py")],
-                            env=ENV, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "mirrored_check.py")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["replicas"] == 2
@@ -201,14 +236,33 @@ def test_two_workers_resume_the_chiefs_run_and_only_the_chief_writes(tiny_image_
     # Two worker processes on loopback ports resume the copy (killed after
     # epoch 0) with the same command line; only worker 0 (the chief) sees
     # the checkpoint's epoch and weights, worker 1 gets them from the chief.
-    command = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--data-dir", str(tiny_image_tree),
-               "--out", str(cut), "--quiet", "--strategy", "multiworker", "--dropout", "0", *TINY_FLAGS]
+    command = [
+        sys.executable,
+        os.path.join(ROOT, "scripts", "train.py"),
+        "--data-dir",
+        str(tiny_image_tree),
+        "--out",
+        str(cut),
+        "--quiet",
+        "--strategy",
+        "multiworker",
+        "--dropout",
+        "0",
+        *TINY_FLAGS,
+    ]
     ports = free_ports(2)
     scratch = tmp_path / "worker1-tmp"
     scratch.mkdir()
-    workers = [subprocess.Popen(command, env=dict(ENV, TF_CONFIG=tf_config(i, ports), TMPDIR=str(scratch)),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            command,
+            env=dict(ENV, TF_CONFIG=tf_config(i, ports), TMPDIR=str(scratch)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
     try:
         outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     finally:  # a worker whose peer died would wait for it
@@ -230,7 +284,9 @@ def test_two_workers_resume_the_chiefs_run_and_only_the_chief_writes(tiny_image_
     # weights (conv kernels up to 0.12). Were worker 1 to keep its own fresh
     # weights, the epoch's loss would differ by 1.2%.
     for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(history[column], reference.history[column], rtol=1e-5, err_msg=column)
+        np.testing.assert_allclose(
+            history[column], reference.history[column], rtol=1e-5, err_msg=column
+        )
     final = keras.models.load_model(cut / "final.keras")
     expected = keras.models.load_model(whole / "final.keras")
     for a, b in zip(final.weights, expected.weights):

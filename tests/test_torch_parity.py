@@ -176,7 +176,9 @@ def test_same_padded_stride_two_variant_would_not_match(monkeypatch, imported, s
 # --- one and two SGD steps on each side --------------------------------------
 
 
-def _run_steps(keras_model, torch_model, images, targets, torch_dtype, loss_dtype, torch_images=None):
+def _run_steps(
+    keras_model, torch_model, images, targets, torch_dtype, loss_dtype, torch_images=None
+):
     """Two steps of the recipe's optimiser on each side; snapshots after each.
 
     Keras runs eagerly: graph mode gave the same numbers (float32: 2.46e-6
@@ -477,8 +479,11 @@ def test_untrusted_or_unreadable_files_are_refused(tmp_path, imported):
     # "hi" reads as a memo lookup of index 105, "i"): the same one message.
     notes = tmp_path / "notes.txt"
     notes.write_text("hi, these are my notes")
-    with pytest.raises(ValueError, match=rf"^{re.escape(str(notes))} is not a PyTorch "
-                       r"checkpoint .*\(KeyError: 105\)$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^{re.escape(str(notes))} is not a PyTorch "
+        r"checkpoint .*\(KeyError: 105\)$",
+    ):
         load_torch_weights(imported, notes)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_torch_weights(imported, tmp_path / "missing.pth")
@@ -520,6 +525,9 @@ def test_import_script_end_to_end(tmp_path, reference, state_dict, batch, capsys
 
 
 def test_a_model_that_is_not_a_keras_model_is_refused(state_dict):
-    with pytest.raises(TypeError, match=r"^Argument `model` must be a keras.Model from "
-                                        r"`build_seresnet`. Received: model of type NoneType$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Argument `model` must be a keras.Model from "
+        r"`build_seresnet`. Received: model of type NoneType$",
+    ):
         load_torch_weights(None, state_dict)

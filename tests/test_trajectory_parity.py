@@ -69,8 +69,9 @@ from reference.torch_seresnet import ReferenceSEResNet, train_reference  # noqa:
 pytestmark = pytest.mark.slow  # one float64 run of 56 steps, about a minute on 2 cores
 
 IMAGES = 112  # 14 steps of 8 per epoch, 56 in all
-CONFIG = TrainConfig(widths=(8, 16, 32, 32), batch_size=8, epochs=4, warmup_epochs=1,
-                     dropout=0.0, seed=5)
+CONFIG = TrainConfig(
+    widths=(8, 16, 32, 32), batch_size=8, epochs=4, warmup_epochs=1, dropout=0.0, seed=5
+)
 
 
 class _Precision:
@@ -114,8 +115,10 @@ class _StepRecorder(keras.callbacks.Callback):
         self.running_losses, self.learning_rates, self.states = [], [], []
 
     def state(self):
-        return ([np.asarray(w.numpy(), "float64") for w in self.model.weights],
-                [np.asarray(m.numpy(), "float64") for m in self.model.optimizer.momentums])
+        return (
+            [np.asarray(w.numpy(), "float64") for w in self.model.weights],
+            [np.asarray(m.numpy(), "float64") for m in self.model.optimizer.momentums],
+        )
 
     def on_train_begin(self, logs=None):
         if not self.states:
@@ -160,14 +163,27 @@ def run_trajectories(dtype):
     # Keras: as keras_seresnet.training.loop._train drives fit.
     recorder = _StepRecorder()
     callbacks = keras.callbacks.CallbackList(
-        [WarmupCosineLearningRate.from_train_config(CONFIG),
-         MixupAlphaDecay.from_train_config(CONFIG, alpha), recorder],
-        add_history=True, model=model, verbose=0, epochs=CONFIG.epochs,
-        steps=int(dataset.cardinality()))
+        [
+            WarmupCosineLearningRate.from_train_config(CONFIG),
+            MixupAlphaDecay.from_train_config(CONFIG, alpha),
+            recorder,
+        ],
+        add_history=True,
+        model=model,
+        verbose=0,
+        epochs=CONFIG.epochs,
+        steps=int(dataset.cardinality()),
+    )
     for epoch in range(CONFIG.epochs):
         epoch_variable.assign(epoch)
-        history = model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks,
-                            verbose=0, shuffle=False)
+        history = model.fit(
+            dataset,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        )
 
     # PyTorch: the notebook's loop on the same batches. Its input is exactly
     # the tensor Keras's first convolution sees (Keras's Normalization keeps
@@ -175,14 +191,19 @@ def run_trajectories(dtype):
     def torch_batches(epoch):
         for images, targets in batches[epoch]:
             normalised = np.asarray(normalize(images)).transpose(0, 3, 1, 2)
-            yield (torch.from_numpy(normalised.copy()).to(torch_dtype),
-                   torch.from_numpy(targets.copy()).to(torch_dtype))
+            yield (
+                torch.from_numpy(normalised.copy()).to(torch_dtype),
+                torch.from_numpy(targets.copy()).to(torch_dtype),
+            )
 
     torch_model = copy.deepcopy(reference).to(torch_dtype)
     torch_losses, _ = train_reference(
-        torch_model, ((lr, torch_batches(e)) for e, lr in enumerate(recorder.learning_rates)),
-        momentum=CONFIG.momentum, weight_decay=CONFIG.weight_decay,
-        label_smoothing=CONFIG.label_smoothing)
+        torch_model,
+        ((lr, torch_batches(e)) for e, lr in enumerate(recorder.learning_rates)),
+        momentum=CONFIG.momentum,
+        weight_decay=CONFIG.weight_decay,
+        label_smoothing=CONFIG.label_smoothing,
+    )
     torch_state = {k: v.detach().clone() for k, v in torch_model.state_dict().items()}
     load_torch_weights(mirror, torch_state)
     torch_weights = [np.asarray(w.numpy(), "float64") for w in mirror.weights]
@@ -202,8 +223,14 @@ def run_trajectories(dtype):
     }
 
 
-_TORCH_NAMES = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
-                "moving_mean": "running_mean", "moving_variance": "running_var"}
+_TORCH_NAMES = {
+    "kernel": "weight",
+    "bias": "bias",
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
 
 
 def keras_state_as_torch(model, state):
@@ -238,9 +265,12 @@ def synced_steps(run):
     every step starts from the same numbers on both sides.
     """
     model, recorder = run["model"], run["recorder"]
-    keras_losses = np.concatenate([
-        np.diff(np.concatenate([[0.0], np.asarray(r) * np.arange(1, len(r) + 1)]))
-        for r in recorder.running_losses])
+    keras_losses = np.concatenate(
+        [
+            np.diff(np.concatenate([[0.0], np.asarray(r) * np.arange(1, len(r) + 1)]))
+            for r in recorder.running_losses
+        ]
+    )
     steps = [(epoch, batch) for epoch, batches in enumerate(run["batches"]) for batch in batches]
     for step, (epoch, (images, targets)) in enumerate(steps):
         before, before_buffers = keras_state_as_torch(model, recorder.states[step])
@@ -248,23 +278,43 @@ def synced_steps(run):
         torch_model = copy.deepcopy(run["reference"]).to(run["torch_dtype"])
         missing, unexpected = torch_model.load_state_dict(before, strict=False)
         assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing)
-        optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.0, momentum=CONFIG.momentum,
-                                    weight_decay=CONFIG.weight_decay)
+        optimizer = torch.optim.SGD(
+            torch_model.parameters(),
+            lr=0.0,
+            momentum=CONFIG.momentum,
+            weight_decay=CONFIG.weight_decay,
+        )
         if step:  # PyTorch starts its buffer at the first gradient; Keras's zeros give the same
             for name, parameter in torch_model.named_parameters():
                 optimizer.state[parameter]["momentum_buffer"] = before_buffers[name].clone()
         normalised = np.asarray(run["normalize"](images)).transpose(0, 3, 1, 2).copy()
-        batch = (torch.from_numpy(normalised).to(run["torch_dtype"]),
-                 torch.from_numpy(targets.copy()).to(run["torch_dtype"]))
+        batch = (
+            torch.from_numpy(normalised).to(run["torch_dtype"]),
+            torch.from_numpy(targets.copy()).to(run["torch_dtype"]),
+        )
         losses, optimizer = train_reference(
-            torch_model, [(run["recorder"].learning_rates[epoch], [batch])], optimizer=optimizer,
-            momentum=CONFIG.momentum, weight_decay=CONFIG.weight_decay,
-            label_smoothing=CONFIG.label_smoothing)
+            torch_model,
+            [(run["recorder"].learning_rates[epoch], [batch])],
+            optimizer=optimizer,
+            momentum=CONFIG.momentum,
+            weight_decay=CONFIG.weight_decay,
+            label_smoothing=CONFIG.label_smoothing,
+        )
         torch_after = {k: v.detach().double() for k, v in torch_model.state_dict().items()}
-        torch_buffers = {name: optimizer.state[p]["momentum_buffer"].double()
-                         for name, p in torch_model.named_parameters()}
-        yield (step, keras_losses[step], losses[0][0], after, torch_after, torch_buffers,
-               after_buffers, before)
+        torch_buffers = {
+            name: optimizer.state[p]["momentum_buffer"].double()
+            for name, p in torch_model.named_parameters()
+        }
+        yield (
+            step,
+            keras_losses[step],
+            losses[0][0],
+            after,
+            torch_after,
+            torch_buffers,
+            after_buffers,
+            before,
+        )
 
 
 def _running_means(losses):
@@ -286,16 +336,27 @@ def float32_drift():
     gradient is 0 under the BatchNorm, so it moves by rounding alone).
     """
     run = run_trajectories("float32")
-    update = max(_update_error(after, torch_after, before, list(torch_buffers))
-                 for _, _, _, after, torch_after, torch_buffers, _, before in synced_steps(run))
-    losses = [float(_relative(np.asarray(k), r)) for k, r in
-              zip(run["recorder"].running_losses, _running_means(run["torch_losses"]))]
+    update = max(
+        _update_error(after, torch_after, before, list(torch_buffers))
+        for _, _, _, after, torch_after, torch_buffers, _, before in synced_steps(run)
+    )
+    losses = [
+        float(_relative(np.asarray(k), r))
+        for k, r in zip(run["recorder"].running_losses, _running_means(run["torch_losses"]))
+    ]
     model = run["model"]
-    pairs = [(k, t) for w, k, t in zip(model.weights, run["keras_weights"], run["torch_weights"])
-             if w.trainable and w.path != "stem_conv/bias"]
+    pairs = [
+        (k, t)
+        for w, k, t in zip(model.weights, run["keras_weights"], run["torch_weights"])
+        if w.trainable and w.path != "stem_conv/bias"
+    ]
     weights = max(np.abs(k - t).max() for k, t in pairs) / max(np.abs(t).max() for _, t in pairs)
-    return {"steps": run["steps"], "synced_update_error": float(update),
-            "free_running_loss_difference_per_epoch": losses, "free_running_weights": float(weights)}
+    return {
+        "steps": run["steps"],
+        "synced_update_error": float(update),
+        "free_running_loss_difference_per_epoch": losses,
+        "free_running_weights": float(weights),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -336,21 +397,39 @@ def _update_error(after, torch_after, before, keys):
 def test_float64_every_step_is_the_recipes_step(float64_run):
     """All 56 steps, each from Keras's state before it: loss, update, momentum, statistics."""
     model = float64_run["model"]
-    sizes = {torch_prefix(layer.name): CONFIG.batch_size * int(np.prod(layer.output.shape[1:3]))
-             for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    sizes = {
+        torch_prefix(layer.name): CONFIG.batch_size * int(np.prod(layer.output.shape[1:3]))
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
     worst = {"update": 0.0, "buffer": 0.0}
-    for (step, keras_loss, torch_loss, after, torch_after, torch_buffers, keras_buffers,
-         before) in synced_steps(float64_run):
+    for (
+        step,
+        keras_loss,
+        torch_loss,
+        after,
+        torch_after,
+        torch_buffers,
+        keras_buffers,
+        before,
+    ) in synced_steps(float64_run):
         assert abs(keras_loss - torch_loss) < 1e-12 * torch_loss, step
         parameters = list(torch_buffers)
         # Worst element of any tensor against the step's largest update
         # (per tensor, a gradient that nearly cancels, such as a BatchNorm
         # beta's, shows float64 rounding at up to 2.4e-8 of its own size).
-        worst["update"] = max(worst["update"], _update_error(after, torch_after, before, parameters))
+        worst["update"] = max(
+            worst["update"], _update_error(after, torch_after, before, parameters)
+        )
         buffer_scale = max(np.abs(b.numpy()).max() for b in torch_buffers.values())
-        worst["buffer"] = max(worst["buffer"], max(
-            np.abs(keras_buffers[name].numpy() - torch_buffers[name].numpy()).max()
-            for name in parameters) / buffer_scale)
+        worst["buffer"] = max(
+            worst["buffer"],
+            max(
+                np.abs(keras_buffers[name].numpy() - torch_buffers[name].numpy()).max()
+                for name in parameters
+            )
+            / buffer_scale,
+        )
         for prefix, n in sizes.items():
             mean, variance = f"{prefix}.running_mean", f"{prefix}.running_var"
             assert _relative(after[mean].numpy(), torch_after[mean].numpy()) < 1e-12, (step, mean)

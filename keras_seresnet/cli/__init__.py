@@ -70,7 +70,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def flag_name(field):
     """The flag of a config field: `limit_train` -> `--limit-train`, `use_se` -> `--se`."""
-    name = field[len("use_"):] if field.startswith("use_") else field
+    name = field[len("use_") :] if field.startswith("use_") else field
     return "--" + name.replace("_", "-")
 
 
@@ -107,7 +107,9 @@ def add_config_arguments(parser, *, exclude=(), only=None):
         annotation = _unwrap_optional(hints[field.name])
         kwargs = dict(dest=field.name, default=field.default, help=field_help(field))
         if annotation is bool:
-            group.add_argument(flag_name(field.name), action=argparse.BooleanOptionalAction, **kwargs)
+            group.add_argument(
+                flag_name(field.name), action=argparse.BooleanOptionalAction, **kwargs
+            )
         elif typing.get_origin(annotation) is typing.Literal:
             group.add_argument(flag_name(field.name), choices=typing.get_args(annotation), **kwargs)
         elif typing.get_origin(annotation) is tuple:
@@ -170,19 +172,25 @@ def parse_config(parser, argv=None, **overrides):
 
 def add_preset_argument(group):
     """Adds `--preset {recipe,fast}` (`args.preset`): a named set of config defaults (`PRESETS`)."""
-    group.add_argument("--preset", choices=tuple(PRESETS), default="recipe",
-                       help="defaults of the config flags: recipe (the paper's 250 epochs) or "
-                            "fast (30 epochs for a CPU, the pretrained weights' schedule); flags "
-                            "given beside it win")
+    group.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default="recipe",
+        help="defaults of the config flags: recipe (the paper's 250 epochs) or "
+        "fast (30 epochs for a CPU, the pretrained weights' schedule); flags "
+        "given beside it win",
+    )
 
 
 def add_run_folder_arguments(group, *, out_help, overwrite_help):
     """Adds `--out`, `--overwrite` and `--quiet` for the programs that train into a folder."""
     group.add_argument("--out", type=output_folder, help=out_help)
     group.add_argument("--overwrite", action="store_true", help=overwrite_help)
-    group.add_argument("--quiet", action="store_true",
-                       help="no progress bar, only one line per epoch (the default when stdout "
-                            "is not a terminal)")
+    group.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar, only one line per epoch (the default when stdout is not a terminal)",
+    )
 
 
 def progress_verbose(args):
@@ -196,9 +204,13 @@ def progress_verbose(args):
 
 def add_safe_mode_argument(parser):
     """Adds `--safe-mode/--no-safe-mode` (`args.safe_mode`, default True) for scripts that load models."""
-    parser.add_argument("--safe-mode", action=argparse.BooleanOptionalAction, default=True,
-                        help="refuse .keras files with Lambda layers; --no-safe-mode allows them "
-                             "(runs code stored in the file: only for files you trust)")
+    parser.add_argument(
+        "--safe-mode",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refuse .keras files with Lambda layers; --no-safe-mode allows them "
+        "(runs code stored in the file: only for files you trust)",
+    )
 
 
 def _missing(path):
@@ -440,8 +452,10 @@ def check_order(parser, first, second, *, looks_like_first=None, looks_like_seco
     (first_name, first_value), (second_name, second_value) = first, second
     swapped = any(
         looks_like is not None and not looks_like(own) and looks_like(other)
-        for looks_like, own, other in ((looks_like_first, first_value, second_value),
-                                       (looks_like_second, second_value, first_value))
+        for looks_like, own, other in (
+            (looks_like_first, first_value, second_value),
+            (looks_like_second, second_value, first_value),
+        )
     )
     if swapped:
         parser.error(

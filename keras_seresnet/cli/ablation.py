@@ -24,11 +24,19 @@ def build_parser():
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     run = cli.add_config_arguments(parser, exclude=ARM_FIELDS)["run"]
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per arm and seed")
-    run.add_argument("--models", type=int, nargs="+", default=[1, 2, 3, 4, 5], choices=range(1, 6),
-                     help="the arms to run")
+    run.add_argument(
+        "--models",
+        type=int,
+        nargs="+",
+        default=[1, 2, 3, 4, 5],
+        choices=range(1, 6),
+        help="the arms to run",
+    )
     cli.add_run_folder_arguments(
-        run, out_help="ablation folder; default: saved_models/ablation-e<epochs>-<hash>",
-        overwrite_help="restart every arm from scratch")
+        run,
+        out_help="ablation folder; default: saved_models/ablation-e<epochs>-<hash>",
+        overwrite_help="restart every arm from scratch",
+    )
     return parser
 
 
@@ -42,11 +50,19 @@ def _ablation(args, config):
 
     out = args.out or default_ablation_dir(config, args.seeds, args.models)
     with cli.resumable_run(out):
-        rows = run_ablation(config, out, seeds=args.seeds, models=args.models,
-                            overwrite=args.overwrite, verbose=cli.progress_verbose(args))
+        rows = run_ablation(
+            config,
+            out,
+            seeds=args.seeds,
+            models=args.models,
+            overwrite=args.overwrite,
+            verbose=cli.progress_verbose(args),
+        )
     for row in rows:
-        print(f"Model {row['model']} ({row['name']}): {row['accuracy_mean']:.2f}% "
-              f"+- {row['accuracy_std']:.2f} over seeds {row['seeds']}")
+        print(
+            f"Model {row['model']} ({row['name']}): {row['accuracy_mean']:.2f}% "
+            f"+- {row['accuracy_std']:.2f} over seeds {row['seeds']}"
+        )
     print(f"Table: {out}/ablation.md, {out}/ablation.csv; chart: {out}/ablation.png")
     return 0
 

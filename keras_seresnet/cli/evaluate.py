@@ -23,19 +23,31 @@ from keras_seresnet.config import ConfigError, OptimizerConfig
 def build_parser():
     """The parser of `keras-seresnet-evaluate`."""
     parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", metavar="MODEL",
-                        help="a pretrained name (cifar10), a .keras file or a SavedModel folder")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a pretrained name (cifar10), a .keras file or a SavedModel folder",
+    )
     cli.add_config_arguments(parser, only=("data_dir", "limit_test"))
     evaluation = parser.add_argument_group("evaluation")
-    evaluation.add_argument("--batch-size", type=cli.positive_int, default=256,
-                            help="images per model call")
-    evaluation.add_argument("--tta", action="store_true",
-                            help="also report horizontal-flip test-time augmentation")
-    evaluation.add_argument("--label-smoothing", type=float,
-                            default=OptimizerConfig().label_smoothing,
-                            help="label smoothing of the reported smoothed loss (the recipe's)")
-    parser.add_argument("--output-dir", type=cli.output_folder, default="evaluation",
-                        help="folder for the JSON and PNGs")
+    evaluation.add_argument(
+        "--batch-size", type=cli.positive_int, default=256, help="images per model call"
+    )
+    evaluation.add_argument(
+        "--tta", action="store_true", help="also report horizontal-flip test-time augmentation"
+    )
+    evaluation.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=OptimizerConfig().label_smoothing,
+        help="label smoothing of the reported smoothed loss (the recipe's)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=cli.output_folder,
+        default="evaluation",
+        help="folder for the JSON and PNGs",
+    )
     cli.add_safe_mode_argument(parser)
     return parser
 
@@ -65,19 +77,29 @@ def _evaluate(args):
     # limit_train=1: only the test split is needed; read one training image, not 50,000.
     _, (x_test, y_test) = load_cifar10(args.data_dir, limit_train=1, limit_test=args.limit_test)
     results = evaluate_model(
-        args.model, x_test, y_test, batch_size=args.batch_size, tta=args.tta,
-        label_smoothing=args.label_smoothing, safe_mode=args.safe_mode, verbose=1,
+        args.model,
+        x_test,
+        y_test,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        label_smoothing=args.label_smoothing,
+        safe_mode=args.safe_mode,
+        verbose=1,
     )
     print(format_results(results))
     os.makedirs(args.output_dir, exist_ok=True)
     write_results_json(results, os.path.join(args.output_dir, "evaluation.json"))
     # The model's classes, in order: CIFAR-10's names for 10 outputs, else "0", "1", ...
     class_names = list(results["per_class_accuracy"])
-    plot_confusion_matrix(results["confusion_matrix"], class_names,
-                          path=os.path.join(args.output_dir, "confusion_matrix.png"))
+    plot_confusion_matrix(
+        results["confusion_matrix"],
+        class_names,
+        path=os.path.join(args.output_dir, "confusion_matrix.png"),
+    )
     if args.tta:
         plot_confusion_matrix(
-            results["tta"]["confusion_matrix"], class_names,
+            results["tta"]["confusion_matrix"],
+            class_names,
             path=os.path.join(args.output_dir, "confusion_matrix_tta.png"),
             title="Confusion matrix, horizontal-flip TTA",
         )

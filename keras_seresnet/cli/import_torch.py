@@ -17,18 +17,28 @@ from keras_seresnet import cli
 def build_parser():
     """The parser of `keras-seresnet-import-torch`."""
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="PyTorch state_dict file (.pt / .pth)")
-    parser.add_argument("output", metavar="OUT.keras", type=cli.output_file,
-                        help="Keras model file to write")
-    parser.add_argument("--no-se", action="store_true",
-                        help="the checkpoint has no SE blocks (the ablation's Model 5)")
+    parser.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="PyTorch state_dict file (.pt / .pth)"
+    )
+    parser.add_argument(
+        "output", metavar="OUT.keras", type=cli.output_file, help="Keras model file to write"
+    )
+    parser.add_argument(
+        "--no-se",
+        action="store_true",
+        help="the checkpoint has no SE blocks (the ablation's Model 5)",
+    )
     return parser
 
 
 def check_arguments(parser, args):
     """Usage errors for swapped or missing arguments and an output without `.keras`."""
-    cli.check_order(parser, ("CHECKPOINT", args.checkpoint), ("OUT.keras", args.output),
-                    looks_like_second=lambda path: path.endswith(".keras"))
+    cli.check_order(
+        parser,
+        ("CHECKPOINT", args.checkpoint),
+        ("OUT.keras", args.output),
+        looks_like_second=lambda path: path.endswith(".keras"),
+    )
     if not args.output.endswith(".keras"):
         parser.error(f"argument OUT.keras: must end with .keras. Received: {args.output!r}")
     cli.check_exists(parser, "CHECKPOINT", args.checkpoint)

@@ -17,8 +17,9 @@ def build_parser():
     """The parser of `keras-seresnet-plots`."""
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=cli.existing_path, help="a run folder holding history.csv")
-    parser.add_argument("--out", type=cli.output_folder,
-                        help="folder for the PNG files; default: <run>/plots")
+    parser.add_argument(
+        "--out", type=cli.output_folder, help="folder for the PNG files; default: <run>/plots"
+    )
     return parser
 
 
@@ -39,7 +40,9 @@ def _plots(args):
     results = read_results(os.path.join(args.run, RESULTS))
     train_images = None if results is None else results.train_images
     os.makedirs(out, exist_ok=True)
-    paths = plot_run(history, out, config_file=os.path.join(args.run, CONFIG), train_images=train_images)
+    paths = plot_run(
+        history, out, config_file=os.path.join(args.run, CONFIG), train_images=train_images
+    )
     for path in paths.values():
         print(path)
     return 0

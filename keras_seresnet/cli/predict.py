@@ -24,35 +24,65 @@ from keras_seresnet.pretrained import DEFAULT
 def build_parser():
     """The parser of `keras-seresnet-predict`."""
     parser = cli.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", metavar="MODEL", nargs="?", default=DEFAULT,
-                        help=f"a pretrained name (default: {DEFAULT}, the package's weights), "
-                             "a .keras file or a SavedModel folder")
-    parser.add_argument("input", metavar="INPUT", type=cli.existing_path,
-                        help="a folder of images, an image file, or the unlabelled pickle file")
-    parser.add_argument("--output", type=cli.output_file, default="predictions.csv",
-                        help="CSV file to write")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=256,
-                        help="images per model call")
-    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
-                        help="compute dtype of a .keras model (bfloat16 pays on CPUs with bf16 units)")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        default=DEFAULT,
+        help=f"a pretrained name (default: {DEFAULT}, the package's weights), "
+        "a .keras file or a SavedModel folder",
+    )
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        type=cli.existing_path,
+        help="a folder of images, an image file, or the unlabelled pickle file",
+    )
+    parser.add_argument(
+        "--output", type=cli.output_file, default="predictions.csv", help="CSV file to write"
+    )
+    parser.add_argument(
+        "--batch-size", type=cli.positive_int, default=256, help="images per model call"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="compute dtype of a .keras model (bfloat16 pays on CPUs with bf16 units)",
+    )
     folder = parser.add_argument_group("folder input")
-    folder.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
-                        help="read the images of subfolders too")
-    folder.add_argument("--follow-symlinks", action=argparse.BooleanOptionalAction, default=True,
-                        help="follow symbolic links (with a guard against cycles)")
-    folder.add_argument("--on-error", choices=("skip", "raise"), default="skip",
-                        help="broken image files: skip with a warning, or fail")
+    folder.add_argument(
+        "--recursive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read the images of subfolders too",
+    )
+    folder.add_argument(
+        "--follow-symlinks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="follow symbolic links (with a guard against cycles)",
+    )
+    folder.add_argument(
+        "--on-error",
+        choices=("skip", "raise"),
+        default="skip",
+        help="broken image files: skip with a warning, or fail",
+    )
     cli.add_safe_mode_argument(parser)
     return parser
 
 
 def check_arguments(parser, args):
     """Usage errors for swapped or missing MODEL and INPUT, and for a model given alone."""
-    cli.check_order(parser, ("MODEL", args.model), ("INPUT", args.input),
-                    looks_like_first=cli.looks_like_model)
+    cli.check_order(
+        parser, ("MODEL", args.model), ("INPUT", args.input), looks_like_first=cli.looks_like_model
+    )
     if cli.looks_like_model(args.input):
-        parser.error(f"argument INPUT: {args.input!r} is a model, not images; give the "
-                     "images after it (without MODEL the pretrained cifar10 weights are used)")
+        parser.error(
+            f"argument INPUT: {args.input!r} is a model, not images; give the "
+            "images after it (without MODEL the pretrained cifar10 weights are used)"
+        )
     cli.check_model(parser, "MODEL", args.model)
 
 
@@ -74,8 +104,13 @@ def _predict(args):
     model = ProbabilityModel(args.model, safe_mode=args.safe_mode, precision=args.precision)
     if os.path.isdir(args.input) or args.input.lower().endswith(IMAGE_EXTENSIONS):
         records = iter_predict_dir(
-            args.input, model, batch_size=args.batch_size, recursive=args.recursive,
-            follow_symlinks=args.follow_symlinks, on_error=args.on_error, verbose=1,
+            args.input,
+            model,
+            batch_size=args.batch_size,
+            recursive=args.recursive,
+            follow_symlinks=args.follow_symlinks,
+            on_error=args.on_error,
+            verbose=1,
         )
         count = write_predictions_csv(records, args.output)
     else:

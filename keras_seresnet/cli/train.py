@@ -24,8 +24,10 @@ def build_parser():
     run = cli.add_config_arguments(parser)["run"]
     cli.add_preset_argument(run)
     cli.add_run_folder_arguments(
-        run, out_help="run folder; default: saved_models/seresnet-e<epochs>-seed<seed>-<config hash>",
-        overwrite_help="delete a previous run in --out first")
+        run,
+        out_help="run folder; default: saved_models/seresnet-e<epochs>-seed<seed>-<config hash>",
+        overwrite_help="delete a previous run in --out first",
+    )
     return parser
 
 

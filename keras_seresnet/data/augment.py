@@ -49,8 +49,10 @@ def _check_range(name, value, low, high):
 
 def _check_value_range(value_range):
     if len(value_range) != 2 or not value_range[0] < value_range[1]:
-        raise ValueError("Argument `value_range` must be (low, high) with low < high. "
-                         f"Received: value_range={value_range}")
+        raise ValueError(
+            "Argument `value_range` must be (low, high) with low < high. "
+            f"Received: value_range={value_range}"
+        )
 
 
 def _per_image(values):
@@ -149,12 +151,22 @@ class TorchColorJitter(_StatelessAugmentation):
 
     _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)
 
-    def __init__(self, brightness=_RECIPE.brightness, contrast=_RECIPE.contrast,
-                 saturation=_RECIPE.saturation, hue=_RECIPE.hue,
-                 value_range=(0, 255), seed=None, **kwargs):
+    def __init__(
+        self,
+        brightness=_RECIPE.brightness,
+        contrast=_RECIPE.contrast,
+        saturation=_RECIPE.saturation,
+        hue=_RECIPE.hue,
+        value_range=(0, 255),
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(seed=seed, **kwargs)
-        for name, value in (("brightness", brightness), ("contrast", contrast),
-                            ("saturation", saturation)):
+        for name, value in (
+            ("brightness", brightness),
+            ("contrast", contrast),
+            ("saturation", saturation),
+        ):
             _check_range(name, value, 0.0, 1.0)
         _check_range("hue", hue, 0.0, 0.5)
         _check_value_range(value_range)
@@ -184,8 +196,14 @@ class TorchColorJitter(_StatelessAugmentation):
         x = (tf.cast(images, tf.float32) - low) / (high - low)
         order = transformations["order"]  # [B, 4]: the operation of each step
         hue_step = tf.argmax(tf.cast(order == self._HUE, tf.int32), axis=1, output_type=tf.int32)
-        jitter = tf.stack([transformations["brightness"], transformations["contrast"],
-                           transformations["saturation"]], axis=1)
+        jitter = tf.stack(
+            [
+                transformations["brightness"],
+                transformations["contrast"],
+                transformations["saturation"],
+            ],
+            axis=1,
+        )
 
         def linear_steps(x, steps, active):
             for step in steps:
@@ -197,8 +215,12 @@ class TorchColorJitter(_StatelessAugmentation):
                 grey = tf.image.rgb_to_grayscale(x)
                 mean = tf.reduce_mean(grey, axis=[1, 2, 3], keepdims=True)
                 x = tf.clip_by_value(
-                    _per_image(factor) * x + _per_image(to_mean) * mean + _per_image(to_grey) * grey,
-                    0.0, 1.0)
+                    _per_image(factor) * x
+                    + _per_image(to_mean) * mean
+                    + _per_image(to_grey) * grey,
+                    0.0,
+                    1.0,
+                )
             return x
 
         x = linear_steps(x, range(3), lambda step: step < hue_step)
@@ -207,9 +229,14 @@ class TorchColorJitter(_StatelessAugmentation):
         return x * (high - low) + low
 
     def get_config(self):
-        return {**super().get_config(), "brightness": self.brightness, "contrast": self.contrast,
-                "saturation": self.saturation, "hue": self.hue,
-                "value_range": list(self.value_range)}
+        return {
+            **super().get_config(),
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "saturation": self.saturation,
+            "hue": self.hue,
+            "value_range": list(self.value_range),
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_seresnet")
@@ -269,13 +296,15 @@ class PaddedRandomCrop(_StatelessAugmentation):
     def __init__(self, padding=_RECIPE.crop_padding, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(padding, int) or padding < 0:
-            raise ValueError(f"Argument `padding` must be a non-negative integer. "
-                             f"Received: padding={padding}")
+            raise ValueError(
+                f"Argument `padding` must be a non-negative integer. Received: padding={padding}"
+            )
         self.padding = padding
 
     def sample_transformations(self, batch_size, seed):
-        return tf.random.stateless_uniform([batch_size, 2], seed, 0, 2 * self.padding + 1,
-                                           dtype=tf.int32)
+        return tf.random.stateless_uniform(
+            [batch_size, 2], seed, 0, 2 * self.padding + 1, dtype=tf.int32
+        )
 
     def augment_images(self, images, transformations, **kwargs):
         p = self.padding
@@ -313,8 +342,10 @@ class RandomHorizontalFlip(_StatelessAugmentation):
 
     def sample_transformations(self, batch_size, seed):
         # keras-cv flips an image when its uniform draw exceeds 1 - rate.
-        return {"flip_horizontals": tf.random.stateless_uniform([batch_size, 1], seed),
-                "flip_verticals": tf.zeros([batch_size, 1])}
+        return {
+            "flip_horizontals": tf.random.stateless_uniform([batch_size, 1], seed),
+            "flip_verticals": tf.zeros([batch_size, 1]),
+        }
 
     def augment_images(self, images, transformations, **kwargs):
         return self._flip.augment_images(images, transformations)
@@ -346,11 +377,18 @@ class Cutout(_StatelessAugmentation):
     Input/output: float [B, H, W, C].
     """
 
-    def __init__(self, size=_RECIPE.cutout_size, fill_value=tuple(255.0 * m for m in _RECIPE.mean),
-                 seed=None, **kwargs):
+    def __init__(
+        self,
+        size=_RECIPE.cutout_size,
+        fill_value=tuple(255.0 * m for m in _RECIPE.mean),
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(seed=seed, **kwargs)
         if not isinstance(size, int) or size < 0:
-            raise ValueError(f"Argument `size` must be a non-negative integer. Received: size={size}")
+            raise ValueError(
+                f"Argument `size` must be a non-negative integer. Received: size={size}"
+            )
         self.size = size
         self.fill_value = tuple(float(v) for v in fill_value)
 
@@ -369,10 +407,13 @@ class Cutout(_StatelessAugmentation):
         def inside(axis_len, centre):
             index = tf.range(axis_len)[tf.newaxis]
             return (index >= centre[:, tf.newaxis] - half) & (
-                index < centre[:, tf.newaxis] - half + self.size)
+                index < centre[:, tf.newaxis] - half + self.size
+            )
 
-        mask = (inside(height, centres[:, 0])[:, :, tf.newaxis, tf.newaxis]
-                & inside(width, centres[:, 1])[:, tf.newaxis, :, tf.newaxis])
+        mask = (
+            inside(height, centres[:, 0])[:, :, tf.newaxis, tf.newaxis]
+            & inside(width, centres[:, 1])[:, tf.newaxis, :, tf.newaxis]
+        )
         fill = tf.constant(self.fill_value, dtype=images.dtype)
         return tf.where(mask, fill, images)
 
@@ -452,12 +493,16 @@ class MixUp(_StatelessAugmentation):
 
     def mix(self, images, labels, transformations):
         """Mixes a batch with its permutation; returns `(images, labels)`."""
-        return self.augment_images(images, transformations), self.augment_labels(labels, transformations)
+        return self.augment_images(images, transformations), self.augment_labels(
+            labels, transformations
+        )
 
     def get_random_transformation_batch(self, batch_size, labels=None, **kwargs):
         if labels is None:
-            raise ValueError("MixUp needs labels to mix: call it on {'images': ..., 'labels': "
-                             "one-hot floats}. Received: no labels")
+            raise ValueError(
+                "MixUp needs labels to mix: call it on {'images': ..., 'labels': "
+                "one-hot floats}. Received: no labels"
+            )
         return super().get_random_transformation_batch(batch_size, **kwargs)
 
     def augment_images(self, images, transformations, **kwargs):
@@ -467,7 +512,9 @@ class MixUp(_StatelessAugmentation):
         return _blend(tf.cast(labels, tf.float32), transformations)
 
     def get_config(self):
-        alpha = float(self.alpha.numpy()) if isinstance(self.alpha, tf.Variable) else float(self.alpha)
+        alpha = (
+            float(self.alpha.numpy()) if isinstance(self.alpha, tf.Variable) else float(self.alpha)
+        )
         return {**super().get_config(), "alpha": alpha}
 
 

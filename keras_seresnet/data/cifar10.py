@@ -148,8 +148,17 @@ def safe_pickle_load(path):
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, expected a pickle file") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, OverflowError, UnicodeDecodeError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        OverflowError,
+        UnicodeDecodeError,
+    ) as e:
         raise DataError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
 
 
@@ -221,8 +230,10 @@ def _load_batches(folder, names, limit):
     for name in names:
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
-            raise DataError(f"{path}: missing (a {BATCHES_FOLDER} folder holds "
-                            f"{', '.join(TRAIN_BATCHES)} and {TEST_BATCH})")
+            raise DataError(
+                f"{path}: missing (a {BATCHES_FOLDER} folder holds "
+                f"{', '.join(TRAIN_BATCHES)} and {TEST_BATCH})"
+            )
         x, y = _load_batch(path)
         images.append(x)
         labels.append(y)
@@ -253,14 +264,19 @@ def _list_tree_split(split_dir, follow_symlinks):
     `limit_*` quick runs meaningful.
     """
     if not follow_symlinks and os.path.islink(split_dir):
-        raise DataError(f"{split_dir}: a symbolic link, and follow_symlinks=False; pass "
-                        "follow_symlinks=True to read what it links to")
+        raise DataError(
+            f"{split_dir}: a symbolic link, and follow_symlinks=False; pass "
+            "follow_symlinks=True to read what it links to"
+        )
     if not os.path.isdir(split_dir):
-        raise DataError(f"{split_dir}: missing (an image tree holds train/<class>/ "
-                        "and test/<class>/ folders)")
+        raise DataError(
+            f"{split_dir}: missing (an image tree holds train/<class>/ and test/<class>/ folders)"
+        )
     folders = sorted(
-        d for d in os.listdir(split_dir)
-        if not d.startswith(".") and os.path.isdir(os.path.join(split_dir, d))
+        d
+        for d in os.listdir(split_dir)
+        if not d.startswith(".")
+        and os.path.isdir(os.path.join(split_dir, d))
         and (follow_symlinks or not os.path.islink(os.path.join(split_dir, d)))
     )
     unknown = [d for d in folders if d not in CIFAR10_CLASSES]
@@ -270,8 +286,9 @@ def _list_tree_split(split_dir, follow_symlinks):
             f"folders must be named {', '.join(CIFAR10_CLASSES)} (CIFAR-10's label order)"
         )
     if not folders:
-        raise DataError(f"{split_dir}: no class folders (expected some of "
-                        f"{', '.join(CIFAR10_CLASSES)})")
+        raise DataError(
+            f"{split_dir}: no class folders (expected some of {', '.join(CIFAR10_CLASSES)})"
+        )
     per_class = []
     for label, name in enumerate(CIFAR10_CLASSES):
         if name not in folders:
@@ -350,8 +367,11 @@ def _write_cache(folder, split, key, x, y):
             with atomic_path(path) as tmp:
                 np.save(tmp, array, allow_pickle=False)
     except OSError as e:
-        print(f"Note: cannot write the image cache in {folder} ({e}); the tree will be "
-              "decoded again next time (pass cache_dir= to choose a folder)", file=sys.stderr)
+        print(
+            f"Note: cannot write the image cache in {folder} ({e}); the tree will be "
+            "decoded again next time (pass cache_dir= to choose a folder)",
+            file=sys.stderr,
+        )
         return
     for name in os.listdir(folder):
         if name.startswith(f"{split}-") and name.endswith(".npy") and key not in name:
@@ -374,20 +394,25 @@ def _decode(paths, split_dir):
     start_of_line = "\r" if overwrite else ""
     for start in range(0, len(paths), _DECODE_CHUNK):
         _fault_point("decode")
-        images, _, chunk_errors = read_images(paths[start:start + _DECODE_CHUNK])
+        images, _, chunk_errors = read_images(paths[start : start + _DECODE_CHUNK])
         chunks.append(images)
         errors.extend(chunk_errors)
         if show:
             done = min(start + _DECODE_CHUNK, len(paths))
-            print(f"{start_of_line}Decoding {split_dir}: {done:,}/{len(paths):,} images",
-                  end="" if overwrite and done < len(paths) else "\n", file=sys.stderr, flush=True)
+            print(
+                f"{start_of_line}Decoding {split_dir}: {done:,}/{len(paths):,} images",
+                end="" if overwrite and done < len(paths) else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
     if errors:
         listed = "\n".join(f"  {e}" for e in errors[:_MAX_LISTED_ERRORS])
         more = len(errors) - _MAX_LISTED_ERRORS
         tail = f"\n  ... and {more} more (all in the error's `.errors`)" if more > 0 else ""
         raise DataError(
-            f"{split_dir}: {len(errors)} of {len(paths)} image(s) cannot be read:\n"
-            f"{listed}{tail}", errors)
+            f"{split_dir}: {len(errors)} of {len(paths)} image(s) cannot be read:\n{listed}{tail}",
+            errors,
+        )
     return np.concatenate(chunks)
 
 
@@ -425,15 +450,20 @@ _LOCAL_COPY_HELP = (
 
 def _check_limit(name, value):
     if value is not None and (not is_integer(value) or value < 1):
-        raise ValueError(f"Argument `{name}` must be a positive integer or None. "
-                         f"Received: {name}={value!r}")
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer or None. Received: {name}={value!r}"
+        )
 
 
 def _warn_if_short(name, limit, found, split, source):
     """Warns when `limit` asked for more images than the split holds (`found`)."""
     if limit is not None and limit > found:
-        warnings.warn(f"{name}={limit} is more than the {found} {split} images in {source}; "
-                      f"using all {found}.", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{name}={limit} is more than the {found} {split} images in {source}; "
+            f"using all {found}.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _download_cifar10():
@@ -447,8 +477,10 @@ def _download_cifar10():
             f"({type(e).__name__}: {e}). Offline? {_LOCAL_COPY_HELP}"
         ) from None
     source = "keras.datasets.cifar10"
-    return ((x_train, _check_labels(y_train.reshape(-1), len(x_train), source)),
-            (x_test, _check_labels(y_test.reshape(-1), len(x_test), source)))
+    return (
+        (x_train, _check_labels(y_train.reshape(-1), len(x_train), source)),
+        (x_test, _check_labels(y_test.reshape(-1), len(x_test), source)),
+    )
 
 
 def _detect_layout(data_dir):
@@ -468,8 +500,9 @@ def _detect_layout(data_dir):
     raise DataError(f"{data_dir}: not a CIFAR-10 folder (found: {found}). {_LOCAL_COPY_HELP}")
 
 
-def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=None,
-                 follow_symlinks=True):
+def load_cifar10(
+    data_dir=None, *, limit_train=None, limit_test=None, cache_dir=None, follow_symlinks=True
+):
     """Loads CIFAR-10 from the source `data_dir` names.
 
     Sources:
@@ -529,8 +562,10 @@ def load_cifar10(data_dir=None, *, limit_train=None, limit_test=None, cache_dir=
     _check_limit("limit_train", limit_train)
     _check_limit("limit_test", limit_test)
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
-        raise TypeError("Argument `data_dir` must be None or a folder path (str or "
-                        f"os.PathLike). Received: data_dir of type {type(data_dir).__name__}")
+        raise TypeError(
+            "Argument `data_dir` must be None or a folder path (str or "
+            f"os.PathLike). Received: data_dir of type {type(data_dir).__name__}"
+        )
     if data_dir is None:
         source = "keras.datasets.cifar10"
         (x_train, y_train), (x_test, y_test) = _download_cifar10()
@@ -577,8 +612,10 @@ def load_unlabelled_pickle(path):
     """
     path = os.fspath(path)
     if path.lower().endswith(IMAGE_EXTENSIONS):
-        raise DataError(f"{path}: an image file, not a pickle of images; predict image "
-                        "files with `predict_dir` (it takes one file or a folder)")
+        raise DataError(
+            f"{path}: an image file, not a pickle of images; predict image "
+            "files with `predict_dir` (it takes one file or a folder)"
+        )
     data = _as_uint8(_get(safe_pickle_load(path), "data", path), path, "b'data'")
     if data.ndim != 4 or data.shape[1:] != (32, 32, 3):
         raise DataError(f"{path}: b'data' must have shape (N, 32, 32, 3), found {data.shape}")

@@ -89,7 +89,9 @@ def read_image(path, *, size=32, max_pixels=MAX_PIXELS):
     except FileNotFoundError:
         if os.path.islink(path):
             target = os.readlink(path)
-            raise ImageError(path, f"broken symbolic link (its target {target} does not exist)") from None
+            raise ImageError(
+                path, f"broken symbolic link (its target {target} does not exist)"
+            ) from None
         raise ImageError(path, "no such file") from None
     except IsADirectoryError:
         raise ImageError(path, "is a directory") from None
@@ -100,9 +102,7 @@ def read_image(path, *, size=32, max_pixels=MAX_PIXELS):
 
 
 def _to_square_rgb(image, size):
-    if image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    ):
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
@@ -184,8 +184,7 @@ def list_images(directory, *, recursive=True, follow_symlinks=True):
                 found.append(entry.path)
     if links_left_out:
         warnings.warn(
-            f"Left out {links_left_out} symbolic link(s) under {directory} "
-            "(follow_symlinks=False)",
+            f"Left out {links_left_out} symbolic link(s) under {directory} (follow_symlinks=False)",
             stacklevel=2,
         )
     return sorted(found)

@@ -54,22 +54,29 @@ def check_arrays(x, y, num_classes=None, *, names=("x", "y")):
     x_name, y_name = names
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 4 or x.shape[-1] != 3 or len(x) == 0:
-        raise ValueError(f"Argument `{x_name}` must be images [N, H, W, 3] with N >= 1. "
-                         f"Received: {x_name} with shape {x.shape}")
+        raise ValueError(
+            f"Argument `{x_name}` must be images [N, H, W, 3] with N >= 1. "
+            f"Received: {x_name} with shape {x.shape}"
+        )
     if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"Argument `{x_name}` must be uint8 (or float) pixels in [0, 255]. "
-                         f"Received: {x_name} with dtype {x.dtype}")
+        raise ValueError(
+            f"Argument `{x_name}` must be uint8 (or float) pixels in [0, 255]. "
+            f"Received: {x_name} with dtype {x.dtype}"
+        )
     if y.shape == (len(x), 1):
         y = y.reshape(-1)
     if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"Argument `{y_name}` must be integer labels [N] (or [N, 1]) with "
-                         f"N = len({x_name}) = {len(x)}; for one-hot labels pass "
-                         f"`{y_name}.argmax(axis=1)`. Received: {y_name} with shape {y.shape} "
-                         f"and dtype {y.dtype}")
+        raise ValueError(
+            f"Argument `{y_name}` must be integer labels [N] (or [N, 1]) with "
+            f"N = len({x_name}) = {len(x)}; for one-hot labels pass "
+            f"`{y_name}.argmax(axis=1)`. Received: {y_name} with shape {y.shape} "
+            f"and dtype {y.dtype}"
+        )
     if y.min() < 0 or (num_classes is not None and y.max() >= num_classes):
         rule = "non-negative labels" if num_classes is None else f"labels in [0, {num_classes})"
-        raise ValueError(f"Argument `{y_name}` must hold {rule}. "
-                         f"Received: labels from {y.min()} to {y.max()}")
+        raise ValueError(
+            f"Argument `{y_name}` must hold {rule}. Received: labels from {y.min()} to {y.max()}"
+        )
     return x, y.astype(np.int64)
 
 
@@ -88,8 +95,15 @@ def train_augmentations(config: TrainConfig):
     """
     layers = []
     if config.color_jitter:
-        layers.append(TorchColorJitter(config.brightness, config.contrast, config.saturation,
-                                       config.hue, value_range=(0, 255)))
+        layers.append(
+            TorchColorJitter(
+                config.brightness,
+                config.contrast,
+                config.saturation,
+                config.hue,
+                value_range=(0, 255),
+            )
+        )
     if config.grayscale:
         layers.append(RandomGrayscale(config.grayscale_rate))
     if config.crop_padding:
@@ -154,7 +168,9 @@ def make_epoch_variable(epoch=0):
     (3, 'int64')
     """
     if not isinstance(epoch, (int, np.integer)) or epoch < 0:
-        raise ValueError(f"Argument `epoch` must be a non-negative integer. Received: epoch={epoch!r}")
+        raise ValueError(
+            f"Argument `epoch` must be a non-negative integer. Received: epoch={epoch!r}"
+        )
     return tf.Variable(int(epoch), trainable=False, dtype=tf.int64, name="epoch")
 
 
@@ -178,11 +194,15 @@ def _epoch_batches(count, batch_size, seed, epoch):
     def one_pass(key):
         pass_seed = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), key)
         order_seed, batches_seed = tf.unstack(tf.random.experimental.stateless_split(pass_seed, 2))
-        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), order_seed)
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), order_seed
+        )
         seeds = tf.data.Dataset.range(num_batches).map(
-            lambda i: (tf.random.experimental.stateless_fold_in(batches_seed, i), key, i))
-        return tf.data.Dataset.zip(tf.data.Dataset.from_tensor_slices(order).batch(batch_size), seeds).map(
-            lambda indices, located: (indices, *located))
+            lambda i: (tf.random.experimental.stateless_fold_in(batches_seed, i), key, i)
+        )
+        return tf.data.Dataset.zip(
+            tf.data.Dataset.from_tensor_slices(order).batch(batch_size), seeds
+        ).map(lambda indices, located: (indices, *located))
 
     # flat_map hides the length from tf.data; Keras's progress bar needs it.
     return keys.flat_map(one_pass).apply(tf.data.experimental.assert_cardinality(num_batches))
@@ -205,12 +225,26 @@ def mixup_alpha_table(config: TrainConfig, steps_per_epoch: int):
         float32 numpy array [epochs, 1] or [epochs, steps_per_epoch].
     """
     columns = steps_per_epoch if config.schedule_unit == "step" else 1
-    return np.array([[mixup_alpha_at(e, config, b, steps_per_epoch) for b in range(columns)]
-                     for e in range(config.epochs)], np.float32)
+    return np.array(
+        [
+            [mixup_alpha_at(e, config, b, steps_per_epoch) for b in range(columns)]
+            for e in range(config.epochs)
+        ],
+        np.float32,
+    )
 
 
-def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None,
-                       epoch=None, jit_compile=True, with_mixup_alpha=False):
+def make_train_dataset(
+    x,
+    y,
+    config: TrainConfig,
+    mixup_alpha=None,
+    *,
+    seed=None,
+    epoch=None,
+    jit_compile=True,
+    with_mixup_alpha=False,
+):
     """The training pipeline: shuffled, augmented, mixed batches, a new order every epoch.
 
     Args:
@@ -277,19 +311,30 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
     config.validate()
     x, y = check_arrays(x, y, config.num_classes)
     if seed is not None and not (is_integer(seed) and 0 <= seed <= MAX_SEED):
-        raise ValueError(f"Argument `seed` must be None or an integer in [0, {MAX_SEED}]. "
-                         f"Received: seed={seed!r}")
-    if epoch is not None and not isinstance(epoch, tf.Variable) and not (
-            is_integer(epoch) and epoch >= 0):
-        raise ValueError("Argument `epoch` must be None, a non-negative integer or an int "
-                         f"tf.Variable (`make_epoch_variable`). Received: epoch={epoch!r}")
+        raise ValueError(
+            f"Argument `seed` must be None or an integer in [0, {MAX_SEED}]. "
+            f"Received: seed={seed!r}"
+        )
+    if (
+        epoch is not None
+        and not isinstance(epoch, tf.Variable)
+        and not (is_integer(epoch) and epoch >= 0)
+    ):
+        raise ValueError(
+            "Argument `epoch` must be None, a non-negative integer or an int "
+            f"tf.Variable (`make_epoch_variable`). Received: epoch={epoch!r}"
+        )
     if mixup_alpha is not None and not isinstance(mixup_alpha, tf.Variable):
-        raise TypeError("Argument `mixup_alpha` must be None or a float32 scalar tf.Variable "
-                        "(`make_mixup_alpha`); the schedule's starting value is "
-                        f"`config.mixup_alpha`. Received: mixup_alpha={mixup_alpha!r}")
+        raise TypeError(
+            "Argument `mixup_alpha` must be None or a float32 scalar tf.Variable "
+            "(`make_mixup_alpha`); the schedule's starting value is "
+            f"`config.mixup_alpha`. Received: mixup_alpha={mixup_alpha!r}"
+        )
     if with_mixup_alpha and not config.mixup_cutout:
-        raise ValueError("Argument `with_mixup_alpha` needs mixup on (config.mixup_cutout=True). "
-                         f"Received: with_mixup_alpha=True, mixup_cutout={config.mixup_cutout}")
+        raise ValueError(
+            "Argument `with_mixup_alpha` needs mixup on (config.mixup_cutout=True). "
+            f"Received: with_mixup_alpha=True, mixup_cutout={config.mixup_cutout}"
+        )
     seed = config.seed if seed is None else int(seed)
     layers = train_augmentations(config)
     images, labels, count = tf.constant(x), tf.constant(y), len(x)
@@ -297,8 +342,9 @@ def make_train_dataset(x, y, config: TrainConfig, mixup_alpha=None, *, seed=None
     # XLA fuses the elementwise work of all the augmentations into a few
     # loops: about 5x faster on CPU than op by op. The random parameters are
     # drawn outside (tiny tensors), which keeps the compiled graph small.
-    apply = tf.function(lambda batch, drawn: apply_augmentations(batch, layers, drawn),
-                        jit_compile=jit_compile)
+    apply = tf.function(
+        lambda batch, drawn: apply_augmentations(batch, layers, drawn), jit_compile=jit_compile
+    )
 
     def augment(indices, batch_seed, key, index):
         augment_seed, mixup_seed = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 2))
@@ -365,15 +411,21 @@ def make_eval_dataset(x, y, *, batch_size=128, num_classes=10):
     [2, 2, 1]
     """
     if not is_integer(batch_size) or batch_size < 1:
-        raise ValueError(f"Argument `batch_size` must be a positive integer. "
-                         f"Received: batch_size={batch_size!r}")
+        raise ValueError(
+            f"Argument `batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+        )
     x, y = check_arrays(x, y, num_classes)
     images, labels = tf.constant(x), tf.constant(y)
 
     def gather(indices):
-        return (tf.cast(tf.gather(images, indices), tf.float32),
-                tf.one_hot(tf.gather(labels, indices), num_classes, dtype=tf.float32))
+        return (
+            tf.cast(tf.gather(images, indices), tf.float32),
+            tf.one_hot(tf.gather(labels, indices), num_classes, dtype=tf.float32),
+        )
 
-    return (tf.data.Dataset.range(len(x)).batch(batch_size)
-            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.range(len(x))
+        .batch(batch_size)
+        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )

@@ -124,9 +124,15 @@ def compare_exports(model, exports, directory, *, batch_size=500, safe_mode=True
     if errors:
         raise ValueError(f"{len(errors)} unreadable image(s), the first: {errors[0]}")
     reference = ProbabilityModel(load_model(model, safe_mode=safe_mode)).predict(
-        pixels, batch_size=batch_size)
-    rows = [Comparison(f"Keras {os.path.basename(os.fspath(model))}", os.path.getsize(model),
-                       _accuracy(reference, labels))]
+        pixels, batch_size=batch_size
+    )
+    rows = [
+        Comparison(
+            f"Keras {os.path.basename(os.fspath(model))}",
+            os.path.getsize(model),
+            _accuracy(reference, labels),
+        )
+    ]
     for path, format in zip(exports, formats):
         encoded = []
         if format == "saved_model":
@@ -140,11 +146,15 @@ def compare_exports(model, exports, directory, *, batch_size=500, safe_mode=True
         for signature in signatures:
             probabilities = outputs[f"{signature}/{OUTPUT}"]
             label = f"{name} {signature}" if format == "saved_model" else name
-            rows.append(Comparison(
-                label, size, _accuracy(probabilities, labels),
-                float(np.abs(probabilities - reference).max()),
-                float(np.mean(probabilities.argmax(-1) == reference.argmax(-1))),
-            ))
+            rows.append(
+                Comparison(
+                    label,
+                    size,
+                    _accuracy(probabilities, labels),
+                    float(np.abs(probabilities - reference).max()),
+                    float(np.mean(probabilities.argmax(-1) == reference.argmax(-1))),
+                )
+            )
     return rows
 
 
@@ -162,13 +172,18 @@ def format_table(rows):
     |---|---|---|---|---|
     | Keras m.keras | 11.61 MB | 65.20% | - | - |
     """
-    lines = ["| model | size | accuracy | max abs probability difference from Keras "
-             "| same top class as Keras |", "|---|---|---|---|---|"]
+    lines = [
+        "| model | size | accuracy | max abs probability difference from Keras "
+        "| same top class as Keras |",
+        "|---|---|---|---|---|",
+    ]
     for row in rows:
         difference = "-" if row.max_difference is None else f"{row.max_difference:.1e}"
         agreement = "-" if row.top1_agreement is None else f"{row.top1_agreement:.2%}"
-        lines.append(f"| {row.name} | {row.size_bytes / 1e6:.2f} MB | {row.accuracy:.2%} "
-                     f"| {difference} | {agreement} |")
+        lines.append(
+            f"| {row.name} | {row.size_bytes / 1e6:.2f} MB | {row.accuracy:.2%} "
+            f"| {difference} | {agreement} |"
+        )
     return "\n".join(lines)
 
 
@@ -176,22 +191,40 @@ def main(argv=None):
     """The command line of the module docstring; returns its exit status (see `cli.run_main`)."""
     from keras_seresnet import cli
 
-    parser = cli.ArgumentParser(prog="python -m keras_seresnet.inference.compare",
-                                description=__doc__.split("\n")[0])
-    parser.add_argument("model", metavar="MODEL", type=cli.existing_path,
-                        help="the .keras file the exports came from")
-    parser.add_argument("images", metavar="IMAGES", type=cli.existing_path,
-                        help="a folder of class folders")
-    parser.add_argument("exports", metavar="EXPORT", nargs="+", type=cli.existing_path,
-                        help="SavedModel folders, .onnx and .tflite files")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=500,
-                        help="images per call")
+    parser = cli.ArgumentParser(
+        prog="python -m keras_seresnet.inference.compare", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        type=cli.existing_path,
+        help="the .keras file the exports came from",
+    )
+    parser.add_argument(
+        "images", metavar="IMAGES", type=cli.existing_path, help="a folder of class folders"
+    )
+    parser.add_argument(
+        "exports",
+        metavar="EXPORT",
+        nargs="+",
+        type=cli.existing_path,
+        help="SavedModel folders, .onnx and .tflite files",
+    )
+    parser.add_argument("--batch-size", type=cli.positive_int, default=500, help="images per call")
     cli.add_safe_mode_argument(parser)
 
     def command(args):
-        print(format_table(compare_exports(args.model, args.exports, args.images,
-                                           batch_size=args.batch_size,
-                                           safe_mode=args.safe_mode)))
+        print(
+            format_table(
+                compare_exports(
+                    args.model,
+                    args.exports,
+                    args.images,
+                    batch_size=args.batch_size,
+                    safe_mode=args.safe_mode,
+                )
+            )
+        )
 
     return cli.run_main(parser, command, argv)
 

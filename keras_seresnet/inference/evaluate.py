@@ -96,9 +96,19 @@ def scores(probabilities, labels, *, label_smoothing=RECIPE_LABEL_SMOOTHING, cla
     }
 
 
-def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
-                   label_smoothing=RECIPE_LABEL_SMOOTHING, class_names=None,
-                   safe_mode=True, precision="float32", verbose="auto"):
+def evaluate_model(
+    model,
+    images,
+    labels,
+    *,
+    batch_size=256,
+    tta=False,
+    label_smoothing=RECIPE_LABEL_SMOOTHING,
+    class_names=None,
+    safe_mode=True,
+    precision="float32",
+    verbose="auto",
+):
     """Evaluates a model on labelled images.
 
     Args:
@@ -187,15 +197,19 @@ def evaluate_model(model, images, labels, *, batch_size=256, tta=False,
     if tta:
         mirrored = predict_images(images[:, :, ::-1, :], classifier, **run)
         results["tta"] = scores(
-            (probabilities + mirrored) / 2.0, labels,
-            label_smoothing=label_smoothing, class_names=class_names,
+            (probabilities + mirrored) / 2.0,
+            labels,
+            label_smoothing=label_smoothing,
+            class_names=class_names,
         )
     return results
 
 
 def _check_labels(labels, num_classes):
-    if num_classes is not None and len(labels) and (
-        labels.min() < 0 or labels.max() >= num_classes
+    if (
+        num_classes is not None
+        and len(labels)
+        and (labels.min() < 0 or labels.max() >= num_classes)
     ):
         raise InvalidValueError(
             f"Argument `labels` must lie in [0, {num_classes}) (the model's classes). "
@@ -217,10 +231,14 @@ def format_results(results):
     number = lambda v: f"{v:.4f}"  # noqa: E731
     lines.append(row("accuracy", results["accuracy"], tta and tta["accuracy"], percent))
     lines.append(row("loss (CE)", results["loss"], tta and tta["loss"], number))
-    lines.append(row(
-        f"loss (CE, smooth {results['label_smoothing']:g})",
-        results["loss_smoothed"], tta and tta["loss_smoothed"], number,
-    ))
+    lines.append(
+        row(
+            f"loss (CE, smooth {results['label_smoothing']:g})",
+            results["loss_smoothed"],
+            tta and tta["loss_smoothed"],
+            number,
+        )
+    )
     for name, value in results["per_class_accuracy"].items():
         lines.append(row(f"  {name}", value, tta and tta["per_class_accuracy"][name], percent))
     return "\n".join(lines)

@@ -132,8 +132,18 @@ class ExportResult:
     keras_path: str | None = None
 
 
-def export_model(model, path, *, format="saved_model", quantize=None, save_keras=None,
-                 overwrite=False, safe_mode=True, class_names=None, atol=None):
+def export_model(
+    model,
+    path,
+    *,
+    format="saved_model",
+    quantize=None,
+    save_keras=None,
+    overwrite=False,
+    safe_mode=True,
+    class_names=None,
+    atol=None,
+):
     """Writes `model` in one serving format and checks it in a fresh process.
 
     Args:
@@ -223,8 +233,9 @@ def export_model(model, path, *, format="saved_model", quantize=None, save_keras
         else:
             _write_litert(model, tmp, quantize)
         try:
-            difference = verify_export(tmp, model, format=format, atol=atol,
-                                       class_names=class_names, name=path)
+            difference = verify_export(
+                tmp, model, format=format, atol=atol, class_names=class_names, name=path
+            )
         except ExportCheckError as e:  # `atomic_path` then removes the temporary
             raise ExportCheckError(f"{e} Nothing was written.") from None
         size = export_size_bytes(tmp)
@@ -232,8 +243,9 @@ def export_model(model, path, *, format="saved_model", quantize=None, save_keras
     return ExportResult(path, format, quantize, size, difference, keras_path)
 
 
-def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mode=True,
-                      class_names=None):
+def export_savedmodel(
+    model, path, *, save_keras=True, overwrite=False, safe_mode=True, class_names=None
+):
     """Writes a SavedModel that serves probabilities, with a copy of the `.keras` file inside.
 
     The SavedModel `export_model(format="saved_model")` writes, without its
@@ -283,8 +295,9 @@ def export_savedmodel(model, path, *, save_keras=True, overwrite=False, safe_mod
     return path, (os.path.join(path, KERAS_COPY) if save_keras else None)
 
 
-def verify_export(path, model, *, format="saved_model", atol=1e-4, class_names=None, name=None,
-                  seed=0):
+def verify_export(
+    path, model, *, format="saved_model", atol=1e-4, class_names=None, name=None, seed=0
+):
     """Checks an export in a fresh Python process against the Keras model's softmax.
 
     The process loads `path` with the format's own runtime
@@ -316,12 +329,14 @@ def verify_export(path, model, *, format="saved_model", atol=1e-4, class_names=N
     """
     name = os.fspath(path if name is None else name)
     class_names = _class_names(model, class_names)
-    pixels = np.random.default_rng(seed).integers(
-        0, 256, (VERIFY_IMAGES,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
+    pixels = (
+        np.random.default_rng(seed)
+        .integers(0, 256, (VERIFY_IMAGES,) + tuple(model.inputs[0].shape[1:]))
+        .astype(np.float32)
+    )
     reference = ProbabilityModel(model)(pixels)
     outputs = _run_in_fresh_process(path, format, pixels, name)
-    probabilities = {key: value for key, value in outputs.items()
-                     if key.endswith("/" + OUTPUT)}
+    probabilities = {key: value for key, value in outputs.items() if key.endswith("/" + OUTPUT)}
     worst = 0.0
     for key, value in probabilities.items():
         if value.shape != reference.shape:
@@ -339,8 +354,10 @@ def verify_export(path, model, *, format="saved_model", atol=1e-4, class_names=N
         class_id = outputs[f"{BYTES_SIGNATURE}/class_id"]
         expected_id = np.argmax(outputs[f"{BYTES_SIGNATURE}/{OUTPUT}"], axis=-1)
         expected_names = [class_names[i] for i in expected_id]
-        if not np.array_equal(class_id, expected_id) or list(
-                outputs[f"{BYTES_SIGNATURE}/class_name"]) != expected_names:
+        if (
+            not np.array_equal(class_id, expected_id)
+            or list(outputs[f"{BYTES_SIGNATURE}/class_name"]) != expected_names
+        ):
             raise ExportCheckError(
                 f"The {BYTES_SIGNATURE} signature of {name} names classes "
                 f"{list(outputs[f'{BYTES_SIGNATURE}/class_name'])}; expected {expected_names}."
@@ -451,8 +468,12 @@ def _keras_model(model, safe_mode):
             f"Received: model={model!r}"
         )
     shapes = [tuple(i.shape) for i in model.inputs]
-    if len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][3] != 3 or (
-            shapes[0][1] is None or shapes[0][1] != shapes[0][2]):
+    if (
+        len(shapes) != 1
+        or len(shapes[0]) != 4
+        or shapes[0][3] != 3
+        or (shapes[0][1] is None or shapes[0][1] != shapes[0][2])
+    ):
         raise InvalidValueError(
             "Argument `model` must take one square RGB image input [N, S, S, 3], such as "
             f"[N, 32, 32, 3]. Received a model with inputs {shapes}"
@@ -478,8 +499,9 @@ def _class_names(model, class_names):
 
 
 def _pixel_spec(model):
-    return keras.InputSpec(shape=(None,) + tuple(model.inputs[0].shape[1:]), dtype="float32",
-                           name=PIXELS_INPUT)
+    return keras.InputSpec(
+        shape=(None,) + tuple(model.inputs[0].shape[1:]), dtype="float32", name=PIXELS_INPUT
+    )
 
 
 def _write_savedmodel(model, folder, class_names, save_keras):
@@ -499,8 +521,11 @@ def _write_savedmodel(model, folder, class_names, save_keras):
     def serve_image_bytes(image_bytes):
         scores = serve(decode_image_bytes(image_bytes, size=size))
         class_id = tf.argmax(scores, axis=-1)
-        return {OUTPUT: scores, "class_id": class_id,
-                "class_name": tf.gather(tf.constant(class_names), class_id)}
+        return {
+            OUTPUT: scores,
+            "class_id": class_id,
+            "class_name": tf.gather(tf.constant(class_names), class_id),
+        }
 
     # No `archive.track(served)`: `add_endpoint` tracks the variables the
     # endpoints use, and tracking the model as well would store every weight
@@ -511,8 +536,11 @@ def _write_savedmodel(model, folder, class_names, save_keras):
     # `serving_default` names its output, for TF Serving's JSON.
     archive.add_endpoint("serve", serve, input_signature=[_pixel_spec(served)])
     archive.add_endpoint("serving_default", serving_default, input_signature=[_pixel_spec(served)])
-    archive.add_endpoint(BYTES_SIGNATURE, serve_image_bytes, input_signature=[
-        tf.TensorSpec(shape=(None,), dtype=tf.string, name=BYTES_INPUT)])
+    archive.add_endpoint(
+        BYTES_SIGNATURE,
+        serve_image_bytes,
+        input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name=BYTES_INPUT)],
+    )
     archive.write_out(folder, verbose=False)
     if save_keras:
         keras_file = os.path.join(folder, KERAS_COPY)
@@ -528,8 +556,7 @@ def _probability_model(model):
     `predict_dir` run it by default), and the logits are softmaxed in float32.
     """
     model = ProbabilityModel(model).model
-    image = keras.Input(shape=tuple(model.inputs[0].shape[1:]), dtype="float32",
-                        name=PIXELS_INPUT)
+    image = keras.Input(shape=tuple(model.inputs[0].shape[1:]), dtype="float32", name=PIXELS_INPUT)
     (logits,) = keras.tree.flatten(model(image))  # a loaded model returns a list of one output
     scores = keras.layers.Softmax(dtype="float32", name=OUTPUT)(logits)
     return keras.Model(image, {OUTPUT: scores}, name=f"{model.name}_probabilities")
@@ -558,6 +585,7 @@ def _normalization_as_rescaling(model):
         InvalidValueError: a `Normalization` layer whose statistics are not
             per channel.
     """
+
     def clone(layer):
         if not isinstance(layer, keras.layers.Normalization):
             return layer.__class__.from_config(layer.get_config())
@@ -571,9 +599,12 @@ def _normalization_as_rescaling(model):
                 f"Received: Normalization layer {layer.name!r} with axis={layer.axis}"
             )
         offset = values[0].reshape(-1)
-        return keras.layers.Rescaling(scale=(values[1].reshape(-1) - offset).tolist(),
-                                      offset=offset.tolist(), name=layer.name,
-                                      dtype=layer.dtype_policy)
+        return keras.layers.Rescaling(
+            scale=(values[1].reshape(-1) - offset).tolist(),
+            offset=offset.tolist(),
+            name=layer.name,
+            dtype=layer.dtype_policy,
+        )
 
     copy = keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:
@@ -591,8 +622,13 @@ def _write_litert(model, path, quantize):
         if quantize == "float16":
             converter_settings["target_spec"] = {"supported_types": [tf.float16]}
     model = _probability_model(model)
-    model.export(path, format="litert", verbose=False, input_signature=[_pixel_spec(model)],
-                 **converter_settings)
+    model.export(
+        path,
+        format="litert",
+        verbose=False,
+        input_signature=[_pixel_spec(model)],
+        **converter_settings,
+    )
 
 
 def _run_in_fresh_process(path, format, pixels, name):
@@ -611,9 +647,20 @@ def _run_in_fresh_process(path, format, pixels, name):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")  # the child's own log level only
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
         result = subprocess.run(
-            [sys.executable, "-m", runners.__name__, format, os.fspath(path), pixels_file,
-             outputs_file, *image_files],
-            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                runners.__name__,
+                format,
+                os.fspath(path),
+                pixels_file,
+                outputs_file,
+                *image_files,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
         )
         if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -648,4 +695,3 @@ def export_size_bytes(path):
             continue
         total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
     return total
-

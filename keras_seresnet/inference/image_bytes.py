@@ -69,17 +69,27 @@ def decode_image_bytes(images, *, size=32, max_pixels=MAX_PIXELS):
 def _decode_one(data, size, max_pixels):
     is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
     height, width = _declared_size(data, is_png)
-    check = tf.debugging.Assert(height * width <= max_pixels, [tf.strings.format(
-        "Image refused before decoding: its header declares {}x{} pixels, more than the "
-        f"limit of {max_pixels:,}", (width, height))])
+    check = tf.debugging.Assert(
+        height * width <= max_pixels,
+        [
+            tf.strings.format(
+                "Image refused before decoding: its header declares {}x{} pixels, more than the "
+                f"limit of {max_pixels:,}",
+                (width, height),
+            )
+        ],
+    )
     with tf.control_dependencies([check]):
         image = tf.case(
-            [(tf.io.is_jpeg(data), lambda: _decode_jpeg(data, height, width, size)),
-             (is_png, lambda: _over_white(tf.io.decode_png(data, channels=4)))],
+            [
+                (tf.io.is_jpeg(data), lambda: _decode_jpeg(data, height, width, size)),
+                (is_png, lambda: _over_white(tf.io.decode_png(data, channels=4))),
+            ],
             # GIF (first frame), BMP and WebP; anything else fails here with
             # TensorFlow's "Unknown image file format" error.
             default=lambda: tf.cast(
-                tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32),
+                tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32
+            ),
         )
     return _square_resize(image, size)
 
@@ -91,13 +101,16 @@ def _declared_size(data, is_png):
     padded = tf.strings.join([data, tf.constant(b"\0" * 24)])
 
     def header_bytes(start, count):
-        return tf.cast(tf.io.decode_raw(tf.strings.substr(padded, start, count), tf.uint8),
-                       tf.int64)
+        return tf.cast(
+            tf.io.decode_raw(tf.strings.substr(padded, start, count), tf.uint8), tf.int64
+        )
 
     def png():  # IHDR: big-endian 32-bit width, then height, at byte 16
         b = header_bytes(16, 8)
-        return (b[4] * 2**24 + b[5] * 2**16 + b[6] * 2**8 + b[7],
-                b[0] * 2**24 + b[1] * 2**16 + b[2] * 2**8 + b[3])
+        return (
+            b[4] * 2**24 + b[5] * 2**16 + b[6] * 2**8 + b[7],
+            b[0] * 2**24 + b[1] * 2**16 + b[2] * 2**8 + b[3],
+        )
 
     def gif():  # logical screen: little-endian 16-bit width, then height, at byte 6
         b = header_bytes(6, 4)
@@ -121,8 +134,10 @@ def _decode_jpeg(data, height, width, size):
 
     def at_scale(scale):
         # INTEGER_ACCURATE is libjpeg's default method, the one Pillow uses.
-        return lambda: tf.cast(tf.io.decode_jpeg(
-            data, channels=3, ratio=scale, dct_method="INTEGER_ACCURATE"), tf.float32)
+        return lambda: tf.cast(
+            tf.io.decode_jpeg(data, channels=3, ratio=scale, dct_method="INTEGER_ACCURATE"),
+            tf.float32,
+        )
 
     return tf.switch_case(branch, [at_scale(scale) for scale in JPEG_SCALES])
 
@@ -137,7 +152,7 @@ def _square_resize(image, size):
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     side = tf.minimum(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    square = image[top:top + side, left:left + side]
+    square = image[top : top + side, left : left + side]
     resized = tf.cond(
         tf.equal(side, size) & tf.equal(height, width),
         lambda: square,

@@ -121,7 +121,9 @@ def load_model(path, *, safe_mode=True):
     try:
         return keras.models.load_model(path, safe_mode=safe_mode)
     except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as e:
-        raise InvalidValueError(f"Cannot load model file {path}: {' '.join(str(e).split())}") from None
+        raise InvalidValueError(
+            f"Cannot load model file {path}: {' '.join(str(e).split())}"
+        ) from None
 
 
 def _looks_like_images(path):
@@ -135,8 +137,10 @@ def _looks_like_images(path):
         return ""
     # Neutral about the order: callers take the model first (the scripts,
     # `export_savedmodel`, `evaluate_model`) or second (`predict_dir`).
-    return (" It looks like image data, not a model: were the images and the model "
-            "given in each other's places?")
+    return (
+        " It looks like image data, not a model: were the images and the model "
+        "given in each other's places?"
+    )
 
 
 def _load_savedmodel(path):
@@ -295,7 +299,7 @@ class ProbabilityModel:
         check_batch_size(batch_size)
         outputs = []
         for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size]
+            batch = images[start : start + batch_size]
             outputs.append(self(batch))
             if progbar is not None:
                 progbar.add(len(batch))
@@ -326,14 +330,18 @@ def _under_policy(model, policy):
     float32_layers = set()
     if keras.DTypePolicy(policy).compute_dtype != "float32":
         float32_layers = set(getattr(model, "output_names", None) or [model.layers[-1].name])
-        float32_layers.update(layer.name for layer in model.layers
-                              if isinstance(layer, keras.layers.Normalization))
+        float32_layers.update(
+            layer.name for layer in model.layers if isinstance(layer, keras.layers.Normalization)
+        )
 
     def policy_of(layer):
         return "float32" if layer.name in float32_layers else policy
 
-    if all(layer.dtype_policy.name == policy_of(layer) for layer in model.layers
-           if not isinstance(layer, keras.layers.InputLayer)):
+    if all(
+        layer.dtype_policy.name == policy_of(layer)
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    ):
         return model
 
     def with_policy(layer):

@@ -158,8 +158,9 @@ def iter_predict_dir(
         _check_top_k(top_k, class_names)
     show = (len(paths) > batch_size) if verbose == "auto" else bool(verbose)
     progbar = keras.utils.Progbar(len(paths), unit_name="file") if show else None
-    return _stream(directory, paths, classifier, batch_size, on_error, top_k, class_names,
-                   workers, progbar)
+    return _stream(
+        directory, paths, classifier, batch_size, on_error, top_k, class_names, workers, progbar
+    )
 
 
 def predict_dir(directory, model=pretrained.DEFAULT, **kwargs):
@@ -259,9 +260,10 @@ def _image_paths(directory, recursive, follow_symlinks):
     return paths
 
 
-def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_names, workers,
-            progbar):
-    chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+def _stream(
+    directory, paths, classifier, batch_size, on_error, top_k, class_names, workers, progbar
+):
+    chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     named_file = paths == [os.fspath(directory)]  # a folder's paths are below it
     broken = []
     with concurrent.futures.ThreadPoolExecutor(1) as prefetch:
@@ -292,8 +294,9 @@ def _stream(directory, paths, classifier, batch_size, on_error, top_k, class_nam
         )
 
 
-def predict_images(images, model, *, batch_size=256, safe_mode=True, precision="float32",
-                   verbose="auto"):
+def predict_images(
+    images, model, *, batch_size=256, safe_mode=True, precision="float32", verbose="auto"
+):
     """Class probabilities of an array of images.
 
     Args:
@@ -353,8 +356,11 @@ def check_takes_images(classifier):
     if inputs is None:
         return
     shapes = [tuple(tensor.shape) for tensor in inputs]
-    if len(shapes) != 1 or len(shapes[0]) != 4 or any(
-            size not in (None, want) for size, want in zip(shapes[0][1:], IMAGE_SHAPE)):
+    if (
+        len(shapes) != 1
+        or len(shapes[0]) != 4
+        or any(size not in (None, want) for size, want in zip(shapes[0][1:], IMAGE_SHAPE))
+    ):
         received = shapes[0] if len(shapes) == 1 else shapes
         raise InvalidValueError(
             f"Argument `model` must take images of shape {expected} (32x32 RGB, raw pixels "
@@ -419,9 +425,11 @@ def write_predictions_csv(records, path):
     Returns:
         The number of rows written.
     """
-    return _write_csv(path, FOLDER_CSV_FIELDS, (
-        (r["path"], r["label"], r["class_name"], f"{r['confidence']:.6f}") for r in records
-    ))
+    return _write_csv(
+        path,
+        FOLDER_CSV_FIELDS,
+        ((r["path"], r["label"], r["class_name"], f"{r['confidence']:.6f}") for r in records),
+    )
 
 
 def write_labels_csv(labels, path):
@@ -436,9 +444,9 @@ def write_labels_csv(labels, path):
     Returns:
         The number of rows written.
     """
-    return _write_csv(path, PICKLE_CSV_FIELDS, (
-        (i, int(label)) for i, label in enumerate(np.asarray(labels))
-    ))
+    return _write_csv(
+        path, PICKLE_CSV_FIELDS, ((i, int(label)) for i, label in enumerate(np.asarray(labels)))
+    )
 
 
 def _write_csv(path, header, rows):

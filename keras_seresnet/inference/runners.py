@@ -79,12 +79,17 @@ def run_export(format, path, pixels, encoded=(), *, batch_size=256):
     runtime = import_runtime(format)
     if format == "saved_model":
         loaded = runtime.saved_model.load(str(path))
-        results = _in_batches(_signature_caller(runtime, loaded, PIXELS_SIGNATURE, PIXELS_INPUT),
-                              pixels, batch_size)
+        results = _in_batches(
+            _signature_caller(runtime, loaded, PIXELS_SIGNATURE, PIXELS_INPUT), pixels, batch_size
+        )
         if len(encoded):
-            results.update(_in_batches(
-                _signature_caller(runtime, loaded, BYTES_SIGNATURE, BYTES_INPUT),
-                np.array(list(encoded), dtype=object), batch_size))  # bytes kept whole
+            results.update(
+                _in_batches(
+                    _signature_caller(runtime, loaded, BYTES_SIGNATURE, BYTES_INPUT),
+                    np.array(list(encoded), dtype=object),
+                    batch_size,
+                )
+            )  # bytes kept whole
         return results
     if format == "onnx":
         session = runtime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -94,10 +99,12 @@ def run_export(format, path, pixels, encoded=(), *, batch_size=256):
             return {f"{PIXELS_SIGNATURE}/{OUTPUT}": probabilities}
     else:
         runner = runtime.interpreter.Interpreter(model_path=str(path)).get_signature_runner(
-            PIXELS_SIGNATURE)
+            PIXELS_SIGNATURE
+        )
 
         def predict(batch):
             return {f"{PIXELS_SIGNATURE}/{OUTPUT}": runner(**{PIXELS_INPUT: batch})[OUTPUT]}
+
     return _in_batches(predict, pixels, batch_size)
 
 
@@ -118,7 +125,7 @@ def _signature_caller(tf, loaded, signature, input_name):
 
 
 def _in_batches(predict, inputs, batch_size):
-    parts = [predict(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)]
+    parts = [predict(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
@@ -146,8 +153,11 @@ def main(argv=None):
     """The command line of the module docstring; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 4:
-        print("usage: python -m keras_seresnet.inference.runners FORMAT MODEL PIXELS.npy "
-              "OUTPUT.npz [IMAGE_FILE ...]", file=sys.stderr)
+        print(
+            "usage: python -m keras_seresnet.inference.runners FORMAT MODEL PIXELS.npy "
+            "OUTPUT.npz [IMAGE_FILE ...]",
+            file=sys.stderr,
+        )
         return 2
     format, path, pixels_path, output_path, *image_files = argv
     try:

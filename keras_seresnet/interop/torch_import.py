@@ -182,7 +182,7 @@ def _read_state_dict(source, torch):
             break
     for prefix in _WRAPPER_PREFIXES:
         if state and all(isinstance(k, str) and k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
@@ -247,8 +247,10 @@ def load_torch_weights(model, source):
         model.save("imported.keras")  # takes raw [0, 255] pixels
     """
     if not isinstance(model, keras.Model):
-        raise TypeError("Argument `model` must be a keras.Model from `build_seresnet`. "
-                        f"Received: model of type {type(model).__name__}")
+        raise TypeError(
+            "Argument `model` must be a keras.Model from `build_seresnet`. "
+            f"Received: model of type {type(model).__name__}"
+        )
     torch = _import_torch()
     state = _read_state_dict(source, torch)
     expected, batch_norms, unmapped = _expected_tensors(model)

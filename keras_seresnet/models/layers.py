@@ -72,15 +72,24 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def _fuses(self, inputs, training, mask):
         axis = self.axis if isinstance(self.axis, int) else None
-        if not (self._fusable_backend and mask is None and not self.renorm
-                and self.scale and self.center and len(inputs.shape) == 4 and axis in (-1, 3)
-                and keras.backend.standardize_dtype(inputs.dtype)
-                in ("float32", "float16", "bfloat16")
-                and keras.backend.standardize_dtype(self.variable_dtype) == "float32"):
+        if not (
+            self._fusable_backend
+            and mask is None
+            and not self.renorm
+            and self.scale
+            and self.center
+            and len(inputs.shape) == 4
+            and axis in (-1, 3)
+            and keras.backend.standardize_dtype(inputs.dtype) in ("float32", "float16", "bfloat16")
+            and keras.backend.standardize_dtype(self.variable_dtype) == "float32"
+        ):
             return False
         # Synchronised statistics matter only when a strategy splits the batch.
-        return not (training and self.synchronized
-                    and _tensorflow().distribute.get_strategy().num_replicas_in_sync > 1)
+        return not (
+            training
+            and self.synchronized
+            and _tensorflow().distribute.get_strategy().num_replicas_in_sync > 1
+        )
 
     def call(self, inputs, training=None, mask=None):
         if not self._fuses(inputs, training, mask):
@@ -103,8 +112,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
             # Keras's layer updates with the biased one.
             count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), variance.dtype)
             variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
             self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+                self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            )
         return outputs

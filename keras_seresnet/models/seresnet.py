@@ -67,8 +67,9 @@ def _sequence(value):
 
 
 def _batch_norm(x, momentum, epsilon, name, batch_norm, synchronized):
-    return BATCH_NORMS[batch_norm](momentum=momentum, epsilon=epsilon, synchronized=synchronized,
-                                   name=name)(x)
+    return BATCH_NORMS[batch_norm](
+        momentum=momentum, epsilon=epsilon, synchronized=synchronized, name=name
+    )(x)
 
 
 def _conv(x, filters, kernel_size, strides, name):
@@ -119,8 +120,19 @@ def squeeze_excite(x, reduction, name):
     return layers.Multiply(name=name + "_scale")([x, s])
 
 
-def residual_block(x, filters, strides, use_se, se_reduction, bn_momentum, bn_epsilon, name, *,
-                   batch_norm="fused", synchronized=False):
+def residual_block(
+    x,
+    filters,
+    strides,
+    use_se,
+    se_reduction,
+    bn_momentum,
+    bn_epsilon,
+    name,
+    *,
+    batch_norm="fused",
+    synchronized=False,
+):
     """One basic residual block: two 3x3 convolutions, optional SE, shortcut.
 
     Args:
@@ -136,8 +148,9 @@ def residual_block(x, filters, strides, use_se, se_reduction, bn_momentum, bn_ep
     Returns:
         Feature map [N, H / strides, W / strides, C].
     """
-    norm = dict(momentum=bn_momentum, epsilon=bn_epsilon, batch_norm=batch_norm,
-                synchronized=synchronized)
+    norm = dict(
+        momentum=bn_momentum, epsilon=bn_epsilon, batch_norm=batch_norm, synchronized=synchronized
+    )
     shortcut = x
     y = _conv(x, filters, 3, strides, name + "_conv1")
     y = _batch_norm(y, name=name + "_bn1", **norm)
@@ -222,11 +235,15 @@ def build_seresnet(
     if batch_norm is None:
         batch_norm = "fused" if speedups_enabled() else "keras"
     if batch_norm not in BATCH_NORMS:
-        raise ValueError("Argument `batch_norm` must be one of 'fused', 'keras', or None. "
-                         f"Received: batch_norm={batch_norm!r}")
+        raise ValueError(
+            "Argument `batch_norm` must be one of 'fused', 'keras', or None. "
+            f"Received: batch_norm={batch_norm!r}"
+        )
     if not isinstance(synchronized, bool):
-        raise ValueError(f"Argument `synchronized` must be True or False. "
-                         f"Received: synchronized={synchronized!r}")
+        raise ValueError(
+            f"Argument `synchronized` must be True or False. "
+            f"Received: synchronized={synchronized!r}"
+        )
     pretrained.check_weights(weights, spec)
     for stage, width in enumerate(spec.widths, start=1):
         if spec.use_se and stage in spec.se_stages and width // spec.se_reduction < 1:

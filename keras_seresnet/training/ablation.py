@@ -120,10 +120,13 @@ def _select_arms(models):
 
 def _check_seeds(seeds):
     """Raises `InvalidValueError` unless `seeds` is a non-empty list of distinct seeds in [0, `MAX_SEED`]."""
-    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED
-                        for s in seeds):
-        raise InvalidValueError(f"Argument `seeds` must be a non-empty list of integers in "
-                                f"[0, {MAX_SEED}]. Received: seeds={seeds!r}")
+    if not seeds or any(
+        not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED for s in seeds
+    ):
+        raise InvalidValueError(
+            f"Argument `seeds` must be a non-empty list of integers in "
+            f"[0, {MAX_SEED}]. Received: seeds={seeds!r}"
+        )
     if len(set(seeds)) < len(seeds):
         raise InvalidValueError(f"Argument `seeds` must not repeat. Received: seeds={seeds!r}")
 
@@ -155,7 +158,9 @@ def initial_weights_path(config, out_dir, seed):
     return path
 
 
-def run_ablation(config, out_dir, *, seeds=(0,), models=(1, 2, 3, 4, 5), data=None, overwrite=False, verbose=1):
+def run_ablation(
+    config, out_dir, *, seeds=(0,), models=(1, 2, 3, 4, 5), data=None, overwrite=False, verbose=1
+):
     """Trains the selected arms for every seed and writes the table and chart.
 
     Args:
@@ -284,8 +289,9 @@ def write_table(rows, out_dir, best_on="test"):
         paths["markdown"]  # 'saved_models/ablation-e10-1a2b3c4d/ablation.md'
     """
     if best_on not in ("test", "validation"):
-        raise ValueError("Argument `best_on` must be 'test' or 'validation'. "
-                         f"Received: best_on={best_on!r}")
+        raise ValueError(
+            f"Argument `best_on` must be 'test' or 'validation'. Received: best_on={best_on!r}"
+        )
     paths = {
         "csv": os.path.join(out_dir, "ablation.csv"),
         "markdown": os.path.join(out_dir, "ablation.md"),
@@ -309,8 +315,10 @@ def write_table(rows, out_dir, best_on="test"):
     seeds = rows[0]["seeds"] if rows else ""
     epochs = rows[0]["epochs"] if rows else 0
     lines.append("")
-    lines.append(f"{epochs} epochs per run, seeds {seeds}; final-epoch test accuracy; best epoch "
-                 f"by {best_on} accuracy.")
+    lines.append(
+        f"{epochs} epochs per run, seeds {seeds}; final-epoch test accuracy; best epoch "
+        f"by {best_on} accuracy."
+    )
     files.write_text(paths["markdown"], "\n".join(lines) + "\n")
     plots.plot_ablation(rows, paths["chart"])
     return paths

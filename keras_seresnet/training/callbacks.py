@@ -94,11 +94,18 @@ class WarmupCosineLearningRate(_SerializableCallback):
     In a run: `model.fit(..., callbacks=[WarmupCosineLearningRate.from_train_config(config)])`.
     """
 
-    def __init__(self, epochs=_RECIPE.epochs, base_lr=_RECIPE.base_lr, min_lr=_RECIPE.min_lr,
-                 warmup_epochs=_RECIPE.warmup_epochs, unit=_RECIPE.schedule_unit):
+    def __init__(
+        self,
+        epochs=_RECIPE.epochs,
+        base_lr=_RECIPE.base_lr,
+        min_lr=_RECIPE.min_lr,
+        warmup_epochs=_RECIPE.warmup_epochs,
+        unit=_RECIPE.schedule_unit,
+    ):
         super().__init__()
-        schedules.check_warmup_cosine(epochs=epochs, base_lr=base_lr, min_lr=min_lr,
-                                      warmup_epochs=warmup_epochs, unit=unit)
+        schedules.check_warmup_cosine(
+            epochs=epochs, base_lr=base_lr, min_lr=min_lr, warmup_epochs=warmup_epochs, unit=unit
+        )
         self.epochs = int(epochs)  # np.int64(10) too, saved as 10
         self.base_lr = base_lr
         self.min_lr = min_lr
@@ -111,8 +118,13 @@ class WarmupCosineLearningRate(_SerializableCallback):
     @classmethod
     def from_train_config(cls, config):
         """The callback for a `TrainConfig`'s schedule fields."""
-        return cls(epochs=config.epochs, base_lr=config.base_lr, min_lr=config.min_lr,
-                   warmup_epochs=config.warmup_epochs, unit=config.schedule_unit)
+        return cls(
+            epochs=config.epochs,
+            base_lr=config.base_lr,
+            min_lr=config.min_lr,
+            warmup_epochs=config.warmup_epochs,
+            unit=config.schedule_unit,
+        )
 
     def value_at(self, epoch, step=0, steps_per_epoch=1):
         """The learning rate (float) of zero-based `epoch` and, in step units, `step`."""
@@ -123,9 +135,15 @@ class WarmupCosineLearningRate(_SerializableCallback):
                 f"Received: step={step}"
             )
         return schedules.warmup_cosine_lr(
-            epoch, step, steps_per_epoch=steps_per_epoch, epochs=self.epochs,
-            base_lr=self.base_lr, min_lr=self.min_lr, warmup_epochs=self.warmup_epochs,
-            unit=self.unit)
+            epoch,
+            step,
+            steps_per_epoch=steps_per_epoch,
+            epochs=self.epochs,
+            base_lr=self.base_lr,
+            min_lr=self.min_lr,
+            warmup_epochs=self.warmup_epochs,
+            unit=self.unit,
+        )
 
     def _steps_per_epoch(self):
         if self.unit == "epoch":
@@ -201,8 +219,14 @@ class MixupAlphaDecay(_SerializableCallback):
     0.2
     """
 
-    def __init__(self, alpha_variable=None, epochs=_RECIPE.epochs, alpha=_RECIPE.mixup_alpha,
-                 alpha_min=_RECIPE.mixup_alpha_min, unit=_RECIPE.schedule_unit):
+    def __init__(
+        self,
+        alpha_variable=None,
+        epochs=_RECIPE.epochs,
+        alpha=_RECIPE.mixup_alpha,
+        alpha_min=_RECIPE.mixup_alpha_min,
+        unit=_RECIPE.schedule_unit,
+    ):
         super().__init__()
         schedules.check_alpha_decay(epochs=epochs, alpha=alpha, alpha_min=alpha_min, unit=unit)
         self.alpha_variable = alpha_variable
@@ -215,15 +239,26 @@ class MixupAlphaDecay(_SerializableCallback):
     @classmethod
     def from_train_config(cls, config, alpha_variable=None):
         """The callback for a `TrainConfig`'s alpha fields (and `alpha_variable`, if given)."""
-        return cls(alpha_variable, epochs=config.epochs, alpha=config.mixup_alpha,
-                   alpha_min=config.mixup_alpha_min, unit=config.schedule_unit)
+        return cls(
+            alpha_variable,
+            epochs=config.epochs,
+            alpha=config.mixup_alpha,
+            alpha_min=config.mixup_alpha_min,
+            unit=config.schedule_unit,
+        )
 
     def value_at(self, epoch, step=0, steps_per_epoch=1):
         """The mixup alpha (float) of zero-based `epoch` and, in step units, `step`."""
         _check_epoch(self, epoch, self.epochs)
         return schedules.decayed_mixup_alpha(
-            epoch, step, steps_per_epoch=steps_per_epoch, epochs=self.epochs,
-            alpha=self.alpha, alpha_min=self.alpha_min, unit=self.unit)
+            epoch,
+            step,
+            steps_per_epoch=steps_per_epoch,
+            epochs=self.epochs,
+            alpha=self.alpha,
+            alpha_min=self.alpha_min,
+            unit=self.unit,
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = self.value_at(epoch)
@@ -235,8 +270,12 @@ class MixupAlphaDecay(_SerializableCallback):
             logs["mixup_alpha"] = self.current
 
     def get_config(self):
-        return {"epochs": self.epochs, "alpha": self.alpha, "alpha_min": self.alpha_min,
-                "unit": self.unit}
+        return {
+            "epochs": self.epochs,
+            "alpha": self.alpha,
+            "alpha_min": self.alpha_min,
+            "unit": self.unit,
+        }
 
 
 def epoch_seed(seed, epoch):
@@ -306,8 +345,9 @@ class EpochSeed(_SerializableCallback):
     def __init__(self, seed=_RECIPE.seed, epoch_variable=None):
         super().__init__()
         if not is_integer(seed) or not 0 <= seed <= MAX_SEED:
-            raise ValueError(f"Argument `seed` must be an integer in [0, {MAX_SEED}]. "
-                             f"Received: seed={seed!r}")
+            raise ValueError(
+                f"Argument `seed` must be an integer in [0, {MAX_SEED}]. Received: seed={seed!r}"
+            )
         self.seed = int(seed)
         self.epoch_variable = epoch_variable
 
@@ -385,10 +425,14 @@ class EpochSummary(_SerializableCallback):
     def __init__(self, epochs, print_fn=print, validation_label="test"):
         super().__init__()
         if not is_integer(epochs) or epochs < 1:
-            raise ValueError(f"Argument `epochs` must be a positive integer. Received: epochs={epochs!r}")
+            raise ValueError(
+                f"Argument `epochs` must be a positive integer. Received: epochs={epochs!r}"
+            )
         if validation_label not in _VALIDATION_LABELS:
-            raise ValueError("Argument `validation_label` must be one of 'test', 'val'. "
-                             f"Received: validation_label={validation_label!r}")
+            raise ValueError(
+                "Argument `validation_label` must be one of 'test', 'val'. "
+                f"Received: validation_label={validation_label!r}"
+            )
         self.epochs = int(epochs)  # np.int64(10) too, saved as 10
         self.print_fn = print_fn
         self.validation_label = validation_label
@@ -400,8 +444,9 @@ class EpochSummary(_SerializableCallback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         logs["seconds"] = time.perf_counter() - self._start
-        self.print_fn(format_epoch_summary(epoch, self.epochs, logs,
-                                           validation_label=self.validation_label))
+        self.print_fn(
+            format_epoch_summary(epoch, self.epochs, logs, validation_label=self.validation_label)
+        )
 
     def get_config(self):
         return {"epochs": self.epochs, "validation_label": self.validation_label}

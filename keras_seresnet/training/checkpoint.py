@@ -87,9 +87,13 @@ def load_checkpoint(model, path):
         return
     groups = _variables(model)
     with np.load(path, allow_pickle=False) as archive:
-        values = {group: [archive[f"{group}_{i:04d}"]
-                          for i in range(sum(name.startswith(group + "_") for name in archive.files))]
-                  for group in _GROUPS}
+        values = {
+            group: [
+                archive[f"{group}_{i:04d}"]
+                for i in range(sum(name.startswith(group + "_") for name in archive.files))
+            ]
+            for group in _GROUPS
+        }
     for group in _GROUPS:
         expected = [tuple(variable.shape) for variable in groups[group]]
         found = [value.shape for value in values[group]]
@@ -97,9 +101,9 @@ def load_checkpoint(model, path):
             raise ValueError(
                 f"The checkpoint {path} does not fit the model and optimizer: it holds "
                 f"{len(found)} {group} variables, the {group} has {len(expected)}"
-                + ("" if len(found) != len(expected) else " of other shapes") + "."
+                + ("" if len(found) != len(expected) else " of other shapes")
+                + "."
             )
     for group in _GROUPS:
         for variable, value in zip(groups[group], values[group]):
             variable.assign(value)
-

@@ -104,8 +104,10 @@ def read_tf_config(environ=None):
         )
 
     def fail(problem):
-        raise InvalidValueError(f"TF_CONFIG {problem}. Received: TF_CONFIG={text!r}. "
-                         f"Expected e.g. {_TF_CONFIG_EXAMPLE}.")
+        raise InvalidValueError(
+            f"TF_CONFIG {problem}. Received: TF_CONFIG={text!r}. "
+            f"Expected e.g. {_TF_CONFIG_EXAMPLE}."
+        )
 
     try:
         value = json.loads(text)
@@ -125,8 +127,10 @@ def read_tf_config(environ=None):
         fail(f'needs "task": {{"type": one of {sorted(cluster)}, "index": ...}}')
     index = task.get("index")
     if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
-        fail(f'has task index {index!r}, not in 0..{len(cluster[task["type"]]) - 1} '
-             f'for the {len(cluster[task["type"]])} "{task["type"]}" addresses')
+        fail(
+            f"has task index {index!r}, not in 0..{len(cluster[task['type']]) - 1} "
+            f'for the {len(cluster[task["type"]])} "{task["type"]}" addresses'
+        )
     return value
 
 
@@ -155,7 +159,8 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
             return tf.convert_to_tensor(one).shape.rank
 
         return tf.nest.map_structure(
-            lambda one: reduce_one(reduce_op, one, None if rank(one) == 0 else axis), value)
+            lambda one: reduce_one(reduce_op, one, None if rank(one) == 0 else axis), value
+        )
 
 
 class OneDevice:
@@ -204,7 +209,9 @@ def make_strategy(name):
         raise ConfigError(
             f"Config field `strategy` must be 'default' under Keras's {backend} backend: "
             f"{name!r} is a tf.distribute strategy, which needs KERAS_BACKEND=tensorflow. "
-            f"Received: strategy={name!r}", ("strategy",))
+            f"Received: strategy={name!r}",
+            ("strategy",),
+        )
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -220,8 +227,10 @@ def make_strategy(name):
                 "TensorFlow runs anything in the process; start a new process and call "
                 f"train() first. ({e})"
             ) from None
-    raise ValueError("Argument `name` must be one of 'default', 'mirrored', 'multiworker'. "
-                     f"Received: name={name!r}")
+    raise ValueError(
+        "Argument `name` must be one of 'default', 'mirrored', 'multiworker'. "
+        f"Received: name={name!r}"
+    )
 
 
 def check_xla(strategy, jit):
@@ -258,9 +267,13 @@ def describe_worker(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or resolver.task_type is None:
         return None
-    workers = sum(len(v) for k, v in resolver.cluster_spec().as_dict().items() if k in ("chief", "worker"))
-    return (f"{resolver.task_type} {resolver.task_id} of {workers} "
-            f"({strategy.num_replicas_in_sync} replicas)")
+    workers = sum(
+        len(v) for k, v in resolver.cluster_spec().as_dict().items() if k in ("chief", "worker")
+    )
+    return (
+        f"{resolver.task_type} {resolver.task_id} of {workers} "
+        f"({strategy.num_replicas_in_sync} replicas)"
+    )
 
 
 @contextlib.contextmanager
@@ -278,8 +291,10 @@ def precision_policy(name):
         name: "off" (float32), "mixed_float16" or "mixed_bfloat16".
     """
     if name not in PRECISION_POLICIES:
-        raise ValueError(f"Argument `name` must be one of {', '.join(map(repr, PRECISION_POLICIES))}. "
-                         f"Received: name={name!r}")
+        raise ValueError(
+            f"Argument `name` must be one of {', '.join(map(repr, PRECISION_POLICIES))}. "
+            f"Received: name={name!r}"
+        )
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[name])
     try:
@@ -304,7 +319,8 @@ def data_sharded(dataset):
 def _global_sum(strategy, contribution):
     """Sums `contribution(replica_id)` (float64 tensors) over every replica of every worker."""
     per_replica = strategy.experimental_distribute_values_from_function(
-        lambda context: contribution(context.replica_id_in_sync_group))
+        lambda context: contribution(context.replica_id_in_sync_group)
+    )
     return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
 
@@ -348,5 +364,7 @@ def copy_variables_from_chief(strategy, variables):
     chief = broadcast_from_chief(strategy, np.concatenate(values) if values else np.zeros(0))
     offset = 0
     for variable, own in zip(variables, values):
-        variable.assign(chief[offset:offset + own.size].reshape(variable.shape).astype(variable.dtype))
+        variable.assign(
+            chief[offset : offset + own.size].reshape(variable.shape).astype(variable.dtype)
+        )
         offset += own.size

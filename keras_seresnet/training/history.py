@@ -93,8 +93,11 @@ class HistoryRow:
 
         The form of `state.json`'s rows; `extra` becomes columns of their own.
         """
-        values = {field.name: getattr(self, field.name)
-                  for field in dataclasses.fields(self) if field.name != "extra"}
+        values = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name != "extra"
+        }
         for pair in (TEST_COLUMNS, VALIDATION_COLUMNS):
             if all(values[column] is None for column in pair):
                 for column in pair:
@@ -158,8 +161,9 @@ def history_row(epoch, logs, validation):
     0.5
     """
     names = {} if validation else dict(zip(VALIDATION_COLUMNS, TEST_COLUMNS))
-    values = {names.get(key, key): None if value is None else float(value)
-              for key, value in logs.items()}
+    values = {
+        names.get(key, key): None if value is None else float(value) for key, value in logs.items()
+    }
     return HistoryRow.from_dict(dict(values, epoch=epoch))
 
 
@@ -248,10 +252,12 @@ def rows_to_history(rows):
     Includes the 0.1.0 names of the test columns (`compat.with_legacy_names`).
     """
     rows = [_as_dict(row) for row in rows]
-    return compat.with_legacy_names({
-        c: [row.get(c) if row.get(c) is not None else math.nan for row in rows]
-        for c in _columns(rows)
-    })
+    return compat.with_legacy_names(
+        {
+            c: [row.get(c) if row.get(c) is not None else math.nan for row in rows]
+            for c in _columns(rows)
+        }
+    )
 
 
 def __getattr__(name):

@@ -150,8 +150,11 @@ def default_out_dir(config, root="saved_models"):
     execution fields (`strategy`, `jit`) do not count: a run started on one
     device can be resumed on several.
     """
-    return os.path.join(root, f"seresnet-e{config.epochs}-seed{config.seed}-"
-                              f"{digest(resolve_config(config).resume_dict())}")
+    return os.path.join(
+        root,
+        f"seresnet-e{config.epochs}-seed{config.seed}-"
+        f"{digest(resolve_config(config).resume_dict())}",
+    )
 
 
 def copy_matching_weights(source, target):
@@ -204,7 +207,8 @@ def _agree_with_chief(strategy, config, finished, start):
     """The chief's `(finished, start)`; raises on every worker if any has another config."""
     own = _config_fingerprint(config)
     chief_finished, chief_start, chief_config = distribute.broadcast_from_chief(
-        strategy, [finished, start, own])
+        strategy, [finished, start, own]
+    )
     if not distribute.all_workers(strategy, chief_config == own):
         raise InvalidValueError(
             "The workers of this multi-worker run were started with different configs "
@@ -226,8 +230,9 @@ def _training_model(config, checkpoint, initial_weights, say, strategy):
     """
     with strategy.scope():
         # Several replicas normalise with the global batch's statistics.
-        model = compile_model(build_from_config(
-            config, synchronized=strategy.num_replicas_in_sync > 1), config)
+        model = compile_model(
+            build_from_config(config, synchronized=strategy.num_replicas_in_sync > 1), config
+        )
         model.optimizer.build(model.trainable_variables)
     if checkpoint is not None:
         _load_checkpoint(model, checkpoint)
@@ -235,7 +240,11 @@ def _training_model(config, checkpoint, initial_weights, say, strategy):
         copied, not_found = copy_matching_weights(initial_weights, model)
         say(
             f"Initial weights: {len(copied)} layers copied"
-            + (f", {len(not_found)} not in the source ({', '.join(not_found)})" if not_found else "")
+            + (
+                f", {len(not_found)} not in the source ({', '.join(not_found)})"
+                if not_found
+                else ""
+            )
         )
     if config.strategy == "multiworker":
         distribute.copy_variables_from_chief(strategy, model.variables + model.optimizer.variables)
@@ -300,8 +309,10 @@ def check_data(config, data):
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         x, y = pipeline.check_arrays(x, y, names=(f"x_{split}", f"y_{split}"))
         if x.shape[1:] != (32, 32, 3):
-            raise ValueError(f"Argument `x_{split}` must be images [N, 32, 32, 3] (the model's "
-                             f"input). Received: x_{split} with shape {x.shape}")
+            raise ValueError(
+                f"Argument `x_{split}` must be images [N, 32, 32, 3] (the model's "
+                f"input). Received: x_{split} with shape {x.shape}"
+            )
         checked.append((x, y))
     check_labels(config, checked)
     return tuple(checked)
@@ -343,8 +354,11 @@ def _check_callbacks(callbacks, config):
             )
         monitor = getattr(item, "monitor", None)
         if isinstance(monitor, str) and monitor not in logged_metrics(config):
-            hint = (" (with a validation split the test set is evaluated once, at the end)"
-                    if monitor.startswith("test_") else "")
+            hint = (
+                " (with a validation split the test set is evaluated once, at the end)"
+                if monitor.startswith("test_")
+                else ""
+            )
             raise ValueError(
                 f"Argument `callbacks`: {type(item).__name__} monitors {monitor!r}, which this "
                 f"run does not log{hint}; it logs {', '.join(logged_metrics(config))}. "
@@ -365,8 +379,10 @@ def _check_arguments(config, out_dir, initial_weights):
     """Raises for a `train` argument of the wrong type, or initial weights that do not exist."""
     check_config_type(config)
     if not isinstance(out_dir, (str, os.PathLike)):
-        raise TypeError("Argument `out_dir` must be a folder path (str or os.PathLike). "
-                        f"Received: out_dir of type {type(out_dir).__name__}")
+        raise TypeError(
+            "Argument `out_dir` must be a folder path (str or os.PathLike). "
+            f"Received: out_dir of type {type(out_dir).__name__}"
+        )
     if initial_weights is None or isinstance(initial_weights, keras.Model):
         return
     if not isinstance(initial_weights, (str, os.PathLike)):
@@ -558,13 +574,24 @@ def train(
     strategy = distribute.make_strategy(config.strategy)
     distribute.check_xla(strategy, config.jit)
     say = print if verbose else (lambda *args, **kwargs: None)
-    arguments = dict(data=data, initial_weights=initial_weights, callbacks=callbacks,
-                     overwrite=overwrite, verbose=verbose, say=say)
-    with distribute.precision_policy(config.mixed_precision), signals_interrupt(_training_interrupted):
+    arguments = dict(
+        data=data,
+        initial_weights=initial_weights,
+        callbacks=callbacks,
+        overwrite=overwrite,
+        verbose=verbose,
+        say=say,
+    )
+    with (
+        distribute.precision_policy(config.mixed_precision),
+        signals_interrupt(_training_interrupted),
+    ):
         if distribute.is_chief(strategy):
             return _train(config, out_dir, strategy, **arguments)
-        say(f"This is {distribute.describe_worker(strategy)}, not the chief: the chief writes "
-            "the run folder, this worker a temporary folder that is deleted at the end.")
+        say(
+            f"This is {distribute.describe_worker(strategy)}, not the chief: the chief writes "
+            "the run folder, this worker a temporary folder that is deleted at the end."
+        )
         with tempfile.TemporaryDirectory(prefix="seresnet-worker-") as scratch:
             return dataclasses.replace(_train(config, scratch, strategy, **arguments), out_dir=None)
 
@@ -580,14 +607,19 @@ def _train(config, out_dir, strategy, *, data, initial_weights, callbacks, overw
     checkpoint = None if state is None else folder.checkpoint_file(state.commit.model_file)
     model = _training_model(config, checkpoint, initial_weights, say, strategy)
     # Training really starts: only now the folder and its config.json exist.
-    folder.open(config.to_dict(), overwrite=overwrite, ignore=EXECUTION_FIELDS,
-                defaults=TrainConfig().to_dict())
+    folder.open(
+        config.to_dict(),
+        overwrite=overwrite,
+        ignore=EXECUTION_FIELDS,
+        defaults=TrainConfig().to_dict(),
+    )
     _announce(config, out_dir, splits, start, say)
     train_ds, eval_ds, epoch_variable = _datasets(config, splits, start)
     guard = StopOnNaN()
     committer = CommitEpoch(out_dir, validation, state, guard)
-    callback_list = _callbacks(config, model, train_ds, epoch_variable, guard, committer,
-                               callbacks, verbose, say)
+    callback_list = _callbacks(
+        config, model, train_ds, epoch_variable, guard, committer, callbacks, verbose, say
+    )
     if start < config.epochs:
         _fit(model, train_ds, eval_ds, callback_list, start, config, verbose)
     if guard.message or committer.error:
@@ -613,8 +645,12 @@ def _resume_point(folder, config, overwrite, strategy):
     config first (writing nothing), then repairs it (`RunFolder.repair`).
     With several workers everyone takes the chief's answer.
     """
-    folder.check(config.to_dict(), overwrite=overwrite, ignore=EXECUTION_FIELDS,
-                 defaults=TrainConfig().to_dict())
+    folder.check(
+        config.to_dict(),
+        overwrite=overwrite,
+        ignore=EXECUTION_FIELDS,
+        defaults=TrainConfig().to_dict(),
+    )
     results = state = None
     if not overwrite:
         results = folder.read_results()
@@ -666,16 +702,20 @@ def _announce(config, out_dir, splits, start, say):
 
 
 def _eval_dataset(config, images):
-    return distribute.data_sharded(pipeline.make_eval_dataset(
-        *images, batch_size=config.batch_size, num_classes=config.num_classes))
+    return distribute.data_sharded(
+        pipeline.make_eval_dataset(
+            *images, batch_size=config.batch_size, num_classes=config.num_classes
+        )
+    )
 
 
 def _datasets(config, splits, start):
     """The training dataset (one for the run, its pass chosen by an epoch variable) and the per-epoch evaluation one."""
     # The epoch variable belongs to the host's input pipeline, outside the strategy's scope.
     epoch_variable = pipeline.make_epoch_variable(start)
-    train_ds = distribute.data_sharded(pipeline.make_train_dataset(
-        *splits["train"], config, epoch=epoch_variable))
+    train_ds = distribute.data_sharded(
+        pipeline.make_train_dataset(*splits["train"], config, epoch=epoch_variable)
+    )
     return train_ds, _eval_dataset(config, splits["eval"]), epoch_variable
 
 
@@ -685,14 +725,21 @@ def _callbacks(config, model, train_ds, epoch_variable, guard, committer, extra,
     The recipe's learning rate is wrapped in `ScaledLearningRate`, so a
     user's callback that lowers it (`ReduceLROnPlateau`) scales the schedule.
     """
-    own = [ScaledLearningRate(callback) if isinstance(callback, WarmupCosineLearningRate)
-           else callback for callback in recipe_callbacks(config, epoch_variable)]
+    own = [
+        ScaledLearningRate(callback) if isinstance(callback, WarmupCosineLearningRate) else callback
+        for callback in recipe_callbacks(config, epoch_variable)
+    ]
     own.append(guard)
     if verbose == 1:
         # Before the summary, so the bar's last line ends before the summary's.
         own.append(keras.callbacks.ProgbarLogger())
-    own.append(EpochSummary(config.epochs, print_fn=say,
-                            validation_label="val" if config.val_split is not None else "test"))
+    own.append(
+        EpochSummary(
+            config.epochs,
+            print_fn=say,
+            validation_label="val" if config.val_split is not None else "test",
+        )
+    )
     own.append(committer)
     if config.val_split is None:
         own.append(TestMetricNames())
@@ -744,7 +791,8 @@ def _results(config, model, state, splits, initial_weights):
         parameters=int(model.count_params()),
         train_seconds=sum(row.seconds or 0.0 for row in state.history),
         initial_weights=(
-            None if initial_weights is None or isinstance(initial_weights, keras.Model)
+            None
+            if initial_weights is None or isinstance(initial_weights, keras.Model)
             else os.fspath(initial_weights)
         ),
     )

@@ -50,18 +50,31 @@ class TorchSGD(keras.optimizers.Optimizer):
     0.0005
     """
 
-    def __init__(self, learning_rate=0.1, momentum=0.9, coupled_weight_decay=5e-4,
-                 nesterov=False, name="torch_sgd", **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.1,
+        momentum=0.9,
+        coupled_weight_decay=5e-4,
+        nesterov=False,
+        name="torch_sgd",
+        **kwargs,
+    ):
         if "weight_decay" in kwargs:
             coupled_weight_decay = kwargs.pop("weight_decay")
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"Argument `momentum` must be in [0, 1). Received: momentum={momentum}")
+            raise ValueError(
+                f"Argument `momentum` must be in [0, 1). Received: momentum={momentum}"
+            )
         if coupled_weight_decay < 0:
-            raise ValueError("Argument `coupled_weight_decay` must be >= 0. "
-                             f"Received: coupled_weight_decay={coupled_weight_decay}")
+            raise ValueError(
+                "Argument `coupled_weight_decay` must be >= 0. "
+                f"Received: coupled_weight_decay={coupled_weight_decay}"
+            )
         if not isinstance(nesterov, bool):
-            raise ValueError(f"Argument `nesterov` must be True or False. Received: nesterov={nesterov!r}")
+            raise ValueError(
+                f"Argument `nesterov` must be True or False. Received: nesterov={nesterov!r}"
+            )
         self.momentum = float(momentum)
         self.nesterov = nesterov
         self.coupled_weight_decay = float(coupled_weight_decay)
@@ -89,6 +102,11 @@ class TorchSGD(keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config.pop("weight_decay", None)  # Keras's decoupled decay, always None here
-        config.update({"momentum": self.momentum, "coupled_weight_decay": self.coupled_weight_decay,
-                       "nesterov": self.nesterov})
+        config.update(
+            {
+                "momentum": self.momentum,
+                "coupled_weight_decay": self.coupled_weight_decay,
+                "nesterov": self.nesterov,
+            }
+        )
         return config

@@ -47,8 +47,10 @@ class RunFolderError(SeresnetError, ValueError):
 def check_monitor(monitor):
     """Raises `ValueError` unless `monitor` is one of `MONITORS`."""
     if monitor not in MONITORS:
-        raise ValueError("Argument `monitor` must be 'test_accuracy' or 'val_accuracy'. "
-                         f"Received: monitor={monitor!r}")
+        raise ValueError(
+            "Argument `monitor` must be 'test_accuracy' or 'val_accuracy'. "
+            f"Received: monitor={monitor!r}"
+        )
 
 
 def _require(values, names, what):
@@ -160,9 +162,12 @@ class RunState:
         """
         commit = dataclasses.replace(self.commit, epoch=row.epoch, model_file=model_file)
         if best_file is not None:
-            commit = dataclasses.replace(commit, best_epoch=row.epoch,
-                                         best_accuracy=getattr(row, self.monitor),
-                                         best_file=best_file)
+            commit = dataclasses.replace(
+                commit,
+                best_epoch=row.epoch,
+                best_accuracy=getattr(row, self.monitor),
+                best_file=best_file,
+            )
         return RunState(self.monitor, commit, self.history + (row,), previous=self.commit)
 
     def improves(self, row) -> bool:
@@ -182,14 +187,20 @@ class RunState:
     @classmethod
     def first(cls, monitor, row, model_file, best_file) -> "RunState":
         """The state after the first committed epoch, `row` (always the best so far)."""
-        return cls(monitor, Commit(row.epoch, model_file, row.epoch, getattr(row, monitor),
-                                   best_file), (row,))
+        return cls(
+            monitor,
+            Commit(row.epoch, model_file, row.epoch, getattr(row, monitor), best_file),
+            (row,),
+        )
 
     def to_dict(self) -> dict:
         """The JSON object of `state.json`."""
-        return dict(self.commit.to_dict(), monitor=self.monitor,
-                    history=[row.to_dict() for row in self.history],
-                    previous=self.previous.to_dict() if self.previous else None)
+        return dict(
+            self.commit.to_dict(),
+            monitor=self.monitor,
+            history=[row.to_dict() for row in self.history],
+            previous=self.previous.to_dict() if self.previous else None,
+        )
 
     @classmethod
     def from_dict(cls, values) -> "RunState":
@@ -199,9 +210,12 @@ class RunState:
             ValueError: a field is missing or `monitor` is not a monitor.
         """
         top = _require(values, ("monitor", "history", "previous"), "state.json")
-        return cls(top["monitor"], Commit.from_dict(values),
-                   tuple(HistoryRow.from_dict(row) for row in top["history"]),
-                   Commit.from_dict(top["previous"]) if top["previous"] else None)
+        return cls(
+            top["monitor"],
+            Commit.from_dict(values),
+            tuple(HistoryRow.from_dict(row) for row in top["history"]),
+            Commit.from_dict(top["previous"]) if top["previous"] else None,
+        )
 
     def to_json(self) -> str:
         """The text of `state.json`."""
@@ -295,7 +309,8 @@ def read_json_object(path, remedy):
         raise RunFolderError(f"{path} is not valid JSON ({e}); {remedy}") from None
     if not isinstance(value, dict):
         raise RunFolderError(
-            f"{path} is not a JSON object (it holds a {type(value).__name__}); {remedy}")
+            f"{path} is not a JSON object (it holds a {type(value).__name__}); {remedy}"
+        )
     return value
 
 
@@ -319,5 +334,6 @@ def read_results(path):
     try:
         return RunResults.from_dict(values)
     except (ValueError, TypeError) as e:
-        raise RunFolderError(f"{path} holds no results of this package ({e}); "
-                             f"{FIX_OR_OVERWRITE}") from None
+        raise RunFolderError(
+            f"{path} holds no results of this package ({e}); {FIX_OR_OVERWRITE}"
+        ) from None

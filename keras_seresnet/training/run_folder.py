@@ -251,8 +251,9 @@ class RunFolder:
 
     def _started(self):
         """Whether the folder's run has finished an epoch (a committed state, or results)."""
-        return (os.path.exists(os.path.join(self.checkpoint_dir, STATE))
-                or os.path.exists(self.file(RESULTS)))
+        return os.path.exists(os.path.join(self.checkpoint_dir, STATE)) or os.path.exists(
+            self.file(RESULTS)
+        )
 
     def _unstarted_differences(self, config_dict, overwrite, ignore, defaults):
         """`check`'s work. Returns how the config of a run that finished no epoch
@@ -322,7 +323,9 @@ class RunFolder:
         if unstarted:
             warnings.warn(
                 f"The run folder {self.path} held a run of another config that finished no "
-                f"epoch ({'; '.join(unstarted)}); it is replaced by the new run.", stacklevel=2)
+                f"epoch ({'; '.join(unstarted)}); it is replaced by the new run.",
+                stacklevel=2,
+            )
         if overwrite or unstarted:
             self._remove_run_entries()
         if not os.path.exists(self.file(CONFIG)):
@@ -381,8 +384,9 @@ class RunFolder:
         try:
             return RunState.from_dict(values)
         except (ValueError, TypeError) as e:
-            raise RunFolderError(f"{path} holds no state of this package ({e}); "
-                                 f"{RESTART_CHECKPOINT}") from None
+            raise RunFolderError(
+                f"{path} holds no state of this package ({e}); {RESTART_CHECKPOINT}"
+            ) from None
 
     def repair(self):
         """Makes the folder what its last commit says, after a kill at any moment.
@@ -444,7 +448,9 @@ class RunFolder:
             warnings.warn(
                 f"The checkpoint file {damaged} is damaged (not a complete zip archive); "
                 f"resuming from the epoch before it (epoch {state.previous.epoch}, zero-based) "
-                "instead.", stacklevel=2)
+                "instead.",
+                stacklevel=2,
+            )
             state = state.rolled_back()
         self._write_state(state)
         self._remove_unreferenced(state)
@@ -488,8 +494,12 @@ class RunFolder:
         """
         fault_point("plots", rows[-1].epoch if rows else -1)
         os.makedirs(self.file(PLOTS), exist_ok=True)
-        plots.plot_run(rows_to_history(rows), self.file(PLOTS), config_file=self.file(CONFIG),
-                       train_images=train_images)
+        plots.plot_run(
+            rows_to_history(rows),
+            self.file(PLOTS),
+            config_file=self.file(CONFIG),
+            train_images=train_images,
+        )
 
     def commit_epoch(self, model, row, state=None):
         """Saves a finished epoch: checkpoint, best model, history (not the plots).

@@ -276,6 +276,7 @@ def _check_types(config, part):
             _fail(config, name, "one of " + ", ".join(repr(c) for c in choices))
 
 
+@dataclasses.dataclass
 class _Part:
     """What every configuration part shares: plain field values, dict and JSON conversion.
 
@@ -287,6 +288,14 @@ class _Part:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             setattr(self, field.name, _plain(getattr(self, field.name)))
+
+    def validate(self):
+        """Checks every field (each part defines its checks); returns the config.
+
+        Raises:
+            ConfigError: a field's value is invalid.
+        """
+        raise NotImplementedError
 
     @classmethod
     def of(cls, config):

@@ -40,6 +40,7 @@ from keras_seresnet.config import TrainConfig
 
 # The recipe's numbers, for the defaults below (TrainConfig is their one home).
 _RECIPE = TrainConfig()
+_RECIPE_FILL = tuple(255.0 * m for m in _RECIPE.mean)  # the mean colour, in [0, 255]
 
 
 def _check_range(name, value, low, high):
@@ -380,7 +381,7 @@ class Cutout(_StatelessAugmentation):
     def __init__(
         self,
         size=_RECIPE.cutout_size,
-        fill_value=tuple(255.0 * m for m in _RECIPE.mean),
+        fill_value=_RECIPE_FILL,
         seed=None,
         **kwargs,
     ):

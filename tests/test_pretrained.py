@@ -197,6 +197,19 @@ def test_predict_command_with_a_model_alone_asks_for_the_images(
     ) in capsys.readouterr().err
 
 
+def test_predict_command_takes_an_image_folder_named_like_the_weights(
+    tmp_path, monkeypatch, tiny_image_tree
+):
+    from keras_seresnet.cli import predict
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_image_tree / "test", tmp_path / "cifar10")
+    parser = predict.build_parser()
+    args = parser.parse_args(["cifar10"])
+    predict.check_arguments(parser, args)  # INPUT is never a model name: no usage error
+    assert (args.model, args.input) == ("cifar10", "cifar10")
+
+
 @pytest.mark.parametrize(
     "command, argv",
     [

@@ -244,3 +244,11 @@ def test_evaluate_command_takes_the_name(tmp_path, tiny_image_tree):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "accuracy" in result.stdout
     assert (tmp_path / "evaluation" / "evaluation.json").is_file()
+
+
+def test_compare_takes_the_name_and_reports_the_weights_file(tiny_image_tree):
+    from keras_seresnet.inference.compare import compare_exports
+
+    (row,) = compare_exports("cifar10", [], tiny_image_tree / "test")
+    assert row.name == "Keras cifar10" and row.size_bytes == os.path.getsize(ENTRY.path)
+    assert 0.0 <= row.accuracy <= 1.0

@@ -1,6 +1,7 @@
 """Measuring exports against their Keras model on labelled image files (docs/export.md's figures).
 
     python -m keras_seresnet.inference.compare MODEL.keras IMAGES EXPORT [EXPORT ...]
+    python -m keras_seresnet.inference.compare cifar10 IMAGES EXPORT [EXPORT ...]
 
 IMAGES is a folder of class folders (`<class>/*.jpg`: the `test/` half of a
 CIFAR-10 image tree). Every file is read as `predict_dir` reads it (Pillow);
@@ -33,6 +34,7 @@ from keras_seresnet.inference.formats import (
     PIXELS_SIGNATURE,
 )
 from keras_seresnet.inference.runners import run_export
+from keras_seresnet.pretrained import PRETRAINED, is_pretrained_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +90,8 @@ def compare_exports(model, exports, directory, *, batch_size=500, safe_mode=True
     """Runs a Keras model and its exports on a folder of labelled images and compares them.
 
     Args:
-        model: the path of the `.keras` file the exports were made from.
+        model: the path of the `.keras` file the exports were made from, or
+            a pretrained name (the size reported is its weights file's).
         exports: SavedModel folders, `.onnx` and `.tflite` files.
         directory: a folder of CIFAR-10 class folders (`cat/*.jpg`, ...).
         batch_size: images per call. Default 500.
@@ -129,7 +132,9 @@ def compare_exports(model, exports, directory, *, batch_size=500, safe_mode=True
     rows = [
         Comparison(
             f"Keras {os.path.basename(os.fspath(model))}",
-            os.path.getsize(model),
+            os.path.getsize(
+                PRETRAINED[model].path if is_pretrained_name(model) else os.fspath(model)
+            ),
             _accuracy(reference, labels),
         )
     ]
@@ -197,8 +202,7 @@ def main(argv=None):
     parser.add_argument(
         "model",
         metavar="MODEL",
-        type=cli.existing_path,
-        help="the .keras file the exports came from",
+        help="the .keras file the exports came from, or a pretrained name (cifar10)",
     )
     parser.add_argument(
         "images", metavar="IMAGES", type=cli.existing_path, help="a folder of class folders"
@@ -226,7 +230,10 @@ def main(argv=None):
             )
         )
 
-    return cli.run_main(parser, command, argv)
+    def check(parser, args):
+        cli.check_model(parser, "MODEL", args.model)
+
+    return cli.run_main(parser, command, argv, check=check)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from keras_seresnet import (
 )
 from keras_seresnet.config import CIFAR10_CLASSES
 from keras_seresnet.data.images import list_images
+from tests.test_commands import script  # a script of scripts/ in a subprocess, as a user runs it
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 ENTRY = pretrained.PRETRAINED[pretrained.DEFAULT]
@@ -55,14 +56,14 @@ def test_a_name_loads_the_file_into_the_recipes_model(cifar10_model):
 def test_a_fresh_process_predicts_what_this_one_does(tmp_path, cifar10_model):
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)
-    script = textwrap.dedent("""
+    code = textwrap.dedent("""
         import numpy as np
         from keras_seresnet import build_seresnet
         model = build_seresnet(weights="cifar10")
         np.save("y.npy", model.predict(np.load("x.npy"), verbose=0))
     """)
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path)
     np.testing.assert_allclose(
         np.load(tmp_path / "y.npy"), cifar10_model.predict(x, verbose=0), rtol=1e-5, atol=1e-5
     )
@@ -160,22 +161,10 @@ def test_predict_dir_on_the_real_test_images_gives_the_model_cards_accuracy(real
 # --- the commands take the name ---
 
 
-def run_script(name, *argv, cwd):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "scripts", f"{name}.py"), *map(str, argv)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.slow
 def test_predict_command_without_a_model_uses_the_pretrained_weights(tmp_path, tiny_image_tree):
     folder = tiny_image_tree / "test"
-    result = run_script("predict", folder, "--output", tmp_path / "p.csv", cwd=tmp_path)
+    result = script("predict", folder, "--output", tmp_path / "p.csv")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = (tmp_path / "p.csv").read_text().splitlines()
     expected = predict_dir(folder)
@@ -232,14 +221,13 @@ def test_the_commands_accept_the_name_as_model(tmp_path, tiny_image_tree, comman
 
 @pytest.mark.slow
 def test_evaluate_command_takes_the_name(tmp_path, tiny_image_tree):
-    result = run_script(
+    result = script(
         "evaluate",
         "cifar10",
         "--data-dir",
         tiny_image_tree,
         "--output-dir",
         tmp_path / "evaluation",
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "accuracy" in result.stdout

@@ -410,22 +410,30 @@ def _one_line(error):
     return " ".join(text.split())
 
 
-def looks_like_model(path):
-    """Whether `path` names a model `keras_seresnet.load_model` reads.
+def looks_like_model_file(path):
+    """Whether `path` names a model file: a `.keras` file or a SavedModel folder.
 
-    That is a pretrained name ("cifar10"), a `.keras` file or a SavedModel
-    folder. Only the name and the folder's `saved_model.pb` are looked at, so
-    it is cheap enough for argument checks before TensorFlow starts.
+    Only the name and the folder's `saved_model.pb` are looked at, so it is
+    cheap enough for argument checks before TensorFlow starts.
 
-    >>> looks_like_model("cifar10"), looks_like_model("best.keras"), looks_like_model("cat.png")
-    (True, True, False)
+    >>> looks_like_model_file("best.keras"), looks_like_model_file("cifar10")
+    (True, False)
     """
-    if is_pretrained_name(path):
-        return True
     path = os.fspath(path)
     if os.path.isdir(path):
         return os.path.isfile(os.path.join(path, "saved_model.pb"))
     return path.endswith(".keras")
+
+
+def looks_like_model(path):
+    """Whether `path` names a model `keras_seresnet.load_model` reads.
+
+    That is a pretrained name ("cifar10") or a model file (`looks_like_model_file`).
+
+    >>> looks_like_model("cifar10"), looks_like_model("best.keras"), looks_like_model("cat.png")
+    (True, True, False)
+    """
+    return is_pretrained_name(path) or looks_like_model_file(path)
 
 
 def looks_like_keras_model(path):

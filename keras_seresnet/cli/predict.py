@@ -18,7 +18,7 @@ import os
 import sys
 
 from keras_seresnet import cli
-from keras_seresnet.pretrained import DEFAULT, is_pretrained_name
+from keras_seresnet.pretrained import DEFAULT
 
 
 def build_parser():
@@ -79,7 +79,7 @@ def check_arguments(parser, args):
         parser, ("MODEL", args.model), ("INPUT", args.input), looks_like_first=cli.looks_like_model
     )
     # INPUT holds images: there, "cifar10" is a folder of that name, not the weights.
-    if cli.looks_like_model(args.input) and not is_pretrained_name(args.input):
+    if cli.looks_like_model_file(args.input):
         parser.error(
             f"argument INPUT: {args.input!r} is a model, not images; give the "
             "images after it (without MODEL the pretrained cifar10 weights are used)"

@@ -1,4 +1,4 @@
-"""Keras 3 backends: the model, TorchSGD and the loss train identically under JAX; train() runs and resumes there; tf.distribute says it is TensorFlow's."""
+"""Keras 3 backends: the model, TorchSGD and the loss train identically under JAX and PyTorch; train() runs there (and resumes under JAX); tf.distribute says it is TensorFlow's."""
 
 import json
 import os
@@ -9,6 +9,7 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 
 from keras_seresnet import TrainConfig, build_from_config
 from keras_seresnet.training.history import read_history_csv
@@ -102,7 +103,8 @@ def _run(code, *args, backend, fault=None):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_two_training_steps_under_jax_equal_tensorflow(tmp_path):
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_two_training_steps_under_another_backend_equal_tensorflow(tmp_path, backend):
     (tmp_path / "config.json").write_text(json.dumps(CONFIG.to_dict()))
     keras.utils.set_random_seed(0)
     build_from_config(CONFIG).save_weights(tmp_path / "initial.weights.h5")
@@ -113,21 +115,24 @@ def test_two_training_steps_under_jax_equal_tensorflow(tmp_path):
         y=np.eye(10, dtype="float32")[rng.integers(0, 10, 16)],
     )
     reports, weights = {}, {}
-    for backend in ("tensorflow", "jax"):
-        reports[backend] = _run(_TRAIN, tmp_path, backend=backend)
-        assert reports[backend]["backend"] == backend
+    for name in ("tensorflow", backend):
+        reports[name] = _run(_TRAIN, tmp_path, backend=name)
+        assert reports[name]["backend"] == name
         model = build_from_config(CONFIG)
         model.load_weights(tmp_path / "after.weights.h5")
-        weights[backend] = [w.numpy() for w in model.weights]
-    # Measured: losses within 3.1e-7 relative; after two steps the weights
-    # (up to ~1) within 2.7e-7 here, 1.3e-4 for a four-stage model:
-    # TensorFlow's fused BatchNorm and JAX's reductions sum the gradients of
+        weights[name] = [w.numpy() for w in model.weights]
+    # Measured: losses within 3.1e-7 relative (JAX) and 1.0e-7 (PyTorch);
+    # after two steps the weights (up to ~1) within 2.7e-7 (JAX) and 1.3e-7
+    # (PyTorch) here, 1.3e-4 for a four-stage model under JAX: TensorFlow's
+    # fused BatchNorm and the other backends' reductions sum the gradients of
     # 16 x 32 x 32 terms in other orders.
-    np.testing.assert_allclose(reports["jax"]["losses"], reports["tensorflow"]["losses"], rtol=1e-5)
+    np.testing.assert_allclose(
+        reports[backend]["losses"], reports["tensorflow"]["losses"], rtol=1e-5
+    )
     assert (
-        reports["jax"]["losses"][1] != reports["jax"]["losses"][0]
+        reports[backend]["losses"][1] != reports[backend]["losses"][0]
     )  # the first step changed the weights
-    for a, b in zip(weights["jax"], weights["tensorflow"]):
+    for a, b in zip(weights[backend], weights["tensorflow"]):
         np.testing.assert_allclose(a, b, rtol=0, atol=5e-4)
 
 
@@ -166,3 +171,21 @@ def test_train_under_jax_resumes_a_killed_run_to_the_uninterrupted_result(tmp_pa
         np.testing.assert_allclose(
             resumed["history"][column], reference["history"][column], rtol=1e-5, err_msg=column
         )
+
+
+def test_train_under_torch_runs_two_epochs_into_a_run_folder(tmp_path):
+    config = TrainConfig(**TINY_MODEL, batch_size=8, epochs=2, warmup_epochs=0).to_json()
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "data.npz",
+        x=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
+        y=np.arange(16) % 10,
+    )
+    report = _run(_TRAIN_RUN, tmp_path / "run", config, tmp_path / "data.npz", backend="torch")
+    assert report["backend"] == "torch"
+    history = report["history"]
+    assert len(history["loss"]) == 2 and np.all(np.isfinite(history["loss"]))
+    assert history["learning_rate"][0] > history["learning_rate"][1] > 0  # the cosine ran
+    written = read_history_csv(tmp_path / "run" / "history.csv")
+    np.testing.assert_allclose(written["test_accuracy"], history["test_accuracy"])
+    assert (tmp_path / "run" / "final.keras").is_file()

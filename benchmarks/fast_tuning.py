@@ -2,7 +2,8 @@
 
 Each arm is the recipe with some fields changed (`ARMS`); the first ones add
 one change at a time on the way from the recipe to the fast preset, the
-others vary one field of the result. Every arm trains with
+others vary one field of the result (of `ema-0.99`, or of the
+preset for the `preset-` arms). Every arm trains with
 `keras_seresnet.train` on the first `--limit-train` real training images,
 holding out `--val-split` of them (stratified, from the seed) to validate on,
 for `--epochs` epochs, and is scored by its final validation accuracy (the
@@ -38,6 +39,7 @@ _LIGHT = {**_STEP, "mixup_cutout": False}
 _SMOOTH = {**_LIGHT, "label_smoothing": 0.2}
 _NESTEROV = {**_SMOOTH, "nesterov": True}
 _EMA = {**_NESTEROV, "use_ema": True, "ema_momentum": 0.99}
+_PRESET = {k: v for k, v in PRESETS["fast"].items() if k != "epochs"}
 
 # name -> (what it changes, its fields). The first six add one change each.
 ARMS = {
@@ -53,9 +55,11 @@ ARMS = {
     "lr-0.05": ("peak learning rate 0.05", {**_EMA, "base_lr": 0.05}),
     "batch-256": ("batch 256, peak learning rate 0.2", {**_EMA, "batch_size": 256, "base_lr": 0.2}),
     "wd-1e-3": ("weight decay 1e-3", {**_EMA, "weight_decay": 1e-3}),
-    "preset": (
-        "the `fast` preset's fields",
-        {k: v for k, v in PRESETS["fast"].items() if k != "epochs"},
+    "preset": ("the `fast` preset's fields", _PRESET),
+    "preset-no-dropout": ("the preset without dropout", {**_PRESET, "dropout": 0.0}),
+    "preset-no-color-jitter": (
+        "the preset without colour jitter",
+        {**_PRESET, "color_jitter": False},
     ),
 }
 

@@ -20,7 +20,6 @@ one run on an otherwise quiet machine.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `benchmarks` and this checkout
 
 from benchmarks import machine  # noqa: E402
+from benchmarks.timing import Result  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -38,8 +38,9 @@ def measure(steps, repeats, batch_size, seed=0):
     """Times `repeats` epochs of `steps` steps after one to warm up, under this process's backend.
 
     Returns:
-        A dict: `backend`, `images_per_second` (the median), `runs` (each
-        timed epoch's images per second), `warmup_seconds`.
+        The dict of a `timing.Result` named for the backend: `images_per_second`
+        (the median), `runs` (each timed epoch's images per second) and the
+        warm-up's seconds in `details`.
     """
     from keras_seresnet import runtime
 
@@ -76,12 +77,8 @@ def measure(steps, repeats, batch_size, seed=0):
         verbose=0,
     )
     runs = [len(images) / seconds for seconds in clock.seconds[1:]]
-    return {
-        "backend": keras.backend.backend(),
-        "images_per_second": statistics.median(runs),
-        "runs": runs,
-        "warmup_seconds": clock.seconds[0],
-    }
+    details = {"batch_size": batch_size, "warmup_seconds": clock.seconds[0]}
+    return Result.from_runs(keras.backend.backend(), runs, details).to_dict()
 
 
 def run_backend(backend, args):
@@ -105,30 +102,26 @@ def run_backend(backend, args):
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        return {"backend": backend, "error": result.stderr.strip().splitlines()[-1:]}
+        return {"name": backend, "error": result.stderr.strip().splitlines()[-1:]}
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def report(results):
     """The table's lines: images per second per backend and the ratio to TensorFlow's."""
     reference = next(
-        (
-            r["images_per_second"]
-            for r in results
-            if r.get("backend") == "tensorflow" and "error" not in r
-        ),
+        (r["images_per_second"] for r in results if r["name"] == "tensorflow" and "error" not in r),
         None,
     )
     lines = [f"{'backend':<12}{'img/s':>10}{'vs tensorflow':>15}  runs (img/s), warm-up"]
     for r in results:
         if "error" in r:
-            lines.append(f"{r['backend']:<12}{'failed':>10}  {' '.join(r['error'])}")
+            lines.append(f"{r['name']:<12}{'failed':>10}  {' '.join(r['error'])}")
             continue
         ratio = f"{r['images_per_second'] / reference:.2f}x" if reference else "-"
         runs = ", ".join(f"{v:,.0f}" for v in r["runs"])
         lines.append(
-            f"{r['backend']:<12}{r['images_per_second']:>10,.1f}{ratio:>15}  "
-            f"{runs}; {r['warmup_seconds']:.0f} s"
+            f"{r['name']:<12}{r['images_per_second']:>10,.1f}{ratio:>15}  "
+            f"{runs}; {r['details']['warmup_seconds']:.0f} s"
         )
     return lines
 

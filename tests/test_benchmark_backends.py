@@ -36,7 +36,7 @@ def test_it_times_each_backend_and_writes_json(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("CPU: ")
     written = json.loads(out.read_text())
-    assert [r["backend"] for r in written["results"]] == ["tensorflow", "jax"]
+    assert [r["name"] for r in written["results"]] == ["tensorflow", "jax"]
     assert all(r["images_per_second"] > 0 and len(r["runs"]) == 1 for r in written["results"])
     table = result.stdout.splitlines()[-2:]
     assert table[0].startswith("tensorflow") and "1.00x" in table[0]
@@ -46,16 +46,12 @@ def test_it_times_each_backend_and_writes_json(tmp_path):
 def test_a_failed_backend_is_a_row_not_a_crash():
     sys.path.insert(0, ROOT)
     from benchmarks.backends import report
+    from benchmarks.timing import Result
 
     lines = report(
         [
-            {
-                "backend": "tensorflow",
-                "images_per_second": 100.0,
-                "runs": [100.0],
-                "warmup_seconds": 3.0,
-            },
-            {"backend": "torch", "error": ["ImportError: no torch"]},
+            Result.from_runs("tensorflow", [100.0], {"warmup_seconds": 3.0}).to_dict(),
+            {"name": "torch", "error": ["ImportError: no torch"]},
         ]
     )
     assert lines[1].split()[:3] == ["tensorflow", "100.0", "1.00x"]

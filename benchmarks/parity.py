@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, os.pardir)
 sys.path.insert(0, ROOT)
 
+from benchmarks import machine  # noqa: E402
 from keras_seresnet import runtime  # noqa: E402
 
 runtime.configure_process()  # before Keras and TensorFlow start
@@ -155,6 +156,7 @@ def _what_is_measured(arguments):
 
 def main(argv=None):
     args = parse_args(argv)
+    print(f"CPU: {machine.cpu_model()} ({machine.describe(machine.detect_features())})")
     results = {"keras": {}, "torch": {}}
     if os.path.exists(args.out):
         with open(args.out, encoding="utf-8") as f:

@@ -145,14 +145,19 @@ def test_a_tf_distribute_strategy_is_refused_under_jax_in_one_line():
     )
 
 
-def test_train_under_jax_resumes_a_killed_run_to_the_uninterrupted_result(tmp_path):
-    config = TrainConfig(**TINY_MODEL, batch_size=8, epochs=2, warmup_epochs=0).to_json()
+def _two_epoch_run_inputs(folder):
+    """The JSON config of a two-epoch tiny run, and its 16 images in `folder/data.npz`."""
     rng = np.random.default_rng(0)
     np.savez(
-        tmp_path / "data.npz",
+        folder / "data.npz",
         x=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
         y=np.arange(16) % 10,
     )
+    return TrainConfig(**TINY_MODEL, batch_size=8, epochs=2, warmup_epochs=0).to_json()
+
+
+def test_train_under_jax_resumes_a_killed_run_to_the_uninterrupted_result(tmp_path):
+    config = _two_epoch_run_inputs(tmp_path)
     reference = _run(
         _TRAIN_RUN, tmp_path / "reference", config, tmp_path / "data.npz", backend="jax"
     )
@@ -174,13 +179,7 @@ def test_train_under_jax_resumes_a_killed_run_to_the_uninterrupted_result(tmp_pa
 
 
 def test_train_under_torch_runs_two_epochs_into_a_run_folder(tmp_path):
-    config = TrainConfig(**TINY_MODEL, batch_size=8, epochs=2, warmup_epochs=0).to_json()
-    rng = np.random.default_rng(0)
-    np.savez(
-        tmp_path / "data.npz",
-        x=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
-        y=np.arange(16) % 10,
-    )
+    config = _two_epoch_run_inputs(tmp_path)
     report = _run(_TRAIN_RUN, tmp_path / "run", config, tmp_path / "data.npz", backend="torch")
     assert report["backend"] == "torch"
     history = report["history"]

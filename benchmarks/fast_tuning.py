@@ -1,9 +1,9 @@
 """How the `fast` preset was chosen: training arms at a reduced budget, scored on a validation split.
 
-Each arm is the recipe with some fields changed (`ARMS`); the first ones add
-one change at a time on the way from the recipe to the fast preset, the
-others vary one field of the result (of `ema-0.99`, or of the
-preset for the `preset-` arms). Every arm trains with
+Each arm is the recipe with some fields changed (`ARMS`): after `recipe`,
+the next five add one change each (through `nesterov` to `ema-0.99`), the
+others vary one field of `ema-0.99`, except `no-jitter-no-dropout`, which is
+`nesterov` (the `fast` preset) without colour jitter and dropout. Every arm trains with
 `keras_seresnet.train` on the first `--limit-train` real training images,
 holding out `--val-split` of them (stratified, from the seed) to validate on,
 for `--epochs` epochs, and is scored by its final validation accuracy (the
@@ -15,6 +15,12 @@ Example (the budget of docs/fast-schedule.md's table):
 
     python benchmarks/fast_tuning.py --data-dir ../cifar10 --out ../tuning \\
         --mixed-precision mixed_bfloat16
+
+and the larger budget of its second table (45,000 training images):
+
+    python benchmarks/fast_tuning.py --data-dir ../cifar10 --out ../tuning-45k \\
+        --mixed-precision mixed_bfloat16 --arms nesterov no-jitter-no-dropout \\
+        --limit-train 50000 --val-split 5000
 """
 
 import argparse
@@ -30,7 +36,7 @@ from keras_seresnet import runtime  # noqa: E402
 runtime.configure_process()  # before Keras and TensorFlow start
 runtime.import_tensorflow()
 
-from keras_seresnet.config import PRESETS, TrainConfig  # noqa: E402
+from keras_seresnet.config import TrainConfig  # noqa: E402
 from keras_seresnet.data.cifar10 import load_cifar10  # noqa: E402
 from keras_seresnet.training.loop import train  # noqa: E402
 
@@ -39,9 +45,8 @@ _LIGHT = {**_STEP, "mixup_cutout": False}
 _SMOOTH = {**_LIGHT, "label_smoothing": 0.2}
 _NESTEROV = {**_SMOOTH, "nesterov": True}
 _EMA = {**_NESTEROV, "use_ema": True, "ema_momentum": 0.99}
-_PRESET = {k: v for k, v in PRESETS["fast"].items() if k != "epochs"}
 
-# name -> (what it changes, its fields). The first six add one change each.
+# name -> (what it changes, its fields). The five after `recipe` add one change each.
 ARMS = {
     "recipe": ("the recipe (schedule scaled to the budget)", {}),
     "step": ("+ learning rate and alpha per step, cosine to 0", _STEP),
@@ -55,11 +60,9 @@ ARMS = {
     "lr-0.05": ("peak learning rate 0.05", {**_EMA, "base_lr": 0.05}),
     "batch-256": ("batch 256, peak learning rate 0.2", {**_EMA, "batch_size": 256, "base_lr": 0.2}),
     "wd-1e-3": ("weight decay 1e-3", {**_EMA, "weight_decay": 1e-3}),
-    "preset": ("the `fast` preset's fields", _PRESET),
-    "preset-no-dropout": ("the preset without dropout", {**_PRESET, "dropout": 0.0}),
-    "preset-no-color-jitter": (
-        "the preset without colour jitter",
-        {**_PRESET, "color_jitter": False},
+    "no-jitter-no-dropout": (
+        "the preset without colour jitter and dropout",
+        {**_NESTEROV, "color_jitter": False, "dropout": 0.0},
     ),
 }
 

@@ -3,7 +3,7 @@
 Each arm is the recipe with some fields changed (`ARMS`): after `recipe`,
 the next five add one change each (through `nesterov` to `ema-0.99`), the
 others vary one field of `ema-0.99`, except `no-jitter-no-dropout`, which is
-`nesterov` (the `fast` preset) without colour jitter and dropout. Every arm trains with
+`nesterov` without colour jitter and dropout: the `fast` preset. Every arm trains with
 `keras_seresnet.train` on the first `--limit-train` real training images,
 holding out `--val-split` of them (stratified, from the seed) to validate on,
 for `--epochs` epochs, and is scored by its final validation accuracy (the
@@ -61,7 +61,7 @@ ARMS = {
     "batch-256": ("batch 256, peak learning rate 0.2", {**_EMA, "batch_size": 256, "base_lr": 0.2}),
     "wd-1e-3": ("weight decay 1e-3", {**_EMA, "weight_decay": 1e-3}),
     "no-jitter-no-dropout": (
-        "the preset without colour jitter and dropout",
+        "`nesterov` without colour jitter and dropout (the `fast` preset)",
         {**_NESTEROV, "color_jitter": False, "dropout": 0.0},
     ),
 }

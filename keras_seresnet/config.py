@@ -707,6 +707,8 @@ PRESETS = {
         "mixup_cutout": False,
         "label_smoothing": 0.2,
         "nesterov": True,
+        "color_jitter": False,
+        "dropout": 0.0,
     },
 }
 

@@ -12,8 +12,8 @@ Example (the tables of docs/weights.md):
 """
 
 import argparse
+import itertools
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -37,7 +37,7 @@ def per_class_table(evaluation):
 
 def time_to_accuracy_table(history, levels=LEVELS):
     """The first epoch (1-based) and training minutes at which `test_accuracy` reached each level."""
-    elapsed = list(_cumulative_minutes(history["seconds"]))
+    elapsed = elapsed_minutes(history)
     lines = [
         "| test accuracy (plain, per epoch) | first epoch | wall time |",
         "| --- | ---: | ---: |",
@@ -58,8 +58,7 @@ def history_table(history):
         "test accuracy | seconds | elapsed (min) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    minutes = _cumulative_minutes(history["seconds"])
-    for i, elapsed in enumerate(minutes):
+    for i, elapsed in enumerate(elapsed_minutes(history)):
         lines.append(
             f"| {history['epoch'][i] + 1} | {history['learning_rate'][i]:.5f} | "
             f"{history['loss'][i]:.4f} | {history['accuracy'][i]:.2%} | "
@@ -69,11 +68,9 @@ def history_table(history):
     return lines
 
 
-def _cumulative_minutes(seconds):
-    total = 0.0
-    for value in seconds:
-        total += value
-        yield total / 60
+def elapsed_minutes(history):
+    """The training minutes at the end of each epoch: the running sum of `seconds`, / 60."""
+    return [total / 60 for total in itertools.accumulate(history["seconds"])]
 
 
 def main(argv=None):
@@ -84,11 +81,11 @@ def main(argv=None):
     history = read_history_csv(os.path.join(args.run_folder, "history.csv"))
     with open(args.evaluation, encoding="utf-8") as f:
         evaluation = json.load(f)
-    total = math.fsum(history["seconds"])
+    minutes = elapsed_minutes(history)[-1]
     sections = (
         ("Accuracy per class", per_class_table(evaluation)),
         ("Time to accuracy", time_to_accuracy_table(history)),
-        (f"History ({len(history['epoch'])} epochs, {total / 60:.1f} min)", history_table(history)),
+        (f"History ({len(history['epoch'])} epochs, {minutes:.1f} min)", history_table(history)),
     )
     for title, lines in sections:
         print(f"{title}\n\n" + "\n".join(lines) + "\n")

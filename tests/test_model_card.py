@@ -8,6 +8,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 sys.path.insert(0, ROOT)
 
 from benchmarks import model_card  # noqa: E402
+from keras_seresnet.training.history import write_history_csv  # noqa: E402
 
 HISTORY = {
     "epoch": [0, 1, 2],
@@ -36,9 +37,8 @@ def test_the_history_table_has_a_row_per_epoch_with_the_elapsed_minutes():
 
 
 def test_the_command_prints_the_three_tables(tmp_path, capsys):
-    columns = list(HISTORY)
-    rows = [",".join(str(HISTORY[c][i]) for c in columns) for i in range(3)]
-    (tmp_path / "history.csv").write_text("\n".join([",".join(columns), *rows]) + "\n")
+    rows = [dict(zip(HISTORY, values)) for values in zip(*HISTORY.values())]
+    write_history_csv(tmp_path / "history.csv", rows)
     evaluation = {
         "accuracy": 0.9,
         "per_class_accuracy": {"cat": 0.8, "dog": 1.0},

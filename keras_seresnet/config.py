@@ -435,6 +435,11 @@ class ModelConfig(_Part):
     se_stages: tuple[int, ...] = _model((3, 4), "1-based stages whose blocks carry SE")
     se_reduction: int = _model(16, "SE bottleneck width = channels / se_reduction")
     dropout: float = _model(0.2, "dropout rate before the classifier, in [0, 1)")
+    zero_init_residual: bool = _model(
+        False,
+        "start the last BatchNorm of each residual branch at gamma 0, so every block "
+        "begins as its shortcut (initialisation only)",
+    )
     bn_momentum: float = _model(
         0.9, "BatchNorm moving-average momentum, Keras convention (PyTorch's momentum 0.1)"
     )

@@ -43,7 +43,7 @@ WEIGHTS_SUFFIX = ".weights.h5"
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 
 # Fields that leave the weights' shapes and the inference function unchanged.
-_FREE_FIELDS = ("dropout", "bn_momentum", "max_params")
+_FREE_FIELDS = ("dropout", "bn_momentum", "max_params", "zero_init_residual")
 
 
 @dataclasses.dataclass(frozen=True)

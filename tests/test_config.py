@@ -109,6 +109,7 @@ def test_resume_dict_leaves_out_only_the_execution_fields():
         use_ema=True,
         ema_momentum=0.9,
         max_params=10**7,
+        zero_init_residual=True,
         tensorboard=True,
     )
     assert set(c.to_dict()) - set(c.resume_dict()) == {

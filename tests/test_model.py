@@ -422,6 +422,22 @@ def test_bad_weights_are_refused_before_building(weights, error, message):
         build_seresnet(**TINY_MODEL, weights=weights)
 
 
+def test_zero_init_residual_starts_every_block_as_its_shortcut():
+    model = build_seresnet(**TINY_MODEL, zero_init_residual=True)
+    default = build_seresnet(**TINY_MODEL)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            expected = 0.0 if layer.name.endswith("_bn2") else 1.0
+            np.testing.assert_array_equal(layer.gamma.numpy(), expected, err_msg=layer.name)
+    np.testing.assert_array_equal(default.get_layer("stage1_block1_bn2").gamma.numpy(), 1.0)
+    # A block whose shortcut is the identity passes its input on unchanged: the
+    # residual branch adds zeros before the final ReLU of an already ReLU'd input.
+    block_in = keras.Model(model.input, model.get_layer("stem_relu").output)
+    block_out = keras.Model(model.input, model.get_layer("stage1_block1_out").output)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(block_out(x, training=True), block_in(x, training=True), atol=1e-6)
+
+
 def test_build_from_config_passes_the_model_fields_and_overrides():
     config = TrainConfig(**TINY_MODEL, dropout=0.5, epochs=3)
     model = build_from_config(config, name="custom")

@@ -88,8 +88,11 @@ def test_a_name_refuses_another_architecture_in_one_line(field, value):
 
 
 def test_fields_that_do_not_change_inference_are_free():
-    model = build_seresnet(weights="cifar10", dropout=0.5, bn_momentum=0.01)
+    model = build_seresnet(
+        weights="cifar10", dropout=0.5, bn_momentum=0.01, zero_init_residual=True
+    )
     assert model.get_layer("head_dropout").rate == 0.5
+    assert np.any(model.get_layer("stage1_block1_bn2").gamma.numpy() != 0)  # loaded over the zeros
 
 
 @pytest.fixture

@@ -66,9 +66,13 @@ def _sequence(value):
     return value
 
 
-def _batch_norm(x, momentum, epsilon, name, batch_norm, synchronized):
+def _batch_norm(x, momentum, epsilon, name, batch_norm, synchronized, gamma_initializer="ones"):
     return BATCH_NORMS[batch_norm](
-        momentum=momentum, epsilon=epsilon, synchronized=synchronized, name=name
+        momentum=momentum,
+        epsilon=epsilon,
+        synchronized=synchronized,
+        gamma_initializer=gamma_initializer,
+        name=name,
     )(x)
 
 
@@ -132,6 +136,7 @@ def residual_block(
     *,
     batch_norm="fused",
     synchronized=False,
+    zero_init_residual=False,
 ):
     """One basic residual block: two 3x3 convolutions, optional SE, shortcut.
 
@@ -144,6 +149,9 @@ def residual_block(
         bn_momentum, bn_epsilon: BatchNormalization settings.
         name: prefix of every layer name (`stage3_block1`).
         batch_norm, synchronized: as in `build_seresnet`.
+        zero_init_residual: initialise the second BatchNorm's gamma to 0, so
+            the residual branch starts at 0 and the block as its shortcut.
+            Default False (gamma 1, as PyTorch initialises it).
 
     Returns:
         Feature map [N, H / strides, W / strides, C].
@@ -156,7 +164,9 @@ def residual_block(
     y = _batch_norm(y, name=name + "_bn1", **norm)
     y = layers.ReLU(name=name + "_relu1")(y)
     y = _conv(y, filters, 3, 1, name + "_conv2")
-    y = _batch_norm(y, name=name + "_bn2", **norm)
+    y = _batch_norm(
+        y, name=name + "_bn2", gamma_initializer="zeros" if zero_init_residual else "ones", **norm
+    )
     if use_se:
         y = squeeze_excite(y, se_reduction, name + "_se")
     if strides != 1 or x.shape[-1] != filters:
@@ -182,6 +192,8 @@ def build_seresnet(
     checks: `num_classes` (10), `widths` ((32, 64, 128, 256)), `blocks`
     ((2, 2, 2, 2)), `use_se` (True; False is the ablation's Model 5),
     `se_stages` ((3, 4)), `se_reduction` (16), `dropout` (0.2),
+    `zero_init_residual` (False; True starts each block's second BatchNorm
+    at gamma 0, so that every residual block begins as its shortcut),
     `bn_momentum` (0.9, Keras's convention), `bn_epsilon` (1e-5), `mean` and
     `std` (per channel, of pixels scaled to [0, 1], applied inside),
     `max_params` (5,000,000, the paper's budget: a model with more
@@ -283,6 +295,7 @@ def build_seresnet(
                 name=f"stage{stage}_block{block}",
                 batch_norm=batch_norm,
                 synchronized=synchronized,
+                zero_init_residual=spec.zero_init_residual,
             )
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = layers.Dropout(spec.dropout, name="head_dropout")(x)

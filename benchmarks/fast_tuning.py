@@ -3,7 +3,8 @@
 Each arm is the recipe with some fields changed (`ARMS`): after `recipe`,
 the next five add one change each (through `nesterov` to `ema-0.99`), the
 others vary one field of `ema-0.99`, except `no-jitter-no-dropout`, which is
-`nesterov` without colour jitter and dropout: the `fast` preset. Every arm trains with
+`nesterov` without colour jitter and dropout: the `fast` preset, and the last
+two, which add one field to it (`use_ema`, `zero_init_residual`). Every arm trains with
 `keras_seresnet.train` on the first `--limit-train` real training images,
 holding out `--val-split` of them (stratified, from the seed) to validate on,
 for `--epochs` epochs, and is scored by its final validation accuracy (the
@@ -20,7 +21,7 @@ and the larger budget of its second table (45,000 training images):
 
     python benchmarks/fast_tuning.py --data-dir ../cifar10 --out ../tuning-45k \\
         --mixed-precision mixed_bfloat16 --arms nesterov no-jitter-no-dropout \\
-        --limit-train 50000 --val-split 5000
+        fast-ema-0.999 fast-zero-init --limit-train 50000 --val-split 5000
 """
 
 import argparse
@@ -45,6 +46,7 @@ _LIGHT = {**_STEP, "mixup_cutout": False}
 _SMOOTH = {**_LIGHT, "label_smoothing": 0.2}
 _NESTEROV = {**_SMOOTH, "nesterov": True}
 _EMA = {**_NESTEROV, "use_ema": True, "ema_momentum": 0.99}
+_FAST = {**_NESTEROV, "color_jitter": False, "dropout": 0.0}
 
 # name -> (what it changes, its fields). The five after `recipe` add one change each.
 ARMS = {
@@ -62,7 +64,15 @@ ARMS = {
     "wd-1e-3": ("weight decay 1e-3", {**_EMA, "weight_decay": 1e-3}),
     "no-jitter-no-dropout": (
         "`nesterov` without colour jitter and dropout (the `fast` preset)",
-        {**_NESTEROV, "color_jitter": False, "dropout": 0.0},
+        _FAST,
+    ),
+    "fast-ema-0.999": (
+        "the `fast` preset with EMA 0.999 per step",
+        {**_FAST, "use_ema": True, "ema_momentum": 0.999},
+    ),
+    "fast-zero-init": (
+        "the `fast` preset with each block's last BatchNorm starting at gamma 0",
+        {**_FAST, "zero_init_residual": True},
     ),
 }
 

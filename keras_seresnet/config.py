@@ -558,7 +558,8 @@ class OptimizerConfig(_Part):
     use_ema: bool = _optimizer(
         False,
         "keep an exponential moving average of the weights (Keras's optimizer "
-        "use_ema): each epoch's evaluation, best.keras and final.keras use it",
+        "use_ema): each epoch's evaluation, best.keras and final.keras use it. "
+        "BatchNorm's moving statistics are not averaged: they stay the live model's",
     )
     ema_momentum: float = _optimizer(
         0.99, "per step, the average keeps this share of itself (use_ema only), in [0, 1)"
